@@ -327,7 +327,14 @@ def encode_pdu(pdu: Pdu, *, sequence_number: int | None = None) -> bytes:
             sequence_number=seq,
             command_id=spec.command_id,
         ) from None
-    except (struct.error, OverflowError, UnicodeEncodeError, TypeError, AttributeError) as exc:
+    except (
+        struct.error,
+        OverflowError,
+        UnicodeEncodeError,
+        TypeError,
+        AttributeError,
+        ValueError,  # bytes((ton, npi)) of a submit_multi destination out of 0..255
+    ) as exc:
         raise PduEncodeError(
             f"{spec.cls.__name__}: {exc}",
             command_status=CommandStatus.ESME_RSYSERR,
