@@ -1,0 +1,662 @@
+"""One SMPP session as a sans-I/O object: bytes and times in, events and bytes out.
+
+Theory of operation
+-------------------
+:class:`SmppConnection` is h11's ``Connection`` for SMPP. It never touches a socket or a
+clock. The trio layer (``smppgw.net``) owns both and drives it with four calls:
+
+- ``receive_data(data, now)`` hands it what ``receive_some`` returned (``b""`` on EOF),
+  and ``next_event()`` is then called in a loop until it returns :data:`NEED_DATA`, so
+  every PDU of one read is decoded before the next read. Requests (and ``outbind`` and
+  ``alert_notification``) come out as the PDU objects themselves, so the caller can
+  dispatch on ``type(event)``; a response comes out paired with the request it answers
+  (:class:`ResponseReceived`), or as :class:`UnexpectedResponse` when it answers
+  nothing we are waiting for. A peer's mistake is a :class:`~.errors.RemoteSmppError`
+  that carries the status and sequence number to answer with: ``error_response(exc)``
+  builds that answer, the caller sends it and goes on calling ``next_event()``.
+- ``send(pdu, now)`` returns the bytes to write. A request gets the session's next
+  sequence number and a response deadline; a response keeps the sequence number it was
+  built with (``make_response(request)`` copies the request's).
+- ``next_deadline()`` says when to wake up if nothing arrives, and
+  ``handle_timeout(now)`` says what came due: an ``enquire_link`` to send, requests
+  that were never answered (their window slots are freed), an idle session.
+- ``statistics()`` is read by the metrics collector at scrape time.
+
+Which PDU is legal when is not decided here but in ``states.py`` (its Rule 1); this
+module adds what needs sequence numbers and time: the map of outstanding requests, the
+window, the requests we owe an answer to, and the timers.
+
+Outstanding requests are a dict in send order. With one ``response_timeout`` for all
+requests and ``now`` never going backwards (``trio.current_time()`` is monotonic), send
+order is deadline order, so the earliest deadline is the first entry and expiry pops from
+the front: O(1) per request instead of a heap.
+
+The window counts the requests that carry traffic. ``enquire_link``, ``unbind`` and binds
+do not use a slot: control must never queue behind a full window of ``submit_sm``, or a
+stalled SMSC could not even be probed.
+
+Error handling:
+    Out-of-state and malformed PDUs are not sticky: the session answers and goes on, as
+    SMPP expects. Only a framing error (the byte stream can no longer be cut into PDUs)
+    and ``send_failed()`` (a write was cut short, so the peer's stream is broken) move
+    the session to the sticky ERROR state, where only a ``generic_nack`` may still be
+    sent.
+
+Doubts, stated plainly: enquire_link is due after ``enquire_link_interval`` with nothing
+*received* (sending does not prove the peer alive), and inactivity counts only traffic
+other than enquire_link in either direction, the way SMSCs decide to drop idle binds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from smppgw.protocol.codec import decode_pdu, encode_pdu
+from smppgw.protocol.errors import (
+    FramingError,
+    LocalSmppError,
+    ReceiveStateError,
+    SendStateError,
+    SmppError,
+)
+from smppgw.protocol.framer import DEFAULT_MAX_COMMAND_LENGTH, Framer
+from smppgw.protocol.pdus import (
+    PDU_CLASSES,
+    RESPONSE_CLASS,
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    EnquireLink,
+    EnquireLinkResp,
+    GenericNack,
+    Pdu,
+    Unbind,
+)
+from smppgw.protocol.states import BOUND_STATES, Role, State, is_legal, transition
+from smppgw.protocol.status import CommandStatus
+
+__all__ = [
+    "MAX_SEQUENCE_NUMBER",
+    "NEED_DATA",
+    "ConnectionClosed",
+    "EnquireLinkDue",
+    "Event",
+    "InactivityTimeout",
+    "LinkDead",
+    "RequestTimedOut",
+    "ResponseReceived",
+    "SessionStatistics",
+    "SmppConnection",
+    "UnexpectedResponse",
+    "WindowFullError",
+    "error_response",
+    "make_response",
+]
+
+#: SMPP 3.4 section 3.2: sequence numbers run 0x00000001..0x7FFFFFFF.
+MAX_SEQUENCE_NUMBER = 0x7FFFFFFF
+
+#: Requests that do not take a window slot (see the theory of operation).
+_CONTROL = frozenset({EnquireLink, Unbind, BindTransmitter, BindReceiver, BindTransceiver})
+#: PDUs that do not count as activity for the inactivity timeout.
+_KEEPALIVE = frozenset({EnquireLink, EnquireLinkResp})
+
+
+class _Sentinel(type):
+    """h11's trick: a sentinel is a class whose type is itself, so ``type(x) is NEED_DATA``
+    works in a dispatch on ``type(event)`` just as ``x is NEED_DATA`` does."""
+
+    def __new__(
+        cls, name: str, bases: tuple[type, ...], namespace: dict[str, Any], **kwds: Any
+    ) -> _Sentinel:
+        assert bases == (_Sentinel,)
+        v = super().__new__(cls, name, bases, namespace, **kwds)
+        v.__class__ = v  # type: ignore[assignment]
+        return v
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+class NEED_DATA(_Sentinel, metaclass=_Sentinel):
+    """``next_event()`` has nothing whole to return: read more and call
+    ``receive_data``."""
+
+
+# -- events (frozen; don't subclass them: dispatch is by exact type) ------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResponseReceived:
+    """A response (or ``generic_nack``) that answers one of our outstanding requests.
+
+    ``request`` carries the sequence number it was sent with; ``elapsed`` is the time
+    from ``send`` to the ``receive_data`` that brought the response.
+    """
+
+    request: Pdu
+    response: Pdu
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnexpectedResponse:
+    """A response that answers nothing outstanding: late (its request already timed
+    out), duplicated, or of the wrong type for its sequence number. Reported, never
+    raised: a response cannot be answered, and a late answer is worth logging (it may
+    mean a duplicate message) but not worth dropping the bind."""
+
+    response: Pdu
+    reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestTimedOut:
+    """No answer within ``response_timeout``: the request is no longer outstanding and
+    its window slot is free. Whether it was delivered is unknown."""
+
+    request: Pdu
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LinkDead:
+    """An ``enquire_link`` went unanswered: the peer or the path is gone. Close."""
+
+    request: Pdu
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnquireLinkDue:
+    """Nothing received for ``enquire_link_interval``: send ``EnquireLink()`` now."""
+
+    idle: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InactivityTimeout:
+    """No traffic but enquire_link either way for ``inactivity_timeout``: unbind."""
+
+    idle: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectionClosed:
+    """The peer closed its side (EOF). ``clean`` when the unbind handshake had finished
+    and no partial PDU was left; ``unanswered`` are our requests that will never get an
+    answer (no longer outstanding: reported here once and only here)."""
+
+    clean: bool
+    unanswered: tuple[Pdu, ...] = ()
+
+
+Event = (
+    Pdu
+    | ResponseReceived
+    | UnexpectedResponse
+    | RequestTimedOut
+    | LinkDead
+    | EnquireLinkDue
+    | InactivityTimeout
+    | ConnectionClosed
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SessionStatistics:
+    """A snapshot for metrics (trio's ``statistics()`` convention)."""
+
+    role: Role
+    state: State
+    outstanding: int  # our requests awaiting an answer, control ones included
+    window_size: int
+    window_used: int  # outstanding requests that hold a window slot
+    awaiting_our_response: int  # the peer's requests we have not answered yet
+    requests_sent: int
+    requests_received: int
+    responses_sent: int
+    responses_received: int
+    unexpected_responses: int
+    timeouts: int
+
+
+class WindowFullError(LocalSmppError):
+    """Every window slot is taken: wait for a response or a timeout (the trio layer
+    waits on ``window_available`` instead of catching this)."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    request: Pdu
+    sent_at: float
+    deadline: float
+    windowed: bool
+
+
+def make_response(request: Pdu, command_status: int = 0, **fields: Any) -> Pdu:
+    """The ``_resp`` for ``request``, with its sequence number and ``fields``.
+
+    Raises:
+        TypeError: ``request`` is a response, ``outbind`` or ``alert_notification``
+            (nothing answers those).
+    """
+    cls = RESPONSE_CLASS.get(type(request))
+    if cls is None:
+        raise TypeError(f"{type(request).__name__} has no response")
+    return cls(sequence_number=request.sequence_number, command_status=command_status, **fields)
+
+
+def error_response(exc: SmppError) -> Pdu:
+    """The answer to the PDU that raised ``exc``: its own ``_resp`` when the error knows
+    a request's command id, else ``generic_nack`` (unknown command, broken framing, or a
+    bad response or ``alert_notification``, which have no ``_resp``). It carries the
+    error's status and the offending sequence number (0 when it could not be read)."""
+    seq = exc.sequence_number if exc.sequence_number is not None else 0
+    status = exc.command_status
+    if exc.command_id is not None:
+        request_cls = PDU_CLASSES.get(exc.command_id)
+        if request_cls is not None:
+            cls = RESPONSE_CLASS.get(request_cls)
+            if cls is not None:
+                return cls(sequence_number=seq, command_status=status)
+    return GenericNack(sequence_number=seq, command_status=status)
+
+
+class SmppConnection:
+    """The state of one SMPP session, for either end.
+
+    Args:
+        role: the side we play: ``Role.ESME`` for our carrier binds, ``Role.SMSC`` for a
+            partner's session on our server (and for the simulator).
+        window: how many traffic requests may await an answer at once.
+        enquire_link_interval: seconds with nothing received before an
+            ``EnquireLinkDue`` event; None turns the keep-alive off.
+        response_timeout: seconds a request may await its answer.
+        inactivity_timeout: seconds without traffic other than enquire_link before an
+            ``InactivityTimeout`` event; None (the default) never.
+        max_command_length: the largest PDU accepted from the peer.
+        now: the time the connection was made. Timers start from it; when None they
+            start at the first ``send`` or ``receive_data``.
+        first_sequence_number: where our sequence numbers start (tests use it to reach
+            the wrap at 0x7FFFFFFF).
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        window: int = 10,
+        enquire_link_interval: float | None = 30.0,
+        response_timeout: float = 10.0,
+        inactivity_timeout: float | None = None,
+        max_command_length: int = DEFAULT_MAX_COMMAND_LENGTH,
+        now: float | None = None,
+        first_sequence_number: int = 1,
+    ) -> None:
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        if not 1 <= first_sequence_number <= MAX_SEQUENCE_NUMBER:
+            raise ValueError("first_sequence_number must be in 1..0x7FFFFFFF")
+        self.role = role
+        self._peer = role.peer
+        self._window = window
+        self._enquire_interval = enquire_link_interval
+        self._response_timeout = response_timeout
+        self._inactivity_timeout = inactivity_timeout
+        self._framer = Framer(max_command_length)
+        self._state = State.OPEN
+        self._next_seq = first_sequence_number
+        self._outstanding: dict[int, _Pending] = {}
+        self._in_window = 0
+        self._enquires_pending = 0
+        self._owed: dict[int, type[Pdu]] = {}  # the peer's requests we must answer
+        self._now = 0.0  # the time of the last receive_data
+        self._eof = False
+        self._closed_event: ConnectionClosed | None = None
+        # Timer bases: None until the first time value is seen.
+        self._last_received: float | None = now
+        self._last_activity: float | None = now
+        self._counts = dict.fromkeys(
+            ("req_out", "req_in", "resp_out", "resp_in", "unexpected", "timeouts"), 0
+        )
+
+    # -- reading the state -------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def is_bound(self) -> bool:
+        return self._state in BOUND_STATES
+
+    @property
+    def window_available(self) -> int:
+        """Free window slots (the trio layer's semaphore mirrors this)."""
+        return self._window - self._in_window
+
+    @property
+    def can_send_request(self) -> bool:
+        """Whether a traffic request would find a window slot now."""
+        return self._in_window < self._window
+
+    def can_send(self, pdu_type: type[Pdu]) -> bool:
+        """Whether the state allows us to send a (successful) ``pdu_type`` now."""
+        return is_legal(self._state, self.role, pdu_type)
+
+    def outstanding_requests(self) -> tuple[Pdu, ...]:
+        """Our requests awaiting an answer, oldest first."""
+        return tuple(p.request for p in self._outstanding.values())
+
+    def statistics(self) -> SessionStatistics:
+        c = self._counts
+        return SessionStatistics(
+            role=self.role,
+            state=self._state,
+            outstanding=len(self._outstanding),
+            window_size=self._window,
+            window_used=self._in_window,
+            awaiting_our_response=len(self._owed),
+            requests_sent=c["req_out"],
+            requests_received=c["req_in"],
+            responses_sent=c["resp_out"],
+            responses_received=c["resp_in"],
+            unexpected_responses=c["unexpected"],
+            timeouts=c["timeouts"],
+        )
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def receive_data(self, data: bytes, now: float) -> None:
+        """Add octets read from the peer; ``b""`` means EOF.
+
+        Raises:
+            RuntimeError: data after EOF (a bug in the caller, as in h11).
+        """
+        if self._eof:
+            if data:
+                raise RuntimeError("received data after EOF")
+            return
+        self._now = now
+        if data:
+            self._last_received = now
+            self._framer.feed(data)
+        else:
+            self._eof = True
+            if self._last_received is None:
+                self._last_received = now
+
+    def next_event(self) -> Event | type[NEED_DATA]:
+        """Parse the next PDU out of the received octets and update the session.
+
+        Call it in a loop after each ``receive_data`` until it returns
+        :data:`NEED_DATA`. After EOF it returns :class:`ConnectionClosed` (the first one
+        carries the unanswered requests; later ones are empty).
+
+        Raises:
+            FramingError: ``command_length`` is out of range. Sticky: the session is in
+                ERROR and raises it again on every call; answer it with
+                ``error_response`` and close.
+            PduDecodeError: the PDU is malformed; answer with ``error_response`` and
+                call again.
+            ReceiveStateError: the PDU is not legal in this state (``ESME_RINVBNDSTS``,
+                or ``ESME_RALYBND`` for a second bind); answer and call again.
+        """
+        try:
+            frame = self._framer.next_frame()
+        except FramingError:
+            self._state = State.ERROR
+            raise
+        if frame is None:
+            return self._maybe_closed() if self._eof else NEED_DATA
+        pdu = decode_pdu(frame)
+        cls = type(pdu)
+        if cls not in _KEEPALIVE:
+            self._last_activity = self._now
+        if pdu.is_response:
+            return self._receive_response(pdu)
+        try:
+            self._state = transition(self._state, self._peer, cls)
+        except SendStateError as exc:
+            raise ReceiveStateError(
+                exc.args[0],
+                command_status=exc.command_status,
+                sequence_number=pdu.sequence_number,
+                command_id=exc.command_id,
+            ) from None
+        self._counts["req_in"] += 1
+        if cls in RESPONSE_CLASS:
+            self._owed[pdu.sequence_number] = cls
+        return pdu
+
+    def _receive_response(self, pdu: Pdu) -> Event:
+        self._counts["resp_in"] += 1
+        seq = pdu.sequence_number
+        cls = type(pdu)
+        pending = self._outstanding.get(seq)
+        if pending is None:
+            self._counts["unexpected"] += 1
+            return UnexpectedResponse(response=pdu, reason=f"no request {seq} outstanding")
+        request_cls = type(pending.request)
+        if cls is not GenericNack and RESPONSE_CLASS[request_cls] is not cls:
+            self._counts["unexpected"] += 1
+            return UnexpectedResponse(
+                response=pdu, reason=f"request {seq} is a {request_cls.__name__}"
+            )
+        try:
+            self._state = transition(
+                self._state,
+                self._peer,
+                cls,
+                command_status=pdu.command_status,
+                answers=request_cls,
+            )
+        except SendStateError as exc:
+            raise ReceiveStateError(
+                exc.args[0],
+                command_status=exc.command_status,
+                sequence_number=seq,
+                command_id=exc.command_id,
+            ) from None
+        self._forget(seq, pending)
+        return ResponseReceived(
+            request=pending.request, response=pdu, elapsed=self._now - pending.sent_at
+        )
+
+    def _maybe_closed(self) -> ConnectionClosed:
+        if self._closed_event is not None:
+            return ConnectionClosed(clean=self._closed_event.clean)
+        clean = self._state is State.CLOSED and self._framer.buffered == 0
+        if self._state is not State.ERROR:
+            self._state = State.CLOSED
+        event = ConnectionClosed(clean=clean, unanswered=self._abandon())
+        self._closed_event = event
+        return event
+
+    # -- sending -----------------------------------------------------------------------
+
+    def send(self, pdu: Pdu, now: float) -> bytes:
+        """The octets to write for ``pdu``; see :meth:`send_request` for requests.
+
+        A response keeps the ``sequence_number`` it carries (build it with
+        :func:`make_response` or :func:`error_response`).
+
+        Raises:
+            SendStateError: the state does not allow this PDU, or a successful response
+                answers a sequence number we do not owe (a double answer).
+            WindowFullError: a traffic request and no window slot free.
+            PduEncodeError: a field is over its limit; nothing changed.
+        """
+        if pdu.is_response:
+            return self._send_response(pdu, now)
+        return self.send_request(pdu, now)[1]
+
+    def send_request(self, pdu: Pdu, now: float) -> tuple[Pdu, bytes]:
+        """Send a request: the PDU with its assigned sequence number, and its octets.
+
+        The returned PDU is the one :class:`ResponseReceived`, :class:`RequestTimedOut`
+        and :class:`ConnectionClosed` will carry, so the trio layer can key its waiters
+        by ``sequence_number``. Sequence numbers run 1..0x7FFFFFFF, wrap to 1 and skip
+        numbers still outstanding.
+        """
+        cls = type(pdu)
+        if pdu.is_response:
+            raise TypeError(f"{cls.__name__} is a response: use send()")
+        windowed = cls not in _CONTROL
+        if windowed and self._in_window >= self._window:
+            raise WindowFullError(
+                f"window of {self._window} is full",
+                command_status=CommandStatus.ESME_RMSGQFUL,
+                command_id=cls.command_id,
+            )
+        new_state = transition(self._state, self.role, cls)
+        seq = self._next_seq
+        while seq in self._outstanding:
+            seq = seq + 1 if seq < MAX_SEQUENCE_NUMBER else 1
+        data = encode_pdu(pdu, sequence_number=seq)
+        # Committed only now that encoding succeeded: a PduEncodeError changes nothing.
+        self._next_seq = seq + 1 if seq < MAX_SEQUENCE_NUMBER else 1
+        self._state = new_state
+        self._counts["req_out"] += 1
+        self._touch(cls, now)
+        if pdu.sequence_number != seq:
+            pdu = dataclasses.replace(pdu, sequence_number=seq)
+        if cls in RESPONSE_CLASS:
+            self._outstanding[seq] = _Pending(pdu, now, now + self._response_timeout, windowed)
+            if windowed:
+                self._in_window += 1
+            if cls is EnquireLink:
+                self._enquires_pending += 1
+        return pdu, data
+
+    def _send_response(self, pdu: Pdu, now: float) -> bytes:
+        cls = type(pdu)
+        seq = pdu.sequence_number
+        owed = self._owed.get(seq)
+        if owed is None:
+            if pdu.command_status == 0:
+                raise SendStateError(
+                    f"{cls.__name__} answers sequence number {seq}, which we do not owe",
+                    command_status=CommandStatus.ESME_RINVBNDSTS,
+                    sequence_number=seq,
+                    command_id=cls.command_id,
+                )
+        elif cls is not GenericNack and RESPONSE_CLASS[owed] is not cls:
+            raise SendStateError(
+                f"{cls.__name__} cannot answer the {owed.__name__} {seq}",
+                command_status=CommandStatus.ESME_RSYSERR,
+                sequence_number=seq,
+                command_id=cls.command_id,
+            )
+        new_state = transition(
+            self._state, self.role, cls, command_status=pdu.command_status, answers=owed
+        )
+        data = encode_pdu(pdu)
+        self._state = new_state
+        if owed is not None:
+            del self._owed[seq]
+        self._counts["resp_out"] += 1
+        self._touch(cls, now)
+        return data
+
+    def _touch(self, cls: type[Pdu], now: float) -> None:
+        if cls not in _KEEPALIVE:
+            self._last_activity = now
+        if self._last_received is None:  # timers start with the first time value
+            self._last_received = now
+        if self._last_activity is None:
+            self._last_activity = now
+
+    def send_failed(self) -> None:
+        """The caller could not write what :meth:`send` returned (h11's ``send_failed``).
+
+        The peer may hold half a PDU, so the stream is unusable: the session goes to
+        the sticky ERROR state.
+        """
+        self._state = State.ERROR
+
+    def close(self) -> tuple[Pdu, ...]:
+        """We are closing the connection: the session goes to CLOSED (unless in ERROR)
+        and the requests still outstanding are returned (and forgotten) so that the
+        caller can retry them elsewhere."""
+        if self._state is not State.ERROR:
+            self._state = State.CLOSED
+        return self._abandon()
+
+    def _abandon(self) -> tuple[Pdu, ...]:
+        requests = tuple(p.request for p in self._outstanding.values())
+        self._outstanding.clear()
+        self._in_window = 0
+        self._enquires_pending = 0
+        return requests
+
+    def _forget(self, seq: int, pending: _Pending) -> None:
+        del self._outstanding[seq]
+        if pending.windowed:
+            self._in_window -= 1
+        if type(pending.request) is EnquireLink:
+            self._enquires_pending -= 1
+
+    # -- timers ------------------------------------------------------------------------
+
+    def _enquire_at(self) -> float | None:
+        if (
+            self._enquire_interval is None
+            or self._last_received is None
+            or self._enquires_pending
+            or self._state in (State.CLOSED, State.ERROR)
+        ):
+            return None
+        return self._last_received + self._enquire_interval
+
+    def _inactive_at(self) -> float | None:
+        if (
+            self._inactivity_timeout is None
+            or self._last_activity is None
+            or self._state in (State.CLOSED, State.ERROR)
+        ):
+            return None
+        return self._last_activity + self._inactivity_timeout
+
+    def next_deadline(self) -> float | None:
+        """The earliest time :meth:`handle_timeout` has something to report: the oldest
+        response deadline, the enquire_link due time, the inactivity limit; None when
+        no timer is armed. Recompute it after every call that changes the session."""
+        candidates = [t for t in (self._enquire_at(), self._inactive_at()) if t is not None]
+        if self._outstanding:
+            candidates.append(next(iter(self._outstanding.values())).deadline)
+        return min(candidates) if candidates else None
+
+    def handle_timeout(self, now: float) -> list[Event]:
+        """Everything due at ``now``: :class:`RequestTimedOut` or :class:`LinkDead` for
+        each expired request (oldest first, each no longer outstanding),
+        :class:`EnquireLinkDue`, :class:`InactivityTimeout`. An event not acted upon is
+        reported again one period later, never in a busy loop."""
+        events: list[Event] = []
+        outstanding = self._outstanding
+        while outstanding:
+            seq, pending = next(iter(outstanding.items()))
+            if pending.deadline > now:
+                break
+            self._forget(seq, pending)
+            self._counts["timeouts"] += 1
+            elapsed = now - pending.sent_at
+            if type(pending.request) is EnquireLink:
+                events.append(LinkDead(request=pending.request, elapsed=elapsed))
+            else:
+                events.append(RequestTimedOut(request=pending.request, elapsed=elapsed))
+        enquire_at = self._enquire_at()
+        if enquire_at is not None and enquire_at <= now:
+            assert self._last_received is not None
+            events.append(EnquireLinkDue(idle=now - self._last_received))
+            # Re-arm from now: ask again one interval later if the caller did not send.
+            self._last_received = now
+        inactive_at = self._inactive_at()
+        if inactive_at is not None and inactive_at <= now:
+            assert self._last_activity is not None
+            events.append(InactivityTimeout(idle=now - self._last_activity))
+            self._last_activity = now
+        return events
