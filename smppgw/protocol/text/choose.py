@@ -80,7 +80,7 @@ _EXPLICIT: dict[str, str] = {
 
 
 def _plain(char: str) -> str | None:
-    """The GSM-encodable plain form of one non-GSM character, or None if it has none."""
+    """The GSM-encodable plain form of one character, or None if it has none."""
     explicit = _EXPLICIT.get(char)
     if explicit is not None:
         return explicit
@@ -90,23 +90,18 @@ def _plain(char: str) -> str | None:
 
 
 def strip_diacritics(text: str) -> str:
-    """Replace each character outside the GSM alphabet by its plain form, when it has one.
+    """Replace each accented letter by its plain letter: ``Tiếng Việt`` -> ``Tieng Viet``.
 
-    The text is first composed (NFC), so that a decomposed ``e`` + acute becomes the GSM
-    character ``é`` and keeps its accent. Characters already in GSM are kept as they are
-    (``é``, ``ü``, ``Ñ``); others lose their marks (``ế`` -> ``e``, ``ç`` -> ``c``), use
-    :data:`_EXPLICIT` (``đ`` -> ``d``), or, with no plain form (``ж``, an emoji), stay.
+    Letters lose their combining marks under NFD (``ế`` -> ``e``, ``ç`` -> ``c``, and
+    ``é`` -> ``e`` too, although GSM has ``é``: a text stripped throughout reads better
+    than one half stripped, ``Ha Noi`` rather than ``Hà Noi``). Letters that NFD does not
+    decompose use :data:`_EXPLICIT` (``đ`` -> ``d``); a character with no GSM plain form
+    (``ж``, an emoji) stays as it is. A lone combining mark is dropped.
     """
-    composed = unicodedata.normalize("NFC", text)
-    if gsm7.is_encodable(composed):
-        return composed
     out: list[str] = []
-    for char in composed:
-        if gsm7.is_encodable(char):
-            out.append(char)
-        else:
-            plain = _plain(char)
-            out.append(char if plain is None else plain)
+    for char in unicodedata.normalize("NFC", text):
+        plain = _plain(char)
+        out.append(char if plain is None else plain)
     return "".join(out)
 
 
@@ -194,6 +189,7 @@ def choose_encoding(
     if allow_latin1 and latin1.is_encodable(text):
         candidates.append(encode_text(text, DC_LATIN1, mode))
     if strip_accents and not fits_gsm:
+        # Only here: a text that fits GSM keeps its accents.
         stripped = strip_diacritics(text)
         if gsm7.is_encodable(stripped):
             candidates.append(encode_text(stripped, DC_DEFAULT, mode))
