@@ -416,3 +416,40 @@ def test_receipt_like_noise_only_raises_receipt_error(text: str) -> None:
     r = _parse_or_none(text)
     if r is not None:
         assert parse_receipt(format_receipt(r, seconds=True)) == r
+
+
+@st.composite
+def dialects(draw: st.DrawFn) -> tuple[Receipt, str]:
+    """A receipt written as some SMSC might: any key case, order, spacing, extra keys."""
+    r = draw(receipts(seconds=True))
+    case = draw(st.sampled_from([str.lower, str.upper, str.title]))
+    twelve = draw(st.booleans()) or any(
+        d is not None and d.second for d in (r.submit_date, r.done_date)
+    )
+
+    def date(d: datetime) -> str:
+        return d.strftime("%y%m%d%H%M%S" if twelve else "%y%m%d%H%M")
+
+    fields = [("id", r.message_id), ("stat", draw(st.sampled_from([r.stat, r.stat.lower()])))]
+    optional = [
+        ("sub", None if r.sub is None else f"{r.sub:03d}"),
+        ("dlvrd", None if r.dlvrd is None else str(r.dlvrd)),
+        ("submit date", None if r.submit_date is None else date(r.submit_date)),
+        ("done date", None if r.done_date is None else date(r.done_date)),
+        ("err", r.err),
+    ]
+    fields += [(k, v) for k, v in optional if v is not None]
+    fields += draw(st.lists(st.sampled_from([("mcc", "234"), ("imsi", "2341"), ("x", "")])))
+    fields = draw(st.permutations(fields))
+    sep = st.sampled_from([" ", "  ", "\t", ", ", ";"])
+    after_colon = st.sampled_from(["", " "])
+    out = "".join(f"{case(k)}:{draw(after_colon)}{v}{draw(sep)}" for k, v in fields)
+    if r.text is not None:
+        out += f"{case('text')}:{draw(after_colon)}{r.text}"
+    return r, out
+
+
+@given(dialects())
+def test_dialects_parse_to_the_same_receipt(case: tuple[Receipt, str]) -> None:
+    r, text = case
+    assert parse_receipt(text) == r

@@ -23,7 +23,8 @@ Parsing rules:
 - Keys are found case-insensitively where a key word stands after whitespace (or at the
   start) and is followed by ``:``; ``submit date`` may also be ``submit_date`` or
   ``submitdate`` (likewise ``done date``). A field's value is the first word after its
-  key; the first of duplicate keys wins; unknown keys are skipped.
+  key (words end at whitespace, ``,`` or ``;``, which some SMSCs use as separators);
+  the first of duplicate keys wins; unknown keys are skipped.
 - ``text:`` ends the header: everything after it, trimmed, is the text, even if it
   looks like keys (it is the start of the user's message and may say anything).
 - Dates: ``YYMMDDhhmm``, ``YYMMDDhhmmss`` or ``YYYYMMDDhhmmss``, read as naive
@@ -159,11 +160,13 @@ class Receipt:
     text: str | None = None
 
     def __post_init__(self) -> None:
-        # A word with whitespace could not be read back: refuse it at construction.
+        # A value with a separator in it could not be read back: refuse it here.
         for name in ("message_id", "stat", "err"):
             value = getattr(self, name)
-            if value is not None and (not value or _WORD.fullmatch(value) is None):
-                raise ReceiptError(f"Receipt.{name} must be one non-empty word, got {value!r}")
+            if value is not None and _WORD.fullmatch(value) is None:
+                raise ReceiptError(
+                    f"Receipt.{name} must be one word (no whitespace, ',' or ';'), got {value!r}"
+                )
         for name in ("sub", "dlvrd"):
             value = getattr(self, name)
             if value is not None and not 0 <= value <= _MAX_COUNT:
@@ -187,7 +190,8 @@ class Receipt:
         return int(self.err)
 
 
-_WORD: Final = re.compile(r"\S+")
+#: A field value: a run of characters up to whitespace or a "," / ";" separator.
+_WORD: Final = re.compile(r"[^\s,;]+")
 _DIGITS: Final = re.compile(r"[0-9]{1,9}", re.ASCII)
 _MAX_COUNT: Final = 999_999_999
 
@@ -205,11 +209,8 @@ def _canonical_key(raw: str) -> str:
 
 
 def _first_word(value: str) -> str | None:
-    words = value.split(None, 1)
-    if not words:
-        return None
-    word = words[0].rstrip(",;")
-    return word or None
+    match = _WORD.search(value)
+    return None if match is None else match.group()
 
 
 def _count(word: str | None) -> int | None:
