@@ -170,3 +170,25 @@ def test_concat_udh_checks_its_values() -> None:
     for total, seq in [(0, 0), (2, 0), (2, 3), (256, 1)]:
         with pytest.raises(ConcatError):
             concat_udh(1, total, seq)
+
+
+@pytest.mark.parametrize("mode", UDH_MODES)
+@given(payload=st.lists(st.sampled_from([0x1B, 0x41, 0x65, 0x1B]), max_size=700).map(bytes))
+def test_raw_septets_with_escape_runs(mode: SplitMode, payload: bytes) -> None:
+    # Peers' payloads may hold escape-escape pairs and lone escapes: runs are cut so that
+    # every part decodes on its own exactly as its share of the whole.
+    segments = split_message(payload, DC_DEFAULT, mode)
+    parts = [user_data(s) for s in segments]
+    assert b"".join(parts) == payload
+    assert "".join(gsm7.decode(p) for p in parts) == gsm7.decode(payload)
+    assert all(fits_one_sms(s, DC_DEFAULT) for s in segments)
+
+
+@pytest.mark.parametrize("mode", UDH_MODES)
+@given(payload=st.binary(max_size=700))
+def test_raw_ucs2_octets(mode: SplitMode, payload: bytes) -> None:
+    # Odd lengths and lone surrogates from a peer: nothing lost, every part fits.
+    segments = split_message(payload, DC_UCS2, mode)
+    assert b"".join(user_data(s) for s in segments) == payload
+    assert all(fits_one_sms(s, DC_UCS2) for s in segments)
+    assert all(len(user_data(s)) % 2 == 0 for s in segments[:-1])
