@@ -1,0 +1,421 @@
+"""The SQL of the MT journal, inbound deliver_sm and partner receipts.
+
+Plain synchronous functions of a ``sqlite3.Connection``: the write functions run inside
+the writer's batch transaction (see ``writer.py``), the read functions on a reader
+connection. They check arguments and keep the data consistent (a final state is final,
+a dedup key is journaled once) but take no business decision: which state a receipt
+means, when to retry, whom to charge is the caller's to say.
+
+Hot path note: :func:`accept` is called for every MT message. It builds one tuple per
+message and does one ``executemany`` per work item, which is what keeps the per-message
+cost of group commit at a few microseconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from smppgw.store.quota import settle
+from smppgw.store.records import (
+    FINAL_STATES,
+    CarrierLookup,
+    FinalOutcome,
+    InboundKind,
+    InboundResult,
+    MessageState,
+    NewInbound,
+    NewMessage,
+    NewReceipt,
+    PendingReceipt,
+    Requeue,
+    StoredInbound,
+    StoredMessage,
+    Submitted,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "JournalState",
+    "accept",
+    "ack_receipts",
+    "enqueue_receipts",
+    "get_message",
+    "journal_inbound",
+    "lookup_carrier",
+    "mark_final",
+    "mark_inbound_processed",
+    "mark_submitted",
+    "ms",
+    "opt_ms",
+    "pending_receipts",
+    "requeue",
+    "unfinished_messages",
+    "unprocessed_inbound",
+]
+
+_UNFINISHED = ("accepted", "submitted")
+
+
+def ms(seconds: float) -> int:
+    """Epoch seconds -> the integer milliseconds the tables hold."""
+    return round(seconds * 1000)
+
+
+def opt_ms(seconds: float | None) -> int | None:
+    return None if seconds is None else round(seconds * 1000)
+
+
+def _sec(millis: int | None) -> float | None:
+    return None if millis is None else millis / 1000
+
+
+@dataclass(slots=True)
+class JournalState:
+    """Writer-thread state: the next message id to hand out.
+
+    Ids are allocated by the writer (not by SQLite) so that a batch insert can return
+    them without a query per row; an id of a rolled-back item is simply never used.
+    """
+
+    next_message_id: int = 1
+
+    def load(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM mt_message").fetchone()
+        self.next_message_id = int(row[0])
+
+
+# ------------------------------------------------------------------ MT messages
+
+_INSERT_MESSAGE = (
+    "INSERT INTO mt_message (id, partner, source_addr, source_ton, source_npi,"
+    " destination_addr, dest_ton, dest_npi, data_coding, esm_class, registered_delivery,"
+    " priority, body, part_count, state, smsc, order_id, reservation_id,"
+    " created_at, updated_at, next_attempt_at, expires_at)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'accepted',?,?,?,?,?,?,?)"
+)
+
+
+def accept(
+    conn: sqlite3.Connection, state: JournalState, msgs: Sequence[NewMessage], now: float
+) -> list[int]:
+    """Journal MT messages as ``accepted``; returns their ids, in order."""
+    first = state.next_message_id
+    state.next_message_id = first + len(msgs)
+    t = ms(now)
+    rows = [
+        (
+            first + i,
+            m.partner,
+            m.source_addr,
+            m.source_ton,
+            m.source_npi,
+            m.destination_addr,
+            m.dest_ton,
+            m.dest_npi,
+            m.data_coding,
+            m.esm_class,
+            m.registered_delivery,
+            m.priority,
+            m.body,
+            len(m.parts) or 1,
+            m.smsc,
+            m.order_id,
+            m.reservation_id,
+            t,
+            t,
+            None if m.next_attempt_at is None else round(m.next_attempt_at * 1000),
+            None if m.expires_at is None else round(m.expires_at * 1000),
+        )
+        for i, m in enumerate(msgs)
+    ]
+    conn.executemany(_INSERT_MESSAGE, rows)
+    parts = [
+        (first + i, n, payload)
+        for i, m in enumerate(msgs)
+        if m.parts
+        for n, payload in enumerate(m.parts)
+    ]
+    if parts:
+        conn.executemany("INSERT INTO mt_part (message_id, part_no, payload) VALUES (?,?,?)", parts)
+    return list(range(first, first + len(msgs)))
+
+
+def mark_submitted(conn: sqlite3.Connection, updates: Sequence[Submitted], now: float) -> int:
+    """Record carrier ids; an unfinished message becomes ``submitted``.
+
+    Returns the number of messages whose row changed (a final message keeps its state,
+    but its carrier id mapping is still recorded so a late receipt can be matched).
+    """
+    t = ms(now)
+    conn.executemany(
+        "INSERT OR REPLACE INTO carrier_ref (smsc, carrier_id, message_id, part_no,"
+        " submitted_at) VALUES (?,?,?,?,?)",
+        [(u.smsc, u.carrier_id, u.message_id, u.part_no, t) for u in updates],
+    )
+    before = conn.total_changes
+    conn.executemany(
+        "UPDATE mt_message SET state = 'submitted', smsc = ?,"
+        " carrier_id = CASE WHEN ? = 0 THEN ? ELSE carrier_id END, updated_at = ?"
+        " WHERE id = ? AND state IN ('accepted', 'submitted')",
+        [(u.smsc, u.part_no, u.carrier_id, t, u.message_id) for u in updates],
+    )
+    return conn.total_changes - before
+
+
+def mark_final(
+    conn: sqlite3.Connection, outcomes: Sequence[FinalOutcome], now: float
+) -> list[bool]:
+    """Move messages to a final state; returns, per outcome, whether it was applied.
+
+    A message already final is left as it is (first final outcome wins), so a duplicate
+    or late receipt cannot rewrite history or settle a reservation twice.
+    """
+    t = ms(now)
+    applied: list[bool] = []
+    for o in outcomes:
+        if o.state not in FINAL_STATES:
+            raise ValueError(f"{o.state!r} is not a final state")
+        row = conn.execute(
+            "UPDATE mt_message SET state = ?, final_status = ?, error = ?, updated_at = ?,"
+            " next_attempt_at = NULL WHERE id = ? AND state IN ('accepted', 'submitted')"
+            " RETURNING reservation_id",
+            (o.state.value, o.status, o.error, t, o.message_id),
+        ).fetchone()
+        applied.append(row is not None)
+        if row is not None and row[0] is not None and o.charge_parts is not None:
+            settle(conn, int(row[0]), o.charge_parts, now)
+    return applied
+
+
+def requeue(conn: sqlite3.Connection, items: Sequence[Requeue], now: float) -> list[int | None]:
+    """Put messages back to ``accepted`` with attempts + 1; returns the new attempt counts.
+
+    ``None`` for a message that is unknown or already final (it is not requeued).
+    """
+    t = ms(now)
+    out: list[int | None] = []
+    for r in items:
+        row = conn.execute(
+            "UPDATE mt_message SET state = 'accepted', attempts = attempts + 1,"
+            " next_attempt_at = ?, error = ?, updated_at = ?"
+            " WHERE id = ? AND state IN ('accepted', 'submitted') RETURNING attempts",
+            (ms(r.next_attempt_at), r.error, t, r.message_id),
+        ).fetchone()
+        out.append(None if row is None else int(row[0]))
+    return out
+
+
+_MESSAGE_COLUMNS = (
+    "m.id, m.partner, m.source_addr, m.source_ton, m.source_npi, m.destination_addr,"
+    " m.dest_ton, m.dest_npi, m.data_coding, m.esm_class, m.registered_delivery, m.priority,"
+    " m.body, m.part_count, m.state, m.smsc, m.carrier_id, m.attempts, m.order_id,"
+    " m.reservation_id, m.created_at, m.updated_at, m.next_attempt_at, m.expires_at,"
+    " m.final_status, m.error"
+)
+
+
+def _parts_of(conn: sqlite3.Connection, message_id: int) -> tuple[bytes, ...]:
+    rows = conn.execute(
+        "SELECT payload FROM mt_part WHERE message_id = ? ORDER BY part_no", (message_id,)
+    ).fetchall()
+    return tuple(bytes(r[0]) for r in rows)
+
+
+def _message(conn: sqlite3.Connection, r: Any) -> StoredMessage:
+    part_count = int(r[13])
+    msg_id = int(r[0])
+    return StoredMessage(
+        id=msg_id,
+        partner=str(r[1]),
+        source_addr=str(r[2]),
+        source_ton=int(r[3]),
+        source_npi=int(r[4]),
+        destination_addr=str(r[5]),
+        dest_ton=int(r[6]),
+        dest_npi=int(r[7]),
+        data_coding=int(r[8]),
+        esm_class=int(r[9]),
+        registered_delivery=int(r[10]),
+        priority=int(r[11]),
+        body=bytes(r[12]),
+        parts=_parts_of(conn, msg_id) if part_count > 1 else (),
+        part_count=part_count,
+        state=MessageState(r[14]),
+        smsc=None if r[15] is None else str(r[15]),
+        carrier_id=None if r[16] is None else str(r[16]),
+        attempts=int(r[17]),
+        order_id=None if r[18] is None else int(r[18]),
+        reservation_id=None if r[19] is None else int(r[19]),
+        created_at=int(r[20]) / 1000,
+        updated_at=int(r[21]) / 1000,
+        next_attempt_at=_sec(r[22]),
+        expires_at=_sec(r[23]),
+        final_status=None if r[24] is None else int(r[24]),
+        error=None if r[25] is None else str(r[25]),
+    )
+
+
+def get_message(conn: sqlite3.Connection, message_id: int) -> StoredMessage | None:
+    r = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m WHERE m.id = ?", (message_id,)
+    ).fetchone()
+    return None if r is None else _message(conn, r)
+
+
+def lookup_carrier(conn: sqlite3.Connection, smsc: str, carrier_id: str) -> CarrierLookup | None:
+    """Map a carrier's message id (from a receipt) back to our message and part."""
+    r = conn.execute(
+        f"SELECT c.part_no, {_MESSAGE_COLUMNS} FROM carrier_ref c"
+        " JOIN mt_message m ON m.id = c.message_id"
+        " WHERE c.smsc = ? AND c.carrier_id = ?",
+        (smsc, carrier_id),
+    ).fetchone()
+    if r is None:
+        return None
+    return CarrierLookup(message=_message(conn, r[1:]), part_no=int(r[0]))
+
+
+def unfinished_messages(conn: sqlite3.Connection) -> list[StoredMessage]:
+    """Every message not in a final state, highest priority first, then oldest first."""
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m"
+        " WHERE m.state IN ('accepted', 'submitted') ORDER BY m.priority DESC, m.id"
+    ).fetchall()
+    return [_message(conn, r) for r in rows]
+
+
+# ------------------------------------------------------------------ inbound deliver_sm
+
+_INBOUND_COLUMNS = (
+    "id, smsc, dedup_key, kind, source_addr, source_ton, source_npi, destination_addr,"
+    " dest_ton, dest_npi, data_coding, esm_class, body, carrier_id, received_at, processed_at"
+)
+
+
+def journal_inbound(
+    conn: sqlite3.Connection, items: Sequence[NewInbound], now: float
+) -> list[InboundResult]:
+    """Journal inbound PDUs once per (smsc, dedup_key); say which ones were new."""
+    t = ms(now)
+    out: list[InboundResult] = []
+    for m in items:
+        cur = conn.execute(
+            "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
+            " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"
+            " received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (smsc, dedup_key) DO NOTHING",
+            (
+                m.smsc,
+                m.dedup_key,
+                m.kind.value,
+                m.source_addr,
+                m.source_ton,
+                m.source_npi,
+                m.destination_addr,
+                m.dest_ton,
+                m.dest_npi,
+                m.data_coding,
+                m.esm_class,
+                m.body,
+                m.carrier_id,
+                t,
+            ),
+        )
+        if cur.rowcount == 1 and cur.lastrowid is not None:
+            out.append(InboundResult(int(cur.lastrowid), True))
+        else:
+            row = conn.execute(
+                "SELECT id FROM inbound WHERE smsc = ? AND dedup_key = ?", (m.smsc, m.dedup_key)
+            ).fetchone()
+            out.append(InboundResult(int(row[0]), False))
+    return out
+
+
+def mark_inbound_processed(conn: sqlite3.Connection, ids: Iterable[int], now: float) -> None:
+    t = ms(now)
+    conn.executemany(
+        "UPDATE inbound SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
+        [(t, i) for i in ids],
+    )
+
+
+def _inbound(r: Any) -> StoredInbound:
+    return StoredInbound(
+        id=int(r[0]),
+        smsc=str(r[1]),
+        dedup_key=str(r[2]),
+        kind=InboundKind(r[3]),
+        source_addr=str(r[4]),
+        source_ton=int(r[5]),
+        source_npi=int(r[6]),
+        destination_addr=str(r[7]),
+        dest_ton=int(r[8]),
+        dest_npi=int(r[9]),
+        data_coding=int(r[10]),
+        esm_class=int(r[11]),
+        body=bytes(r[12]),
+        carrier_id=None if r[13] is None else str(r[13]),
+        received_at=int(r[14]) / 1000,
+        processed_at=_sec(r[15]),
+    )
+
+
+def unprocessed_inbound(conn: sqlite3.Connection) -> list[StoredInbound]:
+    rows = conn.execute(
+        f"SELECT {_INBOUND_COLUMNS} FROM inbound WHERE processed_at IS NULL ORDER BY id"
+    ).fetchall()
+    return [_inbound(r) for r in rows]
+
+
+# ------------------------------------------------------------------ partner receipts
+
+
+def enqueue_receipts(
+    conn: sqlite3.Connection, receipts: Sequence[NewReceipt], now: float
+) -> list[int]:
+    t = ms(now)
+    ids: list[int] = []
+    for r in receipts:
+        cur = conn.execute(
+            "INSERT INTO receipt_outbox (partner, message_id, stat, err, body, done_at,"
+            " created_at) VALUES (?,?,?,?,?,?,?)",
+            (r.partner, r.message_id, r.stat, r.err, r.body, opt_ms(r.done_at), t),
+        )
+        ids.append(int(cur.lastrowid or 0))
+    return ids
+
+
+def pending_receipts(conn: sqlite3.Connection, partner: str, limit: int) -> list[PendingReceipt]:
+    """The oldest receipts owed to ``partner`` (they stay until :func:`ack_receipts`)."""
+    rows = conn.execute(
+        "SELECT id, partner, message_id, stat, err, body, done_at, created_at"
+        " FROM receipt_outbox WHERE partner = ? ORDER BY id LIMIT ?",
+        (partner, limit),
+    ).fetchall()
+    return [
+        PendingReceipt(
+            id=int(r[0]),
+            partner=str(r[1]),
+            message_id=int(r[2]),
+            stat=str(r[3]),
+            err=int(r[4]),
+            body=bytes(r[5]),
+            done_at=_sec(r[6]),
+            created_at=int(r[7]) / 1000,
+        )
+        for r in rows
+    ]
+
+
+def ack_receipts(conn: sqlite3.Connection, ids: Iterable[int]) -> int:
+    """Forget receipts the partner acknowledged; returns how many were still pending."""
+    before = conn.total_changes
+    conn.executemany("DELETE FROM receipt_outbox WHERE id = ?", [(i,) for i in ids])
+    return conn.total_changes - before
+
+
+assert set(_UNFINISHED) == {s.value for s in MessageState} - {s.value for s in FINAL_STATES}

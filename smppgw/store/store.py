@@ -1,0 +1,311 @@
+"""The store's public face: typed, awaitable operations over the group-commit writer.
+
+Every write method returns only once its work is committed at the configured
+durability level (see ``config.py``), so a caller may acknowledge the PDU right after
+``await``. Every write method takes a *batch* (a session journals everything of one
+read at once: one work item, one ``executemany``) and ``nowait=True`` to raise
+:class:`StoreBusy` instead of waiting when the queue is full.
+
+Errors (see ``errors.py``): :class:`StoreUnavailable` when nothing can be made durable
+now (answer ``ESME_RX_T_APPN``), :class:`StoreBusy` for a full queue with ``nowait``
+(answer ``ESME_RMSGQFUL``); ``ValueError``/``KeyError`` for a call that makes no sense.
+
+Timestamps of records are taken from the injected ``clock`` when the call is made (on
+the trio side), never deep in SQL, so tests can pin them.
+
+Resource handling: :meth:`Store.run` opens the file (writer, then readers), reports
+started, and closes everything when cancelled. Use it in the daemon's supervision tree
+with ``await nursery.start(store.run)``, or :func:`open_store` in tests and scripts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import TYPE_CHECKING, TypeVar
+
+import trio
+
+from smppgw.store import journal, quota
+from smppgw.store.config import StoreConfig
+from smppgw.store.readers import ReaderPool
+from smppgw.store.writer import GroupCommitWriter
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+
+    from smppgw.store.health import StoreStatistics
+    from smppgw.store.records import (
+        CarrierLookup,
+        FinalOutcome,
+        InboundResult,
+        NewInbound,
+        NewMessage,
+        NewOrder,
+        NewReceipt,
+        Order,
+        PendingReceipt,
+        QuotaRefusal,
+        Requeue,
+        Reservation,
+        Settlement,
+        StoredInbound,
+        StoredMessage,
+        Submitted,
+    )
+
+__all__ = ["Recovery", "Store", "open_store"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Recovery:
+    """What a crash or a stop left unfinished, for the daemon to resume.
+
+    Attributes:
+        messages: every MT message not in a final state, highest priority then oldest
+            first. ``accepted`` ones must be (re)sent (one may have reached the carrier
+            whose response was lost: at-least-once); ``submitted`` ones await a receipt.
+        inbound: inbound PDUs journaled but not marked processed.
+        released_reservations: quota reservations released because no message was
+            journaled for them (crash between admission and journaling).
+    """
+
+    messages: list[StoredMessage]
+    inbound: list[StoredInbound]
+    released_reservations: int
+
+
+class Store:
+    """The durable store. See the module docstring.
+
+    Args:
+        path: the SQLite file (created and migrated if needed).
+        config: durability level and tuning.
+        clock: wall-clock seconds since the epoch, for record timestamps.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        config: StoreConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._path = os.fspath(path)
+        self._config = config or StoreConfig()
+        self._clock = clock
+        self._journal = journal.JournalState()
+        self._writer = GroupCommitWriter(
+            self._path, self._config, prepare=self._journal.load, clock=clock
+        )
+        self._readers = ReaderPool(self._path, self._config.readers, self._config.busy_timeout)
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    @property
+    def available(self) -> bool:
+        """False while the store refuses work (see :meth:`statistics` for why)."""
+        return self._writer.available
+
+    async def wait_available(self) -> None:
+        """Return once the store accepts work again (at once if it does now)."""
+        await self._writer.wait_available()
+
+    def statistics(self) -> StoreStatistics:
+        return self._writer.statistics()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; ``started`` only once the file is open and migrated.
+
+        Raises (before ``started``): ``StoreCorrupt``, ``SchemaTooNew``,
+        ``StoreUnavailable``.
+        """
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._writer.run)
+                await self._readers.open()
+                try:
+                    task_status.started()
+                    await trio.sleep_forever()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await self._readers.close()
+        except BaseExceptionGroup as group:
+            _raise_single(group)
+            raise
+
+    # ------------------------------------------------------------------ MT journal
+
+    async def journal_accept(
+        self, msgs: Sequence[NewMessage], *, nowait: bool = False
+    ) -> list[int]:
+        """Journal accepted MT messages; returns their ids once durable."""
+        if not msgs:
+            return []
+        fn = partial(journal.accept, state=self._journal, msgs=msgs, now=self._clock())
+        return await self._writer.submit(fn, rows=len(msgs), nowait=nowait)
+
+    async def mark_submitted(self, updates: Sequence[Submitted], *, nowait: bool = False) -> int:
+        """Record the carrier ids a carrier gave; returns how many messages changed state."""
+        fn = partial(journal.mark_submitted, updates=updates, now=self._clock())
+        return await self._writer.submit(fn, rows=len(updates), nowait=nowait)
+
+    async def mark_final(
+        self, outcomes: Sequence[FinalOutcome], *, nowait: bool = False
+    ) -> list[bool]:
+        """Record final states (and settle quota where asked); per outcome: applied?"""
+        fn = partial(journal.mark_final, outcomes=outcomes, now=self._clock())
+        return await self._writer.submit(fn, rows=len(outcomes), nowait=nowait)
+
+    async def requeue(self, items: Sequence[Requeue], *, nowait: bool = False) -> list[int | None]:
+        """Put messages back for another attempt; returns new attempt counts (None: final)."""
+        fn = partial(journal.requeue, items=items, now=self._clock())
+        return await self._writer.submit(fn, rows=len(items), nowait=nowait)
+
+    async def get_message(self, message_id: int) -> StoredMessage | None:
+        return await self._readers.run(partial(journal.get_message, message_id=message_id))
+
+    async def lookup_carrier(self, smsc: str, carrier_id: str) -> CarrierLookup | None:
+        """Our message (and part) behind a carrier's message id, for a receipt."""
+        fn = partial(journal.lookup_carrier, smsc=smsc, carrier_id=carrier_id)
+        return await self._readers.run(fn)
+
+    # ------------------------------------------------------------------ inbound
+
+    async def journal_inbound(
+        self, items: Sequence[NewInbound], *, nowait: bool = False
+    ) -> list[InboundResult]:
+        """Journal inbound deliver_sm once per (smsc, dedup_key); acknowledge after this."""
+        fn = partial(journal.journal_inbound, items=items, now=self._clock())
+        return await self._writer.submit(fn, rows=len(items), nowait=nowait)
+
+    async def mark_inbound_processed(self, ids: Iterable[int], *, nowait: bool = False) -> None:
+        ids = list(ids)
+        fn = partial(journal.mark_inbound_processed, ids=ids, now=self._clock())
+        await self._writer.submit(fn, rows=len(ids), nowait=nowait)
+
+    # ------------------------------------------------------------------ partner receipts
+
+    async def enqueue_receipts(
+        self, receipts: Sequence[NewReceipt], *, nowait: bool = False
+    ) -> list[int]:
+        fn = partial(journal.enqueue_receipts, receipts=receipts, now=self._clock())
+        return await self._writer.submit(fn, rows=len(receipts), nowait=nowait)
+
+    async def pending_receipts(self, partner: str, limit: int = 100) -> list[PendingReceipt]:
+        fn = partial(journal.pending_receipts, partner=partner, limit=limit)
+        return await self._readers.run(fn)
+
+    async def ack_receipts(self, ids: Iterable[int], *, nowait: bool = False) -> int:
+        ids = list(ids)
+        return await self._writer.submit(
+            partial(journal.ack_receipts, ids=ids), rows=len(ids), nowait=nowait
+        )
+
+    # ------------------------------------------------------------------ orders and quota
+
+    async def create_order(self, order: NewOrder) -> int:
+        return await self._writer.submit(
+            partial(quota.create_order, order=order, now=self._clock())
+        )
+
+    async def reserve_quota(
+        self, partner: str, parts: int, *, order_id: int | None = None, nowait: bool = False
+    ) -> Reservation | QuotaRefusal:
+        """Hold ``parts`` of quota at admission; never over-spends (see ``quota.py``)."""
+        fn = partial(
+            quota.reserve, partner=partner, parts=parts, now=self._clock(), order_id=order_id
+        )
+        return await self._writer.submit(fn, nowait=nowait)
+
+    async def settle_quota(
+        self, reservation_id: int, charge_parts: int, *, nowait: bool = False
+    ) -> Settlement:
+        """Charge ``charge_parts`` and release the rest; settling twice changes nothing."""
+        fn = partial(
+            quota.settle,
+            reservation_id=reservation_id,
+            charge_parts=charge_parts,
+            now=self._clock(),
+        )
+        return await self._writer.submit(fn, nowait=nowait)
+
+    async def get_order(self, order_id: int) -> Order | None:
+        return await self._readers.run(partial(quota.get_order, order_id=order_id))
+
+    async def orders(self, partner: str) -> list[Order]:
+        return await self._readers.run(partial(quota.orders_of, partner=partner))
+
+    # ------------------------------------------------------------------ escape hatches
+
+    async def run_in_transaction(
+        self, fn: Callable[[sqlite3.Connection], T], *, rows: int = 1, nowait: bool = False
+    ) -> T:
+        """Run ``fn(conn)`` atomically inside the writer's next batch; return its result.
+
+        For read-modify-write that must not interleave with other writers (a points
+        redemption, taking a gift from the inventory). ``fn`` runs in the writer thread
+        under its own savepoint: if it raises, only its own changes are rolled back and
+        the exception comes back here. It must not commit, roll back or call trio, and
+        should be quick: the whole batch waits for it.
+        """
+        return await self._writer.submit(fn, rows=rows, nowait=nowait)
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(conn)`` on a read-only connection in a worker thread."""
+        return await self._readers.run(fn)
+
+    # ------------------------------------------------------------------ recovery
+
+    async def recover(self) -> Recovery:
+        """Collect unfinished work at start-up (call before sessions start admitting)."""
+        released = await self._writer.submit(partial(quota.release_orphans, now=self._clock()))
+        messages = await self._readers.run(journal.unfinished_messages)
+        inbound = await self._readers.run(journal.unprocessed_inbound)
+        return Recovery(messages, inbound, released)
+
+
+@asynccontextmanager
+async def open_store(
+    path: str | os.PathLike[str],
+    *,
+    config: StoreConfig | None = None,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[Store]:
+    """Run a :class:`Store` for the duration of an ``async with`` block.
+
+    A single exception (from opening the store or from the block) comes out as itself,
+    not wrapped in an exception group, so ``except StoreCorrupt`` works for callers.
+    """
+    store = Store(path, config=config, clock=clock)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(store.run)
+            try:
+                yield store
+            finally:
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        _raise_single(group)
+        raise
+
+
+def _raise_single(group: BaseExceptionGroup[BaseException]) -> None:
+    """Re-raise the only leaf of nested one-member groups as itself; return otherwise.
+
+    The store's nurseries exist for structure, not for concurrency a caller should see:
+    an open failure is one error, and the daemon's ``except StoreCorrupt`` should work.
+    """
+    leaf: BaseException = group
+    while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+        leaf = leaf.exceptions[0]
+    if leaf is not group and not isinstance(leaf, BaseExceptionGroup):
+        raise leaf from leaf.__cause__  # keeps the leaf's own cause, hides the wrapper

@@ -1,0 +1,29 @@
+"""Small builders shared by the store tests."""
+
+from __future__ import annotations
+
+from smppgw.store import NewMessage
+
+
+def msg(n: int = 0, *, partner: str = "acme", body: bytes = b"hello", **kw: object) -> NewMessage:
+    """A plausible MT message; ``n`` varies the destination."""
+    return NewMessage(
+        partner=partner,
+        source_addr="ACME",
+        destination_addr=f"8490{n:07d}",
+        body=body,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+class FakeClock:
+    """An injectable wall clock that only moves when told."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
