@@ -1,0 +1,67 @@
+"""The daemon's configuration: import models and loaders from here.
+
+The models (:mod:`smppgw.app.config_models`) and the YAML loader with its line-numbered
+errors (:mod:`smppgw.app.config_load`) live in two modules to stay readable; this one
+is the single place other code imports them from.
+"""
+
+from __future__ import annotations
+
+from smppgw.app.config_load import ConfigError, Problem, load_config, load_config_text
+from smppgw.app.config_models import (
+    BindMode,
+    CarrierSettings,
+    Config,
+    CrossFieldError,
+    DataCodingSettings,
+    DefaultAlphabet,
+    Durability,
+    Endpoint,
+    IdFormat,
+    LogFormat,
+    LoggingSettings,
+    LogLevel,
+    MetricsSettings,
+    ReceiptOutcomes,
+    ReconnectSettings,
+    RouteSettings,
+    SimAccount,
+    SimMoSettings,
+    SimReceiptSettings,
+    SimulatorSettings,
+    SplitMode,
+    StoreSettings,
+    TlsSettings,
+    default_config,
+)
+
+__all__ = [
+    "BindMode",
+    "CarrierSettings",
+    "Config",
+    "ConfigError",
+    "CrossFieldError",
+    "DataCodingSettings",
+    "DefaultAlphabet",
+    "Durability",
+    "Endpoint",
+    "IdFormat",
+    "LogFormat",
+    "LogLevel",
+    "LoggingSettings",
+    "MetricsSettings",
+    "Problem",
+    "ReceiptOutcomes",
+    "ReconnectSettings",
+    "RouteSettings",
+    "SimAccount",
+    "SimMoSettings",
+    "SimReceiptSettings",
+    "SimulatorSettings",
+    "SplitMode",
+    "StoreSettings",
+    "TlsSettings",
+    "default_config",
+    "load_config",
+    "load_config_text",
+]

@@ -1,0 +1,568 @@
+"""Configuration models: what an operator may write in ``smppgw.yaml``, and its limits.
+
+The daemon reads one YAML file (see ``config/smppgw.example.yaml``); these models are
+its schema. :mod:`smppgw.app.config_load` turns a file into a :class:`Config` and every
+problem into ``file:line: key.path: reason``.
+
+Rules:
+
+- Every model is frozen and forbids unknown keys: a typo (``windw: 50``) is an error
+  with its line, never a setting silently ignored while the default applies.
+- Ranges are checked here, once; components trust a :class:`Config` they are given.
+- Rules that span fields live on the smallest model that sees them all. The ones on
+  :class:`Config` (unique carrier names, routes naming real carriers) raise
+  :class:`CrossFieldError`, which carries one location per problem so the loader can
+  point at the exact line of each.
+- Relative paths are relative to the daemon's working directory (systemd's
+  ``WorkingDirectory=``), not to the config file: one rule for every path, and the
+  repository's ``config/smppgw.yaml`` can say ``var/smppgw.sqlite``.
+- Secrets are :class:`~pydantic.SecretStr`: ``repr``, ``str`` and ``model_dump`` show
+  ``**********``. A carrier's password comes from exactly one of ``password``,
+  ``password_env`` or ``password_file`` and is resolved during validation, so an unset
+  variable fails ``check-config`` rather than the first bind at 3 a.m.
+- Where a component already names a concept (``IdFormat``, ``SplitMode``,
+  ``Durability``), the model uses that enum, so the YAML words and the code agree.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal, Self
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from smppgw.protocol.framer import DEFAULT_MAX_COMMAND_LENGTH
+from smppgw.protocol.message_id import IdFormat
+from smppgw.protocol.text.parts import SplitMode
+from smppgw.store.config import Durability, StoreConfig
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = [
+    "BindMode",
+    "CarrierSettings",
+    "Config",
+    "CrossFieldError",
+    "DataCodingSettings",
+    "DefaultAlphabet",
+    "Durability",
+    "Endpoint",
+    "IdFormat",
+    "LogFormat",
+    "LogLevel",
+    "LoggingSettings",
+    "MetricsSettings",
+    "ReceiptOutcomes",
+    "ReconnectSettings",
+    "RouteSettings",
+    "SimAccount",
+    "SimMoSettings",
+    "SimReceiptSettings",
+    "SimulatorSettings",
+    "SplitMode",
+    "StoreSettings",
+    "TlsSettings",
+    "default_config",
+    "dotted_key",
+]
+
+#: SMPP 3.4 5.2.1/5.2.2/5.2.3: C-octet strings of 16, 9 and 13 octets with the NUL.
+MAX_SYSTEM_ID = 15
+MAX_PASSWORD = 8
+MAX_SYSTEM_TYPE = 12
+#: SMPP 3.4 5.2.6: NPI values the spec defines.
+NPI_VALUES = frozenset({0, 1, 3, 4, 6, 8, 9, 10, 14, 18})
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,31}", re.ASCII)
+_DIGITS = re.compile(r"[0-9]{1,15}", re.ASCII)
+
+
+class CrossFieldError(ValueError):
+    """Problems that span fields, each with its own location below :class:`Config`.
+
+    Raised from a model validator, where pydantic can only report the model itself;
+    the loader finds this exception in the error's context and reports every problem
+    at its own key instead.
+    """
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{dotted_key(loc)}: {msg}" for loc, msg in problems))
+
+
+def dotted_key(loc: tuple[str | int, ...]) -> str:
+    """``("carriers", 1, "tls")`` -> ``carriers[1].tls``: how problems name a key."""
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# -- small value types ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A ``host:port`` to listen on or connect to; IPv6 hosts are written ``[::1]:9464``."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def _parse_endpoint(value: object) -> Endpoint:
+    if isinstance(value, Endpoint):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a 'host:port' string")
+    host, sep, port_text = value.strip().rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{value!r} is not 'host:port'")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("write an IPv6 address in brackets: '[::1]:9464'")
+    if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise ValueError(f"port {port_text!r} is not a number in 1..65535")
+    return Endpoint(host, int(port_text))
+
+
+EndpointField = Annotated[
+    Endpoint, PlainValidator(_parse_endpoint), PlainSerializer(str, return_type=str)
+]
+
+
+class BindMode(enum.StrEnum):
+    """Which bind PDU a carrier session sends."""
+
+    TRANSMITTER = "transmitter"
+    RECEIVER = "receiver"
+    TRANSCEIVER = "transceiver"
+
+    @property
+    def can_send(self) -> bool:
+        """Whether MT can go out on such a bind (a receiver bind only gets deliver_sm)."""
+        return self is not BindMode.RECEIVER
+
+
+class DefaultAlphabet(enum.StrEnum):
+    """What the SMSC takes ``data_coding`` 0 to mean: GSM 03.38 (the norm) or Latin-1."""
+
+    GSM7 = "gsm7"
+    LATIN1 = "latin1"
+
+
+class LogFormat(enum.StrEnum):
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogLevel(enum.StrEnum):
+    DEBUG = "debug"
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+    CRITICAL = "critical"
+
+
+# -- sections ---------------------------------------------------------------------------
+
+_STORE_DEFAULTS = StoreConfig()
+
+
+class StoreSettings(_Model):
+    """The SQLite journal; defaults are the store's own (see :mod:`smppgw.store.config`)."""
+
+    path: Path = Path("var/smppgw.sqlite")
+    durability: Durability = _STORE_DEFAULTS.durability
+    batch_max: int = Field(default=_STORE_DEFAULTS.max_batch_items, ge=1, le=100_000)
+    linger_ms: float = Field(default=_STORE_DEFAULTS.linger * 1000, ge=0, le=1000)
+
+    def to_store_config(self) -> StoreConfig:
+        """The store's own settings object, in its units (seconds, items)."""
+        return StoreConfig(
+            durability=self.durability,
+            max_batch_items=self.batch_max,
+            linger=self.linger_ms / 1000,
+        )
+
+
+class MetricsSettings(_Model):
+    """The Prometheus scrape endpoint (``/metrics``, ``/healthz``)."""
+
+    enabled: bool = True
+    listen: EndpointField = Endpoint("127.0.0.1", 9464)
+
+
+class LoggingSettings(_Model):
+    level: LogLevel = LogLevel.INFO
+    format: LogFormat = LogFormat.JSON
+    #: Subscriber numbers are personal data: logs keep only their ends (849*****678).
+    mask_numbers: bool = True
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+
+class SimAccount(_Model):
+    """A system_id/password the built-in simulator accepts in bind requests."""
+
+    system_id: str = Field(min_length=1, max_length=MAX_SYSTEM_ID)
+    password: SecretStr = Field(max_length=MAX_PASSWORD)
+
+
+class ReceiptOutcomes(_Model):
+    """Relative weights of the final states the simulator reports in receipts."""
+
+    DELIVRD: float = Field(default=1.0, ge=0)
+    UNDELIV: float = Field(default=0.0, ge=0)
+    EXPIRED: float = Field(default=0.0, ge=0)
+    REJECTD: float = Field(default=0.0, ge=0)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> Self:
+        if self.DELIVRD + self.UNDELIV + self.EXPIRED + self.REJECTD <= 0:
+            raise ValueError("at least one outcome needs a weight above 0")
+        return self
+
+
+class SimReceiptSettings(_Model):
+    delay_ms: float = Field(default=50.0, ge=0, le=3_600_000)
+    outcomes: ReceiptOutcomes = ReceiptOutcomes()
+
+
+class SimMoSettings(_Model):
+    """Defaults for mobile-originated messages the simulator injects."""
+
+    short_code: str = Field(default="8055", min_length=1, max_length=20)
+    source_addr: str = Field(default="84912345678", min_length=1, max_length=20)
+
+
+class SimulatorSettings(_Model):
+    """The built-in SMSC simulator, run in-process as the carrier of the embedded default."""
+
+    enabled: bool = False
+    listen: EndpointField = Endpoint("127.0.0.1", 2776)
+    accounts: tuple[SimAccount, ...] = Field(
+        default=(SimAccount(system_id="smppgw", password=SecretStr("smppgw")),), min_length=1
+    )
+    id_format: Literal["hex", "decimal"] = "hex"
+    receipt: SimReceiptSettings = SimReceiptSettings()
+    mo: SimMoSettings = SimMoSettings()
+
+
+class TlsSettings(_Model):
+    enabled: bool = True
+    #: PEM bundle of CAs to trust; None uses the system's trust store.
+    ca_file: Path | None = None
+    verify: bool = True
+    #: Name to check the certificate against (and send as SNI); None uses ``host``.
+    server_hostname: str | None = None
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not os.access(value, os.R_OK):
+            raise ValueError(f"cannot read CA file {str(value)!r}")
+        return value
+
+
+class ReconnectSettings(_Model):
+    """Back-off between bind attempts (see :class:`smppgw.net.backoff.Backoff`)."""
+
+    initial: float = Field(default=1.0, gt=0, le=3600)
+    max: float = Field(default=60.0, gt=0, le=86_400)
+    multiplier: float = Field(default=2.718281828, ge=1, le=10)
+    jitter: float = Field(default=0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max < self.initial:
+            raise ValueError(f"max ({self.max}) is below initial ({self.initial})")
+        return self
+
+
+class DataCodingSettings(_Model):
+    default_alphabet: DefaultAlphabet = DefaultAlphabet.GSM7
+    #: May text that fits Latin-1 but not GSM go out as data_coding 3 (else UCS2)?
+    allow_latin1: bool = False
+
+
+def _env(info: ValidationInfo) -> Mapping[str, str]:
+    context = info.context
+    if isinstance(context, dict) and "env" in context:
+        env: Mapping[str, str] = context["env"]
+        return env
+    return os.environ
+
+
+def _read_secret_file(path: Path) -> str:
+    # One trailing newline is an editor's, not the password's.
+    return path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+
+
+def _check_password(secret: str) -> None:
+    if not secret:
+        raise ValueError("the password is empty")
+    if len(secret) > MAX_PASSWORD:
+        raise ValueError(f"the password is longer than {MAX_PASSWORD} characters (SMPP 3.4)")
+
+
+class CarrierSettings(_Model):
+    """One carrier SMSC: where it is, how we bind, and what it expects of our PDUs."""
+
+    name: str
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    tls: TlsSettings | None = None
+    system_id: str = Field(min_length=1, max_length=MAX_SYSTEM_ID)
+    #: After loading, always the resolved password, whichever key gave it.
+    password: SecretStr | None = None
+    password_env: str | None = None
+    password_file: Path | None = None
+    system_type: str = Field(default="", max_length=MAX_SYSTEM_TYPE)
+    bind_mode: BindMode = BindMode.TRANSCEIVER
+    binds: int = Field(default=1, ge=1, le=64)
+    window: int = Field(default=10, ge=1, le=1024)
+    #: Message parts a second across all this carrier's binds; 0 means no limit.
+    tps: float = Field(default=0.0, ge=0, le=100_000)
+    enquire_link_interval: float = Field(default=30.0, gt=0, le=3600)
+    response_timeout: float = Field(default=10.0, gt=0, le=600)
+    reconnect: ReconnectSettings = ReconnectSettings()
+    source_ton: int = Field(default=0, ge=0, le=6)
+    source_npi: int = 0
+    dest_ton: int = Field(default=1, ge=0, le=6)
+    dest_npi: int = 1
+    message_id_format: IdFormat = IdFormat.STRING
+    max_command_length: int = Field(default=DEFAULT_MAX_COMMAND_LENGTH, ge=512, le=1 << 20)
+    data_coding: DataCodingSettings = DataCodingSettings()
+    split: SplitMode = SplitMode.UDH8
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if _NAME.fullmatch(value) is None:
+            raise ValueError("use 1-32 letters, digits, '_', '.' or '-', starting alphanumeric")
+        return value
+
+    @field_validator("source_npi", "dest_npi")
+    @classmethod
+    def _npi(cls, value: int) -> int:
+        if value not in NPI_VALUES:
+            raise ValueError(f"not an SMPP 3.4 NPI; use one of {sorted(NPI_VALUES)}")
+        return value
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_password(value.get_secret_value())
+        return value
+
+    @field_validator("password_env")
+    @classmethod
+    def _password_env(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None:
+            secret = _env(info).get(value)
+            if secret is None:
+                raise ValueError(f"environment variable {value} is not set")
+            _check_password(secret)
+        return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _password_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                secret = _read_secret_file(value)
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ValueError(f"cannot read password file {str(value)!r}: {reason}") from None
+            _check_password(secret)
+        return value
+
+    @model_validator(mode="after")
+    def _resolve_password(self, info: ValidationInfo) -> Self:
+        given = [
+            key
+            for key in ("password", "password_env", "password_file")
+            if getattr(self, key) is not None
+        ]
+        if len(given) != 1:
+            which = ", ".join(given) if given else "none"
+            raise ValueError(
+                f"set exactly one of password, password_env, password_file (got {which})"
+            )
+        if self.password_env is not None:
+            resolved = SecretStr(_env(info)[self.password_env])
+        elif self.password_file is not None:
+            resolved = SecretStr(_read_secret_file(self.password_file))
+        else:
+            return self
+        # The model is frozen to its users; filling in a derived field during its own
+        # validation is the one write, as a frozen dataclass's __post_init__ would do.
+        object.__setattr__(self, "password", resolved)
+        return self
+
+    @property
+    def secret(self) -> SecretStr:
+        """The resolved password (never None once the model is validated)."""
+        assert self.password is not None
+        return self.password
+
+    @property
+    def tls_hostname(self) -> str:
+        """The name the carrier's certificate must carry."""
+        return (self.tls.server_hostname if self.tls else None) or self.host
+
+
+class RouteSettings(_Model):
+    """Destinations starting with ``prefix`` go to ``carriers[0]``, else the next one up."""
+
+    prefix: str
+    carriers: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("prefix", mode="before")
+    @classmethod
+    def _prefix(cls, value: object) -> object:
+        if isinstance(value, int) and not isinstance(value, bool):
+            # YAML reads 0123 as octal 83: refuse to guess what was meant.
+            raise ValueError('quote the prefix, e.g. "8496" (YAML reads bare 0123 as octal)')
+        if isinstance(value, str) and _DIGITS.fullmatch(value) is None:
+            raise ValueError("must be 1-15 digits of an international number, without '+'")
+        return value
+
+    @field_validator("carriers")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("a carrier is listed twice")
+        return value
+
+
+class Config(_Model):
+    """The whole daemon configuration: one YAML file."""
+
+    store: StoreSettings = StoreSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    logging: LoggingSettings = LoggingSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    carriers: tuple[CarrierSettings, ...]
+    routes: tuple[RouteSettings, ...] = ()
+    #: Carriers for destinations no route prefix matches; empty rejects them.
+    default_route: tuple[str, ...] = ()
+
+    @field_validator("carriers")
+    @classmethod
+    def _some_carrier(cls, value: tuple[CarrierSettings, ...]) -> tuple[CarrierSettings, ...]:
+        # Not ``min_length``: pydantic would also report it when every item is invalid.
+        if not value:
+            raise ValueError("at least one carrier is needed")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_check(self) -> Self:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        by_name: dict[str, CarrierSettings] = {}
+        for i, carrier in enumerate(self.carriers):
+            if carrier.name in by_name:
+                problems.append((("carriers", i, "name"), f"duplicate carrier {carrier.name!r}"))
+            by_name.setdefault(carrier.name, carrier)
+
+        def target(loc: tuple[str | int, ...], name: str) -> None:
+            carrier = by_name.get(name)
+            if carrier is None:
+                known = ", ".join(sorted(by_name))
+                problems.append((loc, f"no carrier named {name!r} (carriers: {known})"))
+            elif not carrier.bind_mode.can_send:
+                problems.append((loc, f"carrier {name!r} binds as receiver and cannot send MT"))
+
+        seen: set[str] = set()
+        for i, route in enumerate(self.routes):
+            if route.prefix in seen:
+                problems.append((("routes", i, "prefix"), f"duplicate prefix {route.prefix!r}"))
+            seen.add(route.prefix)
+            for j, name in enumerate(route.carriers):
+                target(("routes", i, "carriers", j), name)
+        if len(set(self.default_route)) != len(self.default_route):
+            problems.append((("default_route",), "a carrier is listed twice"))
+        for j, name in enumerate(self.default_route):
+            target(("default_route", j), name)
+        if (
+            self.simulator.enabled
+            and self.metrics.enabled
+            and self.simulator.listen == self.metrics.listen
+        ):
+            problems.append((("simulator", "listen"), "the same address as metrics.listen"))
+        if problems:
+            raise CrossFieldError(problems)
+        return self
+
+    def carrier(self, name: str) -> CarrierSettings:
+        """The carrier called ``name``; KeyError if there is none."""
+        for carrier in self.carriers:
+            if carrier.name == name:
+                return carrier
+        raise KeyError(name)
+
+    def route_table(self) -> dict[str, tuple[str, ...]]:
+        """``{prefix: carriers}``, the shape :class:`smppgw.gateway.routing.PrefixRouter` takes."""
+        return {route.prefix: route.carriers for route in self.routes}
+
+    def summary(self) -> str:
+        """One line for ``check-config`` and the start-up log."""
+        names = ", ".join(c.name for c in self.carriers)
+        default = ",".join(self.default_route) or "none"
+        parts = [
+            f"{len(self.carriers)} carrier(s) [{names}]",
+            f"{len(self.routes)} route(s), default -> {default}",
+            f"store {self.store.path} ({self.store.durability})",
+            f"metrics {self.metrics.listen if self.metrics.enabled else 'off'}",
+            f"simulator {self.simulator.listen if self.simulator.enabled else 'off'}",
+        ]
+        return "; ".join(parts)
+
+
+def default_config() -> Config:
+    """The embedded default: SQLite under ``var/``, the built-in simulator as the carrier.
+
+    ``config/smppgw.yaml`` spells out the same thing (a test holds them equal), so
+    ``smppgw run`` from a fresh checkout works with no file written by hand.
+    """
+    return Config(
+        store=StoreSettings(durability=Durability.PROCESS),
+        simulator=SimulatorSettings(enabled=True),
+        carriers=(
+            CarrierSettings(
+                name="sim",
+                host="127.0.0.1",
+                port=2776,
+                system_id="smppgw",
+                password=SecretStr("smppgw"),
+            ),
+        ),
+        default_route=("sim",),
+    )
