@@ -310,7 +310,7 @@ def assert_agree(pdu: Pdu, theirs: Any) -> None:
 
 
 @pytest.mark.parametrize("cls", DIFF_CLASSES, ids=_name)
-@settings(max_examples=40)
+@settings(max_examples=30)
 @given(data=st.data())
 def test_ours_encodes_smpplib_parses(cls: type[Pdu], data: st.DataObject) -> None:
     pdu = data.draw(pdus(cls, tlv_strategy=_our_tlvs(cls)))
@@ -359,7 +359,7 @@ def _smpplib_inputs(draw: st.DrawFn, cls: type[Pdu]) -> tuple[dict[str, Any], tu
 
 
 @pytest.mark.parametrize("cls", DIFF_CLASSES, ids=_name)
-@settings(max_examples=40)
+@settings(max_examples=30)
 @given(data=st.data(), sequence=u32, status=u32)
 def test_smpplib_generates_ours_decodes(
     cls: type[Pdu], data: st.DataObject, sequence: int, status: int

@@ -45,7 +45,7 @@ def test_every_command_id_has_a_class() -> None:
 
 
 @pytest.mark.parametrize("cls", ALL_PDU_CLASSES, ids=lambda c: c.__name__)
-@settings(max_examples=60)
+@settings(max_examples=40)
 @given(data=st.data())
 def test_round_trip_each_class(cls: type[Pdu], data: st.DataObject) -> None:
     _check_round_trip(data.draw(pdus(cls)))

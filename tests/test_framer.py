@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pdu_strategies import any_pdu
 
@@ -35,6 +35,7 @@ def _feed_in_chunks(framer: Framer, stream: bytes, cuts: list[int]) -> list[byte
     return out
 
 
+@settings(max_examples=100)
 @given(_pdu_lists, st.lists(st.integers(min_value=0, max_value=1 << 20), max_size=20))
 def test_any_chunking_yields_exactly_the_pdus(pdus: list[Pdu], raw_cuts: list[int]) -> None:
     wires = [encode_pdu(p) for p in pdus]
@@ -47,6 +48,7 @@ def test_any_chunking_yields_exactly_the_pdus(pdus: list[Pdu], raw_cuts: list[in
     assert framer.next_frame() is None
 
 
+@settings(max_examples=100)
 @given(_pdu_lists)
 def test_byte_at_a_time(pdus: list[Pdu]) -> None:
     wires = [encode_pdu(p) for p in pdus]
@@ -62,6 +64,7 @@ def test_byte_at_a_time(pdus: list[Pdu]) -> None:
     assert frames == wires
 
 
+@settings(max_examples=100)
 @given(_pdu_lists, st.binary(min_size=1, max_size=15))
 def test_trailing_partial_pdu_is_kept(pdus: list[Pdu], partial: bytes) -> None:
     """Octets of an unfinished PDU stay buffered, whatever they are (under 16 octets)."""
