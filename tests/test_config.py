@@ -266,6 +266,10 @@ def test_password_sources(tmp_path: Path) -> None:
 def test_secret_inputs_are_never_echoed() -> None:
     lines = _errors(MINIMAL.replace("password: pw", "password: 12345678901"))
     assert lines == ["t.yaml:6: carriers[0].password: Input should be a valid string"]
+    # Nor by pydantic itself, when a model built in code is printed or logged.
+    with pytest.raises(ValidationError) as info:
+        CarrierSettings(name="a", host="h", port=1, system_id="s", password="hunter2hunter2")
+    assert "hunter2" not in str(info.value)
 
 
 def test_models_are_frozen_and_validate_when_built_in_code() -> None:

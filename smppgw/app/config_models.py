@@ -114,7 +114,8 @@ def dotted_key(loc: tuple[str | int, ...]) -> str:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # hide_input_in_errors: a ValidationError printed or logged must not show a password.
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
 
 # -- small value types ------------------------------------------------------------------
@@ -186,6 +187,26 @@ class LogLevel(enum.StrEnum):
     CRITICAL = "critical"
 
 
+def _env(info: ValidationInfo) -> Mapping[str, str]:
+    context = info.context
+    if isinstance(context, dict) and "env" in context:
+        env: Mapping[str, str] = context["env"]
+        return env
+    return os.environ
+
+
+def _read_secret_file(path: Path) -> str:
+    # One trailing newline is an editor's, not the password's.
+    return path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
+
+
+def _check_password(secret: str) -> None:
+    if not secret:
+        raise ValueError("the password is empty")
+    if len(secret) > MAX_PASSWORD:
+        raise ValueError(f"the password is longer than {MAX_PASSWORD} characters (SMPP 3.4)")
+
+
 # -- sections ---------------------------------------------------------------------------
 
 _STORE_DEFAULTS = StoreConfig()
@@ -231,7 +252,13 @@ class SimAccount(_Model):
     """A system_id/password the built-in simulator accepts in bind requests."""
 
     system_id: str = Field(min_length=1, max_length=MAX_SYSTEM_ID)
-    password: SecretStr = Field(max_length=MAX_PASSWORD)
+    password: SecretStr
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: SecretStr) -> SecretStr:
+        _check_password(value.get_secret_value())
+        return value
 
 
 class ReceiptOutcomes(_Model):
@@ -309,26 +336,6 @@ class DataCodingSettings(_Model):
     default_alphabet: DefaultAlphabet = DefaultAlphabet.GSM7
     #: May text that fits Latin-1 but not GSM go out as data_coding 3 (else UCS2)?
     allow_latin1: bool = False
-
-
-def _env(info: ValidationInfo) -> Mapping[str, str]:
-    context = info.context
-    if isinstance(context, dict) and "env" in context:
-        env: Mapping[str, str] = context["env"]
-        return env
-    return os.environ
-
-
-def _read_secret_file(path: Path) -> str:
-    # One trailing newline is an editor's, not the password's.
-    return path.read_text(encoding="utf-8").removesuffix("\n").removesuffix("\r")
-
-
-def _check_password(secret: str) -> None:
-    if not secret:
-        raise ValueError("the password is empty")
-    if len(secret) > MAX_PASSWORD:
-        raise ValueError(f"the password is longer than {MAX_PASSWORD} characters (SMPP 3.4)")
 
 
 class CarrierSettings(_Model):
