@@ -51,7 +51,7 @@ def test_one_json_object_per_line_with_exact_keys(capture: Capture) -> None:
     log.info("bound", message_id="0A1B")
     log.debug("not at info")
     (line,) = _lines(out)
-    assert list(line) == ["timestamp", "level", "logger", "event", "message_id", "carrier", "bind"]
+    assert list(line) == ["timestamp", "level", "logger", "event", "bind", "carrier", "message_id"]
     assert ISO_UTC.fullmatch(line["timestamp"])
     assert {k: v for k, v in line.items() if k != "timestamp"} == {
         "level": "info",

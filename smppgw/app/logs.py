@@ -126,9 +126,13 @@ def redact_secrets(_logger: WrappedLogger, _method: str, event_dict: EventDict) 
 
 
 def _order_keys(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
-    """Fixed keys first, so lines read alike when tailed by eye."""
-    ordered: EventDict = {k: event_dict[k] for k in _FIRST_KEYS if k in event_dict}
-    ordered.update(event_dict)
+    """Fixed keys first, then the rest sorted: lines read alike when tailed by eye.
+
+    Sorted because context variables come out of ``merge_contextvars`` in no stable
+    order, and the same event should always print the same way.
+    """
+    ordered: EventDict = {k: event_dict.pop(k) for k in _FIRST_KEYS if k in event_dict}
+    ordered.update(sorted(event_dict.items()))
     return ordered
 
 
