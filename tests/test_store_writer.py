@@ -129,6 +129,32 @@ async def test_failing_item_is_rolled_back_alone(tmp_path: Path) -> None:
     assert _count(tmp_path / "j.db", "event") == 0
 
 
+async def test_merged_journal_run_isolates_the_bad_message(tmp_path: Path) -> None:
+    gate = Gate()
+    async with open_store(tmp_path / "j.db") as store, trio.open_nursery() as nursery:
+        nursery.start_soon(store.run_in_transaction, gate)
+        await gate.wait_entered()
+        got: dict[int, object] = {}
+
+        async def submit(n: int, reservation: int | None = None) -> None:
+            try:
+                got[n] = await store.journal_accept(
+                    [msg(n, reservation_id=reservation), msg(n + 100)]
+                )
+            except sqlite3.IntegrityError as exc:
+                got[n] = exc
+
+        nursery.start_soon(submit, 1)
+        nursery.start_soon(submit, 2, 999)  # no such reservation: the foreign key fails
+        nursery.start_soon(submit, 3)
+        await trio.testing.wait_all_tasks_blocked()
+        gate.release.set()
+    assert isinstance(got.pop(2), sqlite3.IntegrityError)
+    assert all(isinstance(v, list) and len(v) == 2 for v in got.values())
+    assert _count(tmp_path / "j.db") == 4
+    assert store.statistics().item_errors == 1
+
+
 async def test_lonely_failing_item(tmp_path: Path) -> None:
     async with open_store(tmp_path / "j.db") as store:
 

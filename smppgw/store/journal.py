@@ -1,4 +1,4 @@
-"""The SQL of the MT journal, inbound deliver_sm and partner receipts.
+"""The SQL of the MT journal (inbound and receipts are in ``inbound.py``).
 
 Plain synchronous functions of a ``sqlite3.Connection``: the write functions run inside
 the writer's batch transaction (see ``writer.py``), the read functions on a reader
@@ -21,40 +21,30 @@ from smppgw.store.records import (
     FINAL_STATES,
     CarrierLookup,
     FinalOutcome,
-    InboundKind,
-    InboundResult,
     MessageState,
-    NewInbound,
     NewMessage,
-    NewReceipt,
-    PendingReceipt,
     Requeue,
-    StoredInbound,
     StoredMessage,
     Submitted,
 )
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Sequence
 
 __all__ = [
     "JournalState",
     "accept",
-    "ack_receipts",
-    "enqueue_receipts",
+    "accept_many",
     "get_message",
-    "journal_inbound",
     "lookup_carrier",
     "mark_final",
-    "mark_inbound_processed",
     "mark_submitted",
     "ms",
     "opt_ms",
-    "pending_receipts",
     "requeue",
+    "sec",
     "unfinished_messages",
-    "unprocessed_inbound",
 ]
 
 _UNFINISHED = ("accepted", "submitted")
@@ -69,7 +59,7 @@ def opt_ms(seconds: float | None) -> int | None:
     return None if seconds is None else round(seconds * 1000)
 
 
-def _sec(millis: int | None) -> float | None:
+def sec(millis: int | None) -> float | None:
     return None if millis is None else millis / 1000
 
 
@@ -103,45 +93,61 @@ def accept(
     conn: sqlite3.Connection, state: JournalState, msgs: Sequence[NewMessage], now: float
 ) -> list[int]:
     """Journal MT messages as ``accepted``; returns their ids, in order."""
-    first = state.next_message_id
-    state.next_message_id = first + len(msgs)
-    t = ms(now)
-    rows = [
-        (
-            first + i,
-            m.partner,
-            m.source_addr,
-            m.source_ton,
-            m.source_npi,
-            m.destination_addr,
-            m.dest_ton,
-            m.dest_npi,
-            m.data_coding,
-            m.esm_class,
-            m.registered_delivery,
-            m.priority,
-            m.body,
-            len(m.parts) or 1,
-            m.smsc,
-            m.order_id,
-            m.reservation_id,
-            t,
-            t,
-            None if m.next_attempt_at is None else round(m.next_attempt_at * 1000),
-            None if m.expires_at is None else round(m.expires_at * 1000),
-        )
-        for i, m in enumerate(msgs)
-    ]
+    return accept_many(state, conn, [(msgs, now)])[0]
+
+
+def accept_many(
+    state: JournalState,
+    conn: sqlite3.Connection,
+    payloads: list[tuple[Sequence[NewMessage], float]],
+) -> list[list[int]]:
+    """:func:`accept` for several callers' batches at once: one ``executemany`` in all.
+
+    This is the writer's merge function for MT journaling (bind ``state`` once).
+    """
+    rows: list[tuple[object, ...]] = []
+    parts: list[tuple[int, int, bytes]] = []
+    out: list[list[int]] = []
+    next_id = state.next_message_id
+    for msgs, now in payloads:
+        t = round(now * 1000)
+        first = next_id
+        for m in msgs:
+            rows.append(
+                (
+                    next_id,
+                    m.partner,
+                    m.source_addr,
+                    m.source_ton,
+                    m.source_npi,
+                    m.destination_addr,
+                    m.dest_ton,
+                    m.dest_npi,
+                    m.data_coding,
+                    m.esm_class,
+                    m.registered_delivery,
+                    m.priority,
+                    m.body,
+                    len(m.parts) or 1,
+                    m.smsc,
+                    m.order_id,
+                    m.reservation_id,
+                    t,
+                    t,
+                    None if m.next_attempt_at is None else round(m.next_attempt_at * 1000),
+                    None if m.expires_at is None else round(m.expires_at * 1000),
+                )
+            )
+            if m.parts:
+                parts.extend((next_id, n, payload) for n, payload in enumerate(m.parts))
+            next_id += 1
+        out.append(list(range(first, next_id)))
+    # Allocated before the insert: an id of a rolled-back attempt is never reused.
+    state.next_message_id = next_id
     conn.executemany(_INSERT_MESSAGE, rows)
-    parts = [
-        (first + i, n, payload)
-        for i, m in enumerate(msgs)
-        if m.parts
-        for n, payload in enumerate(m.parts)
-    ]
     if parts:
         conn.executemany("INSERT INTO mt_part (message_id, part_no, payload) VALUES (?,?,?)", parts)
-    return list(range(first, first + len(msgs)))
+    return out
 
 
 def mark_submitted(conn: sqlite3.Connection, updates: Sequence[Submitted], now: float) -> int:
@@ -252,8 +258,8 @@ def _message(conn: sqlite3.Connection, r: Any) -> StoredMessage:
         reservation_id=None if r[19] is None else int(r[19]),
         created_at=int(r[20]) / 1000,
         updated_at=int(r[21]) / 1000,
-        next_attempt_at=_sec(r[22]),
-        expires_at=_sec(r[23]),
+        next_attempt_at=sec(r[22]),
+        expires_at=sec(r[23]),
         final_status=None if r[24] is None else int(r[24]),
         error=None if r[25] is None else str(r[25]),
     )
@@ -286,136 +292,6 @@ def unfinished_messages(conn: sqlite3.Connection) -> list[StoredMessage]:
         " WHERE m.state IN ('accepted', 'submitted') ORDER BY m.priority DESC, m.id"
     ).fetchall()
     return [_message(conn, r) for r in rows]
-
-
-# ------------------------------------------------------------------ inbound deliver_sm
-
-_INBOUND_COLUMNS = (
-    "id, smsc, dedup_key, kind, source_addr, source_ton, source_npi, destination_addr,"
-    " dest_ton, dest_npi, data_coding, esm_class, body, carrier_id, received_at, processed_at"
-)
-
-
-def journal_inbound(
-    conn: sqlite3.Connection, items: Sequence[NewInbound], now: float
-) -> list[InboundResult]:
-    """Journal inbound PDUs once per (smsc, dedup_key); say which ones were new."""
-    t = ms(now)
-    out: list[InboundResult] = []
-    for m in items:
-        cur = conn.execute(
-            "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
-            " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"
-            " received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT (smsc, dedup_key) DO NOTHING",
-            (
-                m.smsc,
-                m.dedup_key,
-                m.kind.value,
-                m.source_addr,
-                m.source_ton,
-                m.source_npi,
-                m.destination_addr,
-                m.dest_ton,
-                m.dest_npi,
-                m.data_coding,
-                m.esm_class,
-                m.body,
-                m.carrier_id,
-                t,
-            ),
-        )
-        if cur.rowcount == 1 and cur.lastrowid is not None:
-            out.append(InboundResult(int(cur.lastrowid), True))
-        else:
-            row = conn.execute(
-                "SELECT id FROM inbound WHERE smsc = ? AND dedup_key = ?", (m.smsc, m.dedup_key)
-            ).fetchone()
-            out.append(InboundResult(int(row[0]), False))
-    return out
-
-
-def mark_inbound_processed(conn: sqlite3.Connection, ids: Iterable[int], now: float) -> None:
-    t = ms(now)
-    conn.executemany(
-        "UPDATE inbound SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
-        [(t, i) for i in ids],
-    )
-
-
-def _inbound(r: Any) -> StoredInbound:
-    return StoredInbound(
-        id=int(r[0]),
-        smsc=str(r[1]),
-        dedup_key=str(r[2]),
-        kind=InboundKind(r[3]),
-        source_addr=str(r[4]),
-        source_ton=int(r[5]),
-        source_npi=int(r[6]),
-        destination_addr=str(r[7]),
-        dest_ton=int(r[8]),
-        dest_npi=int(r[9]),
-        data_coding=int(r[10]),
-        esm_class=int(r[11]),
-        body=bytes(r[12]),
-        carrier_id=None if r[13] is None else str(r[13]),
-        received_at=int(r[14]) / 1000,
-        processed_at=_sec(r[15]),
-    )
-
-
-def unprocessed_inbound(conn: sqlite3.Connection) -> list[StoredInbound]:
-    rows = conn.execute(
-        f"SELECT {_INBOUND_COLUMNS} FROM inbound WHERE processed_at IS NULL ORDER BY id"
-    ).fetchall()
-    return [_inbound(r) for r in rows]
-
-
-# ------------------------------------------------------------------ partner receipts
-
-
-def enqueue_receipts(
-    conn: sqlite3.Connection, receipts: Sequence[NewReceipt], now: float
-) -> list[int]:
-    t = ms(now)
-    ids: list[int] = []
-    for r in receipts:
-        cur = conn.execute(
-            "INSERT INTO receipt_outbox (partner, message_id, stat, err, body, done_at,"
-            " created_at) VALUES (?,?,?,?,?,?,?)",
-            (r.partner, r.message_id, r.stat, r.err, r.body, opt_ms(r.done_at), t),
-        )
-        ids.append(int(cur.lastrowid or 0))
-    return ids
-
-
-def pending_receipts(conn: sqlite3.Connection, partner: str, limit: int) -> list[PendingReceipt]:
-    """The oldest receipts owed to ``partner`` (they stay until :func:`ack_receipts`)."""
-    rows = conn.execute(
-        "SELECT id, partner, message_id, stat, err, body, done_at, created_at"
-        " FROM receipt_outbox WHERE partner = ? ORDER BY id LIMIT ?",
-        (partner, limit),
-    ).fetchall()
-    return [
-        PendingReceipt(
-            id=int(r[0]),
-            partner=str(r[1]),
-            message_id=int(r[2]),
-            stat=str(r[3]),
-            err=int(r[4]),
-            body=bytes(r[5]),
-            done_at=_sec(r[6]),
-            created_at=int(r[7]) / 1000,
-        )
-        for r in rows
-    ]
-
-
-def ack_receipts(conn: sqlite3.Connection, ids: Iterable[int]) -> int:
-    """Forget receipts the partner acknowledged; returns how many were still pending."""
-    before = conn.total_changes
-    conn.executemany("DELETE FROM receipt_outbox WHERE id = ?", [(i,) for i in ids])
-    return conn.total_changes - before
 
 
 assert set(_UNFINISHED) == {s.value for s in MessageState} - {s.value for s in FINAL_STATES}

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from smppgw.store import journal, quota
+from smppgw.store import inbound, journal, quota
 from smppgw.store.config import StoreConfig
 from smppgw.store.readers import ReaderPool
 from smppgw.store.writer import GroupCommitWriter
@@ -104,6 +104,7 @@ class Store:
         self._writer = GroupCommitWriter(
             self._path, self._config, prepare=self._journal.load, clock=clock
         )
+        self._accept_many = partial(journal.accept_many, self._journal)  # one object: merges
         self._readers = ReaderPool(self._path, self._config.readers, self._config.busy_timeout)
 
     @property
@@ -150,8 +151,10 @@ class Store:
         """Journal accepted MT messages; returns their ids once durable."""
         if not msgs:
             return []
-        fn = partial(journal.accept, state=self._journal, msgs=msgs, now=self._clock())
-        return await self._writer.submit(fn, rows=len(msgs), nowait=nowait)
+        ids: list[int] = await self._writer.submit_merged(
+            self._accept_many, (msgs, self._clock()), rows=len(msgs), nowait=nowait
+        )
+        return ids
 
     async def mark_submitted(self, updates: Sequence[Submitted], *, nowait: bool = False) -> int:
         """Record the carrier ids a carrier gave; returns how many messages changed state."""
@@ -184,12 +187,12 @@ class Store:
         self, items: Sequence[NewInbound], *, nowait: bool = False
     ) -> list[InboundResult]:
         """Journal inbound deliver_sm once per (smsc, dedup_key); acknowledge after this."""
-        fn = partial(journal.journal_inbound, items=items, now=self._clock())
+        fn = partial(inbound.journal_inbound, items=items, now=self._clock())
         return await self._writer.submit(fn, rows=len(items), nowait=nowait)
 
     async def mark_inbound_processed(self, ids: Iterable[int], *, nowait: bool = False) -> None:
         ids = list(ids)
-        fn = partial(journal.mark_inbound_processed, ids=ids, now=self._clock())
+        fn = partial(inbound.mark_inbound_processed, ids=ids, now=self._clock())
         await self._writer.submit(fn, rows=len(ids), nowait=nowait)
 
     # ------------------------------------------------------------------ partner receipts
@@ -197,17 +200,17 @@ class Store:
     async def enqueue_receipts(
         self, receipts: Sequence[NewReceipt], *, nowait: bool = False
     ) -> list[int]:
-        fn = partial(journal.enqueue_receipts, receipts=receipts, now=self._clock())
+        fn = partial(inbound.enqueue_receipts, receipts=receipts, now=self._clock())
         return await self._writer.submit(fn, rows=len(receipts), nowait=nowait)
 
     async def pending_receipts(self, partner: str, limit: int = 100) -> list[PendingReceipt]:
-        fn = partial(journal.pending_receipts, partner=partner, limit=limit)
+        fn = partial(inbound.pending_receipts, partner=partner, limit=limit)
         return await self._readers.run(fn)
 
     async def ack_receipts(self, ids: Iterable[int], *, nowait: bool = False) -> int:
         ids = list(ids)
         return await self._writer.submit(
-            partial(journal.ack_receipts, ids=ids), rows=len(ids), nowait=nowait
+            partial(inbound.ack_receipts, ids=ids), rows=len(ids), nowait=nowait
         )
 
     # ------------------------------------------------------------------ orders and quota
@@ -269,8 +272,8 @@ class Store:
         """Collect unfinished work at start-up (call before sessions start admitting)."""
         released = await self._writer.submit(partial(quota.release_orphans, now=self._clock()))
         messages = await self._readers.run(journal.unfinished_messages)
-        inbound = await self._readers.run(journal.unprocessed_inbound)
-        return Recovery(messages, inbound, released)
+        pending_inbound = await self._readers.run(inbound.unprocessed_inbound)
+        return Recovery(messages, pending_inbound, released)
 
 
 @asynccontextmanager

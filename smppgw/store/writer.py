@@ -54,22 +54,19 @@ quick: they hold up everyone else's commit.
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import os
 import sqlite3
 import time
-from typing import TYPE_CHECKING, TypeVar, cast
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 import trio
 
-from smppgw.store.errors import StoreBusy, StoreCorrupt, StoreUnavailable
+from smppgw.store.connection import WriterConnection, describe, is_environmental
+from smppgw.store.errors import StoreBusy, StoreUnavailable
 from smppgw.store.health import StoreStatistics, WriterCounters
-from smppgw.store.schema import migrate
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from smppgw.store.config import StoreConfig
 
 __all__ = ["GroupCommitWriter", "is_environmental"]
@@ -77,50 +74,41 @@ __all__ = ["GroupCommitWriter", "is_environmental"]
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
 
-# Primary SQLite result codes that describe the environment, not the statement: a batch
-# that meets one of them fails as a whole and the store turns unavailable.
-_ENVIRONMENTAL = {
-    5: "SQLITE_BUSY",
-    6: "SQLITE_LOCKED",
-    7: "SQLITE_NOMEM",
-    8: "SQLITE_READONLY",
-    10: "SQLITE_IOERR",
-    11: "SQLITE_CORRUPT",
-    13: "SQLITE_FULL",
-    14: "SQLITE_CANTOPEN",
-    15: "SQLITE_PROTOCOL",
-    26: "SQLITE_NOTADB",
-}
-
-_PROBE_BYTES = 16_384  # several pages: the probe must allocate, or a full disk looks fine
-
-
-def is_environmental(exc: BaseException) -> bool:
-    """Whether ``exc`` is a failure of the disk/file/lock rather than of one statement."""
-    if not isinstance(exc, sqlite3.Error):
-        return False
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is None:
-        return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
-    return (int(code) & 0xFF) in _ENVIRONMENTAL
-
-
-def _describe(exc: BaseException) -> str:
-    name = getattr(exc, "sqlite_errorname", None)
-    return f"{name}: {exc}" if name else f"{type(exc).__name__}: {exc}"
+#: Runs the payloads of several consecutive items of the same kind in one go (one
+#: ``executemany`` instead of one per item) and returns one result per payload.
+MergeFn = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 
 
 class _Item:
-    """One unit of work: a function to run in the batch transaction, and its outcome."""
+    """One unit of work: a function to run in the batch transaction, and its outcome.
 
-    __slots__ = ("done", "error", "fn", "result", "rows")
+    An item has either ``fn`` or a ``merge`` function and its ``payload``: consecutive
+    items with the same ``merge`` are run together (the hot path: journaling MT).
+    """
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], object], rows: int) -> None:
+    __slots__ = ("done", "error", "fn", "merge", "payload", "result", "rows")
+
+    def __init__(
+        self,
+        fn: Callable[[sqlite3.Connection], object] | None,
+        rows: int,
+        merge: MergeFn | None = None,
+        payload: object = None,
+    ) -> None:
         self.fn = fn
         self.rows = rows
+        self.merge = merge
+        self.payload = payload
         self.done = trio.Event()
         self.result: object = None
         self.error: BaseException | None = None
+
+    def run(self, conn: sqlite3.Connection) -> None:
+        if self.merge is not None:
+            self.result = self.merge(conn, [self.payload])[0]
+        else:
+            assert self.fn is not None
+            self.result = self.fn(conn)
 
 
 class GroupCommitWriter:
@@ -146,14 +134,10 @@ class GroupCommitWriter:
         prepare: Callable[[sqlite3.Connection], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self._path = path
         self._config = config
-        self._prepare = prepare
-        self._clock = clock
+        self._db = WriterConnection(path, config, prepare, clock)
         self._send, self._receive = trio.open_memory_channel[_Item](config.queue_size)
         self._limiter = trio.CapacityLimiter(1)
-        self._conn: sqlite3.Connection | None = None
-        self._lock_fd: int | None = None
         self._reason: str | None = "store is not running"
         self._up = trio.Event()  # set while available; replaced when the store goes down
         self._failures = 0  # consecutive failed batches/probes, drives the back-off
@@ -184,9 +168,29 @@ class GroupCommitWriter:
             StoreBusy: ``nowait`` and the queue is full.
             Exception: whatever ``fn`` raised (only its own savepoint was rolled back).
         """
+        return cast("T", await self._submit(_Item(fn, rows), nowait))
+
+    async def submit_merged(
+        self, merge: MergeFn, payload: object, *, rows: int = 1, nowait: bool = False
+    ) -> Any:
+        """Like :meth:`submit` for ``merge(conn, [payload])[0]``, merged with its neighbours.
+
+        ``merge`` must be the same object for every item that may be merged (bind it
+        once). If a merged run raises, its items are retried one by one, each under its
+        own savepoint, so the error reaches only the caller whose payload caused it.
+        """
+        return await self._submit(_Item(None, rows, merge, payload), nowait)
+
+    async def _submit(self, item: _Item, nowait: bool) -> object:
+        """Queue ``item``, wait for its commit, return its result or raise its error.
+
+        Raises:
+            StoreUnavailable: the store refuses work now, or the batch failed to commit.
+            StoreBusy: ``nowait`` and the queue is full.
+            Exception: whatever ``fn`` raised (only its own savepoint was rolled back).
+        """
         if self._reason is not None:
             raise StoreUnavailable(self._reason)
-        item = _Item(fn, rows)
         try:
             if nowait:
                 try:
@@ -200,7 +204,7 @@ class GroupCommitWriter:
         await item.done.wait()
         if item.error is not None:
             raise item.error
-        return cast("T", item.result)
+        return item.result
 
     def statistics(self) -> StoreStatistics:
         stats = self._send.statistics()
@@ -219,7 +223,7 @@ class GroupCommitWriter:
         :class:`StoreUnavailable` (locked, unreadable, in use by another process).
         """
         try:
-            await trio.to_thread.run_sync(self._open, limiter=self._limiter)
+            await trio.to_thread.run_sync(self._db.open, limiter=self._limiter)
             self._reason = None
             self._up.set()
             task_status.started()
@@ -238,7 +242,7 @@ class GroupCommitWriter:
                     break
                 self._fail(item, "store is closed")
             with trio.CancelScope(shield=True):
-                await trio.to_thread.run_sync(self._close, limiter=self._limiter)
+                await trio.to_thread.run_sync(self._db.close, limiter=self._limiter)
 
     async def _next_batch(self) -> list[_Item]:
         first = await self._receive.receive()
@@ -264,7 +268,7 @@ class GroupCommitWriter:
         try:
             errors = await trio.to_thread.run_sync(self._run_batch, batch, limiter=self._limiter)
         except Exception as exc:  # any failure of the transaction: nothing is durable
-            reason = _describe(exc)
+            reason = describe(exc)
             self._counters.batch_errors += 1
             self._failures += 1
             self._set_down(reason)
@@ -293,10 +297,10 @@ class GroupCommitWriter:
                 async for item in self._receive:
                     self._fail(item, self._reason or "store unavailable")
             try:
-                await trio.to_thread.run_sync(self._probe, limiter=self._limiter)
+                await trio.to_thread.run_sync(self._db.probe, limiter=self._limiter)
             except Exception as exc:  # still broken: keep refusing, back off further
                 self._failures += 1
-                self._set_down(_describe(exc))
+                self._set_down(describe(exc))
                 log.warning("store.probe_failed", reason=self._reason, failures=self._failures)
                 continue
             log.warning("store.recovered", after_failures=self._failures)
@@ -312,100 +316,27 @@ class GroupCommitWriter:
 
     # ---------------------------------------------------------------- writer thread
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(
-            self._path,
-            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-            check_same_thread=False,  # trio's worker threads vary; the limiter serialises
-            timeout=self._config.busy_timeout,
-        )
-        try:
-            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreUnavailable(f"{self._path}: cannot switch to WAL (got {mode!r})")
-            conn.execute(f"PRAGMA synchronous={self._config.durability.synchronous}")
-            conn.execute("PRAGMA foreign_keys=ON")
-            if self._config.on_connect is not None:
-                self._config.on_connect(conn)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    def _open(self) -> None:
-        self._lock_fd = os.open(self._path + ".lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            raise StoreUnavailable(f"{self._path} is in use by another smppgw") from None
-        try:
-            conn = self._connect()
-            try:
-                if self._config.quick_check:
-                    rows = conn.execute("PRAGMA quick_check").fetchall()
-                    if [tuple(r) for r in rows] != [("ok",)]:
-                        detail = "; ".join(str(r[0]) for r in rows[:5])
-                        raise StoreCorrupt(self._path, detail)
-                migrate(conn, self._path)
-                if self._prepare is not None:
-                    self._prepare(conn)
-            except BaseException:
-                conn.close()
-                raise
-        except sqlite3.DatabaseError as exc:
-            self._close()
-            code = int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
-            if code in (11, 26):  # SQLITE_CORRUPT, SQLITE_NOTADB
-                raise StoreCorrupt(self._path, str(exc)) from exc
-            raise StoreUnavailable(f"{self._path}: {_describe(exc)}") from exc
-        except BaseException:
-            self._close()
-            raise
-        self._conn = conn
-
-    def _close(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-            self._conn = None
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-
     def _run_batch(self, batch: list[_Item]) -> int:
         """The batch transaction (writer thread). Returns the number of failed items."""
-        conn = self._conn
+        conn = self._db.conn
         if conn is None:
             raise StoreUnavailable("writer connection is closed")
-        errors = 0
         conn.execute("BEGIN IMMEDIATE")
         try:
             if len(batch) == 1:
                 # A lonely item needs no savepoint: the transaction is its own.
                 item = batch[0]
                 try:
-                    item.result = item.fn(conn)
+                    item.run(conn)
                 except Exception as exc:
                     if is_environmental(exc):
                         raise
                     item.error = exc
                     conn.execute("ROLLBACK")
                     return 1
+                errors = 0
             else:
-                execute = conn.execute
-                for item in batch:
-                    execute("SAVEPOINT item")
-                    try:
-                        item.result = item.fn(conn)
-                    except Exception as exc:
-                        if is_environmental(exc):
-                            raise
-                        item.error = exc
-                        errors += 1
-                        execute("ROLLBACK TO item")
-                    execute("RELEASE item")
+                errors = self._run_items(conn, batch)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -414,28 +345,49 @@ class GroupCommitWriter:
             raise
         return errors
 
-    def _probe(self) -> None:
-        """Reopen the connection and commit a write that must allocate pages."""
-        if self._conn is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._conn.close()
-            self._conn = None
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute(
-                "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('probe', ?)",
-                ("x" * _PROBE_BYTES,),
-            )
-            conn.execute(
-                "INSERT OR REPLACE INTO store_meta (key, value) VALUES ('probe', ?)",
-                (repr(self._clock()),),
-            )
-            conn.execute("COMMIT")
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                conn.close()
-            raise
-        self._conn = conn
+    def _run_items(self, conn: sqlite3.Connection, batch: list[_Item]) -> int:
+        """Run items under savepoints, merging runs of items that share a merge function."""
+        execute = conn.execute
+        errors = 0
+        i, n = 0, len(batch)
+        while i < n:
+            merge = batch[i].merge
+            j = i + 1
+            if merge is not None:
+                while j < n and batch[j].merge is merge:
+                    j += 1
+            if j - i > 1 and merge is not None:
+                run = batch[i:j]
+                execute("SAVEPOINT run")
+                try:
+                    results = merge(conn, [item.payload for item in run])
+                except Exception as exc:
+                    if is_environmental(exc):
+                        raise
+                    execute("ROLLBACK TO run")
+                    execute("RELEASE run")
+                    errors += self._run_each(conn, run)  # find the culprit, spare the rest
+                else:
+                    execute("RELEASE run")
+                    for item, result in zip(run, results, strict=True):
+                        item.result = result
+            else:
+                errors += self._run_each(conn, batch[i:j])
+            i = j
+        return errors
+
+    def _run_each(self, conn: sqlite3.Connection, items: list[_Item]) -> int:
+        execute = conn.execute
+        errors = 0
+        for item in items:
+            execute("SAVEPOINT item")
+            try:
+                item.run(conn)
+            except Exception as exc:
+                if is_environmental(exc):
+                    raise
+                item.error = exc
+                errors += 1
+                execute("ROLLBACK TO item")
+            execute("RELEASE item")
+        return errors

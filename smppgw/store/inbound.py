@@ -1,0 +1,170 @@
+"""The SQL of inbound deliver_sm (MO and receipts, deduplicated) and partner receipts.
+
+Plain synchronous functions of a ``sqlite3.Connection``, run inside the writer's batch
+transaction (writes) or on a reader connection (reads); see ``journal.py`` for the MT side.
+
+Exactly-once for inbound PDUs: the carrier redelivers a ``deliver_sm`` whose response it
+did not get. The gateway journals it under (smsc, dedup_key) *before* answering;
+:func:`journal_inbound` says whether that pair is new, so a redelivery is answered again
+but processed only once.
+
+Partner receipts are an outbox: enqueued in the same kind of transaction that records the
+outcome, read oldest first, deleted only once the partner acknowledged them, so a receipt
+survives a restart and a partner that was not bound.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from smppgw.store.journal import ms, opt_ms, sec
+from smppgw.store.records import (
+    InboundKind,
+    InboundResult,
+    PendingReceipt,
+    StoredInbound,
+)
+
+if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Iterable, Sequence
+
+    from smppgw.store.records import NewInbound, NewReceipt
+
+__all__ = [
+    "ack_receipts",
+    "enqueue_receipts",
+    "journal_inbound",
+    "mark_inbound_processed",
+    "pending_receipts",
+    "unprocessed_inbound",
+]
+
+# ------------------------------------------------------------------ inbound deliver_sm
+
+_INBOUND_COLUMNS = (
+    "id, smsc, dedup_key, kind, source_addr, source_ton, source_npi, destination_addr,"
+    " dest_ton, dest_npi, data_coding, esm_class, body, carrier_id, received_at, processed_at"
+)
+
+
+def journal_inbound(
+    conn: sqlite3.Connection, items: Sequence[NewInbound], now: float
+) -> list[InboundResult]:
+    """Journal inbound PDUs once per (smsc, dedup_key); say which ones were new."""
+    t = ms(now)
+    out: list[InboundResult] = []
+    for m in items:
+        cur = conn.execute(
+            "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
+            " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"
+            " received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (smsc, dedup_key) DO NOTHING",
+            (
+                m.smsc,
+                m.dedup_key,
+                m.kind.value,
+                m.source_addr,
+                m.source_ton,
+                m.source_npi,
+                m.destination_addr,
+                m.dest_ton,
+                m.dest_npi,
+                m.data_coding,
+                m.esm_class,
+                m.body,
+                m.carrier_id,
+                t,
+            ),
+        )
+        if cur.rowcount == 1 and cur.lastrowid is not None:
+            out.append(InboundResult(int(cur.lastrowid), True))
+        else:
+            row = conn.execute(
+                "SELECT id FROM inbound WHERE smsc = ? AND dedup_key = ?", (m.smsc, m.dedup_key)
+            ).fetchone()
+            out.append(InboundResult(int(row[0]), False))
+    return out
+
+
+def mark_inbound_processed(conn: sqlite3.Connection, ids: Iterable[int], now: float) -> None:
+    t = ms(now)
+    conn.executemany(
+        "UPDATE inbound SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
+        [(t, i) for i in ids],
+    )
+
+
+def _inbound(r: Any) -> StoredInbound:
+    return StoredInbound(
+        id=int(r[0]),
+        smsc=str(r[1]),
+        dedup_key=str(r[2]),
+        kind=InboundKind(r[3]),
+        source_addr=str(r[4]),
+        source_ton=int(r[5]),
+        source_npi=int(r[6]),
+        destination_addr=str(r[7]),
+        dest_ton=int(r[8]),
+        dest_npi=int(r[9]),
+        data_coding=int(r[10]),
+        esm_class=int(r[11]),
+        body=bytes(r[12]),
+        carrier_id=None if r[13] is None else str(r[13]),
+        received_at=int(r[14]) / 1000,
+        processed_at=sec(r[15]),
+    )
+
+
+def unprocessed_inbound(conn: sqlite3.Connection) -> list[StoredInbound]:
+    rows = conn.execute(
+        f"SELECT {_INBOUND_COLUMNS} FROM inbound WHERE processed_at IS NULL ORDER BY id"
+    ).fetchall()
+    return [_inbound(r) for r in rows]
+
+
+# ------------------------------------------------------------------ partner receipts
+
+
+def enqueue_receipts(
+    conn: sqlite3.Connection, receipts: Sequence[NewReceipt], now: float
+) -> list[int]:
+    t = ms(now)
+    ids: list[int] = []
+    for r in receipts:
+        cur = conn.execute(
+            "INSERT INTO receipt_outbox (partner, message_id, stat, err, body, done_at,"
+            " created_at) VALUES (?,?,?,?,?,?,?)",
+            (r.partner, r.message_id, r.stat, r.err, r.body, opt_ms(r.done_at), t),
+        )
+        ids.append(int(cur.lastrowid or 0))
+    return ids
+
+
+def pending_receipts(conn: sqlite3.Connection, partner: str, limit: int) -> list[PendingReceipt]:
+    """The oldest receipts owed to ``partner`` (they stay until :func:`ack_receipts`)."""
+    rows = conn.execute(
+        "SELECT id, partner, message_id, stat, err, body, done_at, created_at"
+        " FROM receipt_outbox WHERE partner = ? ORDER BY id LIMIT ?",
+        (partner, limit),
+    ).fetchall()
+    return [
+        PendingReceipt(
+            id=int(r[0]),
+            partner=str(r[1]),
+            message_id=int(r[2]),
+            stat=str(r[3]),
+            err=int(r[4]),
+            body=bytes(r[5]),
+            done_at=sec(r[6]),
+            created_at=int(r[7]) / 1000,
+        )
+        for r in rows
+    ]
+
+
+def ack_receipts(conn: sqlite3.Connection, ids: Iterable[int]) -> int:
+    """Forget receipts the partner acknowledged; returns how many were still pending."""
+    before = conn.total_changes
+    conn.executemany("DELETE FROM receipt_outbox WHERE id = ?", [(i,) for i in ids])
+    return conn.total_changes - before
