@@ -322,3 +322,35 @@ async def test_linger_still_commits(tmp_path: Path) -> None:
         stats = store.statistics()
         assert stats.items == 10
         assert stats.last_batch_items <= 3
+
+
+async def test_shutdown_finishes_the_commit_in_progress_and_fails_the_queue(
+    tmp_path: Path,
+) -> None:
+    gate = Gate()
+    store = Store(tmp_path / "j.db")
+    outcomes: list[object] = []
+
+    async def submit(n: int) -> None:
+        try:
+            outcomes.append(await store.journal_accept([msg(n)]))
+        except StoreUnavailable as exc:
+            outcomes.append(exc.reason)
+
+    async def gated() -> None:
+        outcomes.append(await store.run_in_transaction(gate))
+
+    async with trio.open_nursery() as outer:
+        with trio.CancelScope() as store_scope:
+            async with trio.open_nursery() as inner:
+                await inner.start(store.run)
+                outer.start_soon(gated)
+                await gate.wait_entered()
+                outer.start_soon(submit, 1)
+                outer.start_soon(submit, 2)
+                await trio.testing.wait_all_tasks_blocked()
+                store_scope.cancel()  # stop the store while the gate's commit runs
+                gate.release.set()
+    assert outcomes[0] == "gate"  # committed before the writer stopped
+    assert outcomes[1:] == ["store is closed", "store is closed"]
+    assert _count(tmp_path / "j.db") == 0
