@@ -13,6 +13,7 @@ from helpers.store_helpers import FakeClock, msg
 from smppgw.protocol.status import CommandStatus
 from smppgw.store import (
     SCHEMA_VERSION,
+    Durability,
     SchemaTooNew,
     Store,
     StoreBusy,
@@ -21,6 +22,7 @@ from smppgw.store import (
     StoreUnavailable,
     open_store,
 )
+from smppgw.store.connection import is_environmental
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -354,3 +356,34 @@ async def test_shutdown_finishes_the_commit_in_progress_and_fails_the_queue(
     assert outcomes[0] == "gate"  # committed before the writer stopped
     assert outcomes[1:] == ["store is closed", "store is closed"]
     assert _count(tmp_path / "j.db") == 0
+
+
+@pytest.mark.parametrize(("level", "expected"), [(Durability.PROCESS, 1), (Durability.POWER, 2)])
+async def test_durability_level_sets_synchronous(
+    tmp_path: Path, level: Durability, expected: int
+) -> None:
+    async with open_store(tmp_path / "j.db", config=StoreConfig(durability=level)) as store:
+        got = await store.run_in_transaction(
+            lambda c: c.execute("PRAGMA synchronous").fetchone()[0]
+        )
+        mode = await store.read(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0])
+    assert (got, mode) == (expected, "wal")
+    assert StoreConfig().durability is Durability.POWER
+
+
+def test_environmental_errors_are_told_apart(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "x.db")
+    conn.execute("CREATE TABLE t (a UNIQUE)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.IntegrityError) as dup:
+        conn.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.OperationalError) as syntax:
+        conn.execute("BOGUS")
+    conn.execute("PRAGMA max_page_count = 2")
+    with pytest.raises(sqlite3.OperationalError) as full:
+        conn.execute("INSERT INTO t VALUES (randomblob(100000))")
+    conn.close()
+    assert not is_environmental(dup.value)
+    assert not is_environmental(syntax.value)
+    assert not is_environmental(ValueError("x"))
+    assert is_environmental(full.value)
