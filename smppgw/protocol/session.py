@@ -393,8 +393,9 @@ class SmppConnection:
         """Parse the next PDU out of the received octets and update the session.
 
         Call it in a loop after each ``receive_data`` until it returns
-        :data:`NEED_DATA`. After EOF it returns :class:`ConnectionClosed` (the first one
-        carries the unanswered requests; later ones are empty).
+        :data:`NEED_DATA` or :class:`ConnectionClosed`. After EOF, once every whole PDU
+        has been returned, it returns ``ConnectionClosed`` on every call, as h11 does
+        (the first one carries the unanswered requests; later ones are empty).
 
         Raises:
             FramingError: ``command_length`` is out of range. Sticky: the session is in
