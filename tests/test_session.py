@@ -183,6 +183,18 @@ def test_crossing_unbinds_close_both(pair: SessionPair) -> None:
     assert pair.esme.state is pair.smsc.state is State.CLOSED
 
 
+def test_answer_flushed_after_unbind_resp_is_delivered(pair: SessionPair) -> None:
+    pair.bind()
+    submit = pair.request(ESME, SUBMIT)
+    unbind = pair.request(ESME, p.Unbind())
+    pair.answer(SMSC, unbind)
+    assert pair.esme.state is pair.smsc.state is State.CLOSED
+    event = pair.answer(SMSC, submit, message_id="late-but-real")
+    assert event.response.message_id == "late-but-real"  # type: ignore[attr-defined]
+    with pytest.raises(SendStateError):
+        pair.smsc.send(p.EnquireLink(), 0.0)
+
+
 # -- the peer's mistakes ------------------------------------------------------------------
 
 
@@ -433,6 +445,31 @@ def test_timers_wait_for_a_first_time_value() -> None:
     assert conn.next_deadline() is None
     conn.send(p.BindTransmitter(), 100.0)
     assert conn.next_deadline() == 110.0
+
+
+def test_small_api() -> None:
+    assert repr(NEED_DATA) == "NEED_DATA"
+    assert type(NEED_DATA) is NEED_DATA
+    with pytest.raises(ValueError, match="window"):
+        SmppConnection(ESME, window=0)
+    with pytest.raises(ValueError, match="first_sequence_number"):
+        SmppConnection(ESME, first_sequence_number=0)
+    conn = SmppConnection(ESME)
+    assert conn.can_send(p.BindTransmitter)
+    assert not conn.can_send(p.SubmitSm)
+    assert not conn.is_bound
+    conn.receive_data(b"", 5.0)  # EOF before anything else starts the clock
+    assert conn.next_event() == ConnectionClosed(clean=False)
+    assert conn.next_deadline() is None  # CLOSED: no keep-alive
+
+
+def test_keepalive_first_starts_inactivity_clock() -> None:
+    conn = SmppConnection(ESME, inactivity_timeout=50.0)
+    conn.send(p.EnquireLink(), 10.0)
+    assert conn.next_deadline() == 20.0  # the enquire_link's own response deadline
+    conn.receive_data(encode_pdu(p.EnquireLinkResp(sequence_number=1)), 11.0)
+    assert isinstance(conn.next_event(), ResponseReceived)
+    assert conn.next_deadline() == 41.0  # enquire_link due; inactivity from 10.0 is 60.0
 
 
 # -- closing ----------------------------------------------------------------------------------

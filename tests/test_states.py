@@ -168,3 +168,14 @@ def test_crossing_unbinds_both_close() -> None:
 def test_role_peer() -> None:
     assert ESME.peer is SMSC
     assert SMSC.peer is ESME
+
+
+@pytest.mark.parametrize("sender", [ESME, SMSC])
+def test_late_answers_are_legal_after_close(sender: Role) -> None:
+    """An SMSC may flush a submit_sm_resp after its unbind_resp: the message_id matters."""
+    assert transition(S.CLOSED, SMSC, p.SubmitSmResp, answers=p.SubmitSm) is S.CLOSED
+    assert transition(S.CLOSED, sender, p.GenericNack, answers=p.SubmitSm) is S.CLOSED
+    with pytest.raises(SendStateError):
+        transition(S.CLOSED, sender, p.SubmitSmResp)  # answering nothing: still refused
+    with pytest.raises(SendStateError):
+        transition(S.ERROR, sender, p.SubmitSmResp, answers=p.SubmitSm)

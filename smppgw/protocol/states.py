@@ -52,6 +52,10 @@ Legality follows SMPP 3.4 sections 2.2 and 2.3:
   ``deliver_sm_resp`` with ``ESME_RINVBNDSTS`` from an ESME bound as a transmitter). It
   moves the session only where the table says so, and a refused bind goes back to OPEN
   (the ESME may bind again on the same connection).
+- After CLOSED nothing is legal but a response that answers a request still
+  outstanding (``session.py`` passes what it answers): an SMSC may flush a
+  ``submit_sm_resp`` after its ``unbind_resp``, and dropping it would lose the
+  ``message_id`` of a message that was accepted.
 - ERROR is the sticky state after a framing error or a failed write: the byte stream
   cannot be trusted, so the only PDU left to send is the ``generic_nack`` that explains
   why we are closing, and nothing is received.
@@ -259,8 +263,9 @@ def transition(
         sender: who sends the PDU (not who we are: Rule 2).
         pdu_type: the PDU's exact class.
         command_status: the PDU's status; only responses look at it.
-        answers: for a ``generic_nack``, the class of the request it answers, if the
-            session matched it to one; a nack to a bind then refuses the bind.
+        answers: for a response, the class of the request it answers, if the session
+            matched it to one: a ``generic_nack`` to a bind then refuses the bind, and
+            a late answer is still legal in CLOSED.
 
     Returns:
         The next state (possibly ``state`` itself). Pure: nothing is changed.
@@ -283,6 +288,8 @@ def transition(
     if target is None:
         if is_response and command_status != 0 and state not in _NO_ERROR_ANSWERS:
             return state
+        if is_response and answers is not None and state is _S.CLOSED:
+            return state  # a late answer flushed after unbind_resp (see the rules above)
         raise _refusal(state, sender, pdu_type)
     if is_response and command_status != 0:
         return _FAILED_TARGET.get(pdu_type, target)
