@@ -1,0 +1,1 @@
+"""Thin trio I/O around the sans-I/O protocol core: streams, carrier binds, the server."""

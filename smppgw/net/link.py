@@ -1,0 +1,402 @@
+"""One SMPP connection over a trio stream: the thin I/O shell around ``SmppConnection``.
+
+Theory of operation
+-------------------
+A :class:`SmppLink` owns a stream and a sans-I/O :class:`SmppConnection` and runs four
+tasks in its own nursery (``run``):
+
+- the **reader** feeds every ``receive_some`` into the connection and drains *all* the
+  PDUs of that read. Responses wake their waiters (or call their callbacks) at once;
+  ``enquire_link`` and ``unbind`` are answered here; traffic requests (binds, submits,
+  deliveries) are collected into one batch per read and handed to the request handler
+  through a small bounded channel, so a durable store can journal the whole batch in
+  one commit. When the handler falls behind, the channel fills, the reader stops
+  reading and TCP pushes back on the peer: memory stays bounded.
+- the **writer** coalesces: every PDU to send is appended to one buffer and the writer
+  sends the whole buffer with one ``send_all``. A reader that also finds the buffer
+  over ``max_output`` waits for it to drain before reading on.
+- the **timer** sleeps until the connection's next deadline (response timeouts,
+  ``enquire_link`` due, inactivity) and acts on what came due.
+- the **handler** task takes request batches from the channel and awaits
+  ``handler(link, batch)``; the handler answers each request with :meth:`respond`.
+
+Outbound requests are sent with :meth:`request` (await the response) or
+:meth:`send_request` (a callback gets the response or the failure, so a sender can keep
+a whole window in flight from one task). The window lives in the connection; a sender
+that finds it full waits here until a response or a timeout frees a slot.
+
+Error handling:
+    A malformed or out-of-state PDU from the peer is answered with the status its error
+    carries (``generic_nack`` or the right ``_resp``) and the link goes on; broken
+    framing, a dead link (``enquire_link`` unanswered), EOF or a broken stream end the
+    link. When it ends, every outstanding request fails with :class:`LinkClosed`, which
+    lists them, so the caller can requeue them: nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+import trio
+
+from smppgw.protocol.errors import FramingError, RemoteSmppError
+from smppgw.protocol.pdus import EnquireLink, Pdu, Unbind, UnbindResp
+from smppgw.protocol.session import (
+    NEED_DATA,
+    ConnectionClosed,
+    EnquireLinkDue,
+    InactivityTimeout,
+    LinkDead,
+    RequestTimedOut,
+    ResponseReceived,
+    SmppConnection,
+    UnexpectedResponse,
+    error_response,
+    make_response,
+)
+
+__all__ = ["LinkClosed", "LinkStatistics", "RequestHandler", "ResponseCallback", "SmppLink"]
+
+log = structlog.get_logger("smppgw.link")
+
+#: ``handler(link, requests)``: answer each request with ``link.respond``.
+RequestHandler = Callable[["SmppLink", Sequence[Pdu]], Awaitable[None]]
+#: ``callback(request, response_or_error)``, called from the reader or timer task.
+ResponseCallback = Callable[[Pdu, "Pdu | BaseException"], None]
+
+_RECEIVE_SIZE = 65536
+
+
+class LinkClosed(Exception):
+    """The link ended before the request was answered (whether the peer got it is
+    unknown: count a possible duplicate if it is sent again)."""
+
+
+class RequestTimeout(Exception):
+    """No response within the connection's ``response_timeout``."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkStatistics:
+    name: str
+    bytes_in: int
+    bytes_out: int
+    writes: int
+    batches: int
+    unexpected_responses: int
+    remote_errors: int
+
+
+class _Waiter:
+    __slots__ = ("event", "result")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.result: Pdu | BaseException | None = None
+
+    def __call__(self, request: Pdu, result: Pdu | BaseException) -> None:
+        self.result = result
+        self.event.set()
+
+
+class SmppLink:
+    """An SMPP session over ``stream``; see the module's theory of operation.
+
+    Args:
+        stream: a connected trio stream (TCP or TLS).
+        connection: the sans-I/O session, already configured (role, window, timers).
+        handler: receives each read's batch of requests (binds, submits, deliveries...).
+        name: for logs and metrics (carrier bind name, partner session id).
+        queue_batches: how many request batches may wait for the handler.
+        max_output: octets of unsent output after which the reader stops reading.
+    """
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        connection: SmppConnection,
+        handler: RequestHandler,
+        *,
+        name: str = "link",
+        queue_batches: int = 4,
+        max_output: int = 1 << 20,
+    ) -> None:
+        self.stream = stream
+        self.connection = connection
+        self.name = name
+        self._handler = handler
+        self._callbacks: dict[int, ResponseCallback] = {}
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self._max_output = max_output
+        self._has_output = trio.Event()
+        self._drained = trio.Event()
+        self._window_changed = trio.Event()
+        self._rearm = trio.Event()
+        self._batches_send, self._batches_recv = trio.open_memory_channel[list[Pdu]](queue_batches)
+        self._closed = False
+        self._close_reason = ""
+        self._cancel: trio.CancelScope | None = None
+        self._stats = {"in": 0, "out": 0, "writes": 0, "batches": 0, "unexpected": 0, "errors": 0}
+        self.log = log.bind(link=name)
+
+    # -- life cycle ----------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run the link until EOF, a fatal error, :meth:`close`, or cancellation."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._cancel = nursery.cancel_scope
+                nursery.start_soon(self._writer)
+                nursery.start_soon(self._timer)
+                nursery.start_soon(self._handle_batches)
+                task_status.started()
+                await self._reader()
+                # The reader saw EOF or a fatal error: flush what we owe, then stop.
+                with trio.move_on_after(1):
+                    await self._wait_flushed()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._finish()
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.stream)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def close_reason(self) -> str:
+        return self._close_reason
+
+    def close(self, reason: str = "closed") -> None:
+        """End the link now (outstanding requests fail with :class:`LinkClosed`)."""
+        if not self._close_reason:
+            self._close_reason = reason
+        if self._cancel is not None:
+            self._cancel.cancel()
+
+    async def unbind(self, grace: float = 5.0) -> None:
+        """Unbind politely (bounded by ``grace`` seconds), then close the link."""
+        if not self._closed and self.connection.is_bound:
+            with trio.move_on_after(grace):
+                with contextlib.suppress(LinkClosed, RequestTimeout, trio.BrokenResourceError):
+                    await self.request(Unbind())
+                with trio.move_on_after(0.5):
+                    await self._wait_flushed()
+        self.close("unbound")
+
+    def _finish(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        reason = self._close_reason or "connection lost"
+        self._close_reason = reason
+        unanswered = self.connection.close()
+        callbacks, self._callbacks = self._callbacks, {}
+        for request in unanswered:
+            callback = callbacks.pop(request.sequence_number, None)
+            if callback is not None:
+                callback(request, LinkClosed(reason))
+        for seq, callback in callbacks.items():  # pragma: no cover - defensive
+            callback(Unbind(sequence_number=seq), LinkClosed(reason))
+        self._wake_window()
+        self._drained.set()
+
+    # -- sending ---------------------------------------------------------------------
+
+    def _queue(self, data: bytes) -> None:
+        self._out.append(data)
+        self._out_size += len(data)
+        self._has_output.set()
+
+    def respond(self, pdu: Pdu) -> None:
+        """Queue a response (built with ``make_response``) for the writer."""
+        if self._closed:
+            return
+        self._queue(self.connection.send(pdu, trio.current_time()))
+
+    async def wait_window(self) -> None:
+        """Return once the window has a free slot (or raise :class:`LinkClosed`)."""
+        while not self.connection.can_send_request:
+            if self._closed:
+                raise LinkClosed(self._close_reason)
+            await self._window_changed.wait()
+        if self._closed:
+            raise LinkClosed(self._close_reason)
+
+    async def send_request(self, pdu: Pdu, callback: ResponseCallback | None = None) -> Pdu:
+        """Send ``pdu`` once the window allows; ``callback`` gets the response or error.
+
+        Returns the request as sent (with its sequence number).
+        """
+        await self.wait_window()
+        request, data = self.connection.send_request(pdu, trio.current_time())
+        if callback is not None:
+            self._callbacks[request.sequence_number] = callback
+        self._queue(data)
+        self._rearm.set()
+        return request
+
+    async def request(self, pdu: Pdu) -> Pdu:
+        """Send ``pdu`` and return its response.
+
+        Raises:
+            LinkClosed: the link ended first.
+            RequestTimeout: no answer within the response timeout.
+        """
+        waiter = _Waiter()
+        await self.send_request(pdu, waiter)
+        await waiter.event.wait()
+        if isinstance(waiter.result, BaseException):
+            raise waiter.result
+        assert waiter.result is not None
+        return waiter.result
+
+    def _wake_window(self) -> None:
+        self._window_changed.set()
+        self._window_changed = trio.Event()
+
+    async def _wait_flushed(self) -> None:
+        while self._out and not self._closed:
+            await self._drained.wait()
+
+    async def _writer(self) -> None:
+        while True:
+            await self._has_output.wait()
+            self._has_output = trio.Event()
+            if not self._out:
+                continue
+            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+            self._out.clear()
+            self._out_size = 0
+            try:
+                # Shielded so a cancellation cannot cut a PDU in half on the wire.
+                with trio.CancelScope(shield=True):
+                    await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self.connection.send_failed()
+                self.close("write failed")
+                return
+            self._stats["out"] += len(data)
+            self._stats["writes"] += 1
+            if not self._out:
+                self._drained.set()
+                self._drained = trio.Event()
+
+    # -- receiving -------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        conn = self.connection
+        while True:
+            try:
+                data = await self.stream.receive_some(_RECEIVE_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                data = b""
+            self._stats["in"] += len(data)
+            conn.receive_data(bytes(data), trio.current_time())
+            batch: list[Pdu] = []
+            if not self._drain_events(batch):
+                if batch:
+                    await self._batches_send.send(batch)
+                return
+            if batch:
+                self._stats["batches"] += 1
+                await self._batches_send.send(batch)
+            while self._out_size > self._max_output and not self._closed:
+                await self._drained.wait()
+
+    def _drain_events(self, batch: list[Pdu]) -> bool:
+        """Handle every event now decodable; False when the link must end."""
+        conn = self.connection
+        now = trio.current_time()
+        while True:
+            try:
+                event = conn.next_event()
+            except FramingError as exc:
+                self._stats["errors"] += 1
+                self.log.warning("framing error", error=str(exc))
+                self._queue(conn.send(error_response(exc), now))
+                self._close_reason = "framing error"
+                return False
+            except RemoteSmppError as exc:
+                self._stats["errors"] += 1
+                self.log.info("bad pdu from peer", error=str(exc), status=exc.command_status)
+                self._queue(conn.send(error_response(exc), now))
+                continue
+            if event is NEED_DATA:
+                return True
+            kind = type(event)
+            if kind is ResponseReceived:
+                assert isinstance(event, ResponseReceived)
+                self._resolve(event.request, event.response)
+            elif kind is ConnectionClosed:
+                assert isinstance(event, ConnectionClosed)
+                self._close_reason = self._close_reason or (
+                    "peer closed" if event.clean else "connection lost"
+                )
+                for request in event.unanswered:
+                    self._resolve(request, LinkClosed(self._close_reason))
+                return False
+            elif kind is EnquireLink:
+                assert isinstance(event, Pdu)
+                self._queue(conn.send(make_response(event), now))
+            elif kind is Unbind:
+                assert isinstance(event, Pdu)
+                self._queue(conn.send(UnbindResp(sequence_number=event.sequence_number), now))
+                self._close_reason = "peer unbound"
+            elif kind is UnexpectedResponse:
+                assert isinstance(event, UnexpectedResponse)
+                self._stats["unexpected"] += 1
+                self.log.info("unexpected response", reason=event.reason)
+            elif isinstance(event, Pdu):
+                batch.append(event)
+
+    def _resolve(self, request: Pdu, result: Pdu | BaseException) -> None:
+        callback = self._callbacks.pop(request.sequence_number, None)
+        if callback is not None:
+            callback(request, result)
+        self._wake_window()
+
+    async def _handle_batches(self) -> None:
+        async for batch in self._batches_recv:
+            await self._handler(self, batch)
+
+    # -- timers ----------------------------------------------------------------------
+
+    async def _timer(self) -> None:
+        conn = self.connection
+        while True:
+            deadline = conn.next_deadline()
+            with trio.move_on_at(deadline if deadline is not None else math.inf):
+                await self._rearm.wait()
+            self._rearm = trio.Event()
+            now = trio.current_time()
+            for event in conn.handle_timeout(now):
+                self._on_timeout(event, now)
+
+    def _on_timeout(self, event: Any, now: float) -> None:
+        kind = type(event)
+        if kind is EnquireLinkDue:
+            _request, data = self.connection.send_request(EnquireLink(), now)
+            self._queue(data)
+        elif kind is RequestTimedOut:
+            self._resolve(event.request, RequestTimeout(f"no answer in {event.elapsed:.1f}s"))
+        elif kind is LinkDead:
+            self._resolve(event.request, RequestTimeout("enquire_link unanswered"))
+            self.log.warning("link dead: enquire_link unanswered")
+            self.close("link dead")
+        elif kind is InactivityTimeout:
+            self.log.info("inactivity timeout", idle=event.idle)
+            self.close("inactive")
+
+    def statistics(self) -> LinkStatistics:
+        s = self._stats
+        return LinkStatistics(
+            self.name, s["in"], s["out"], s["writes"], s["batches"], s["unexpected"], s["errors"]
+        )

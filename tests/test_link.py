@@ -1,0 +1,187 @@
+"""SmppLink over trio memory streams, with the autojump clock for timers."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+import trio
+import trio.testing
+
+from smppgw.net.link import LinkClosed, RequestTimeout, SmppLink
+from smppgw.protocol.codec import encode_pdu
+from smppgw.protocol.pdus import (
+    BindTransceiver,
+    BindTransceiverResp,
+    DeliverSm,
+    EnquireLink,
+    GenericNack,
+    Pdu,
+    SubmitSm,
+    SubmitSmResp,
+)
+from smppgw.protocol.session import SmppConnection, make_response
+from smppgw.protocol.states import Role
+from smppgw.protocol.status import CommandStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+
+class Smsc:
+    """A minimal SMSC handler: accepts binds, answers submits with increasing ids."""
+
+    def __init__(self, *, answer: bool = True) -> None:
+        self.answer = answer
+        self.submits: list[SubmitSm] = []
+        self.batches: list[int] = []
+
+    async def __call__(self, link: SmppLink, batch: Sequence[Pdu]) -> None:
+        self.batches.append(len(batch))
+        for pdu in batch:
+            if isinstance(pdu, BindTransceiver):
+                link.respond(make_response(pdu, system_id="SIM"))
+            elif isinstance(pdu, SubmitSm):
+                self.submits.append(pdu)
+                if self.answer:
+                    link.respond(make_response(pdu, message_id=str(len(self.submits))))
+
+
+async def _noop(link: SmppLink, batch: Sequence[Pdu]) -> None:
+    for pdu in batch:
+        link.respond(make_response(pdu))
+
+
+async def _pair(nursery: trio.Nursery, smsc: Smsc, **esme_kw: float) -> tuple[SmppLink, SmppLink]:
+    a, b = trio.testing.memory_stream_pair()
+    esme = SmppLink(a, SmppConnection(Role.ESME, **esme_kw), _noop, name="esme")  # type: ignore[arg-type]
+    server = SmppLink(b, SmppConnection(Role.SMSC, enquire_link_interval=None), smsc, name="smsc")
+    await nursery.start(server.run)
+    await nursery.start(esme.run)
+    return esme, server
+
+
+async def test_bind_submit_and_window(autojump_clock: trio.testing.MockClock) -> None:
+    smsc = Smsc()
+    async with trio.open_nursery() as nursery:
+        esme, _server = await _pair(nursery, smsc, window=4)
+        resp = await esme.request(BindTransceiver(system_id="gw", password="pw"))
+        assert isinstance(resp, BindTransceiverResp)
+        assert resp.system_id == "SIM"
+        results: list[str] = []
+
+        async def one(i: int) -> None:
+            r = await esme.request(SubmitSm(destination_addr=str(i), short_message=b"x"))
+            assert isinstance(r, SubmitSmResp)
+            results.append(r.message_id)
+
+        async with trio.open_nursery() as senders:
+            for i in range(20):
+                senders.start_soon(one, i)
+        assert sorted(results, key=int) == [str(i) for i in range(1, 21)]
+        assert esme.connection.statistics().outstanding == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_response_timeout_frees_window(autojump_clock: trio.testing.MockClock) -> None:
+    smsc = Smsc(answer=False)
+    async with trio.open_nursery() as nursery:
+        esme, _ = await _pair(nursery, smsc, window=1, response_timeout=5.0)
+        await esme.request(BindTransceiver(system_id="gw"))
+        start = trio.current_time()
+        with pytest.raises(RequestTimeout):
+            await esme.request(SubmitSm(destination_addr="1"))
+        assert 5.0 <= trio.current_time() - start < 5.5
+        assert esme.connection.window_available == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_enquire_link_sent_when_idle(autojump_clock: trio.testing.MockClock) -> None:
+    smsc = Smsc()
+    async with trio.open_nursery() as nursery:
+        esme, server = await _pair(nursery, smsc, enquire_link_interval=30.0)
+        await esme.request(BindTransceiver(system_id="gw"))
+        await trio.sleep(95)
+        # three keep-alives, all answered by the server link itself
+        assert esme.connection.statistics().requests_sent == 1 + 3
+        assert server.connection.statistics().responses_sent == 1 + 3
+        assert not esme.closed
+        nursery.cancel_scope.cancel()
+
+
+async def test_peer_close_fails_outstanding(autojump_clock: trio.testing.MockClock) -> None:
+    smsc = Smsc(answer=False)
+    async with trio.open_nursery() as nursery:
+        esme, server = await _pair(nursery, smsc, response_timeout=60.0)
+        await esme.request(BindTransceiver(system_id="gw"))
+        failures: list[BaseException] = []
+
+        async def submit() -> None:
+            try:
+                await esme.request(SubmitSm(destination_addr="1"))
+            except LinkClosed as exc:
+                failures.append(exc)
+
+        nursery.start_soon(submit)
+        nursery.start_soon(submit)
+        await trio.sleep(1)
+        server.close("test")
+        await trio.sleep(1)
+        assert len(failures) == 2
+        assert esme.closed
+        nursery.cancel_scope.cancel()
+
+
+async def test_malformed_pdu_gets_answer_and_link_goes_on(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    smsc = Smsc()
+    a, b = trio.testing.memory_stream_pair()
+    server = SmppLink(b, SmppConnection(Role.SMSC, enquire_link_interval=None), smsc)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await a.send_all(encode_pdu(BindTransceiver(system_id="gw", sequence_number=1)))
+        bad = bytearray(encode_pdu(SubmitSm(destination_addr="1", sequence_number=2)))
+        bad[-1] = 9  # sm_length now runs past the PDU
+        await a.send_all(bytes(bad) + encode_pdu(EnquireLink(sequence_number=3)))
+        await a.send_all(b"\x00\x00\x00\x10\x00\x00\x00\x77\x00\x00\x00\x00\x00\x00\x00\x04")
+        await trio.sleep(1)
+        data = await a.receive_some(4096)
+        # bind_resp, submit_sm_resp ESME_RINVMSGLEN, enquire_link_resp, generic_nack
+        assert b"\x80\x00\x00\x09\x00\x00\x00\x00\x00\x00\x00\x01" in data
+        assert b"\x80\x00\x00\x04\x00\x00\x00\x01\x00\x00\x00\x02" in data
+        assert b"\x80\x00\x00\x15\x00\x00\x00\x00\x00\x00\x00\x03" in data
+        assert (
+            encode_pdu(GenericNack(sequence_number=4, command_status=CommandStatus.ESME_RINVCMDID))
+            in data
+        )
+        assert not server.closed
+        nursery.cancel_scope.cancel()
+
+
+async def test_handler_batches_pdus_of_one_read(autojump_clock: trio.testing.MockClock) -> None:
+    smsc = Smsc()
+    a, b = trio.testing.memory_stream_pair()
+    server = SmppLink(b, SmppConnection(Role.SMSC, enquire_link_interval=None), smsc)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await a.send_all(encode_pdu(BindTransceiver(system_id="gw", sequence_number=1)))
+        await trio.sleep(1)
+        wire = b"".join(
+            encode_pdu(SubmitSm(destination_addr="1", sequence_number=i)) for i in range(2, 52)
+        )
+        await a.send_all(wire)
+        await trio.sleep(1)
+        assert smsc.batches == [1, 50]
+        assert len(smsc.submits) == 50
+        nursery.cancel_scope.cancel()
+
+
+async def test_send_deliver_from_smsc_side(autojump_clock: trio.testing.MockClock) -> None:
+    smsc = Smsc()
+    async with trio.open_nursery() as nursery:
+        esme, server = await _pair(nursery, smsc)
+        await esme.request(BindTransceiver(system_id="gw"))
+        resp = await server.request(DeliverSm(source_addr="84900000001", short_message=b"hi"))
+        assert resp.command_status == 0
+        nursery.cancel_scope.cancel()
