@@ -44,7 +44,7 @@ from typing import Any
 import structlog
 import trio
 
-from smppgw.protocol.errors import FramingError, RemoteSmppError
+from smppgw.protocol.errors import FramingError, RemoteSmppError, SendStateError
 from smppgw.protocol.pdus import EnquireLink, Pdu, Unbind, UnbindResp
 from smppgw.protocol.session import (
     NEED_DATA,
@@ -59,6 +59,7 @@ from smppgw.protocol.session import (
     error_response,
     make_response,
 )
+from smppgw.protocol.states import State
 
 __all__ = ["LinkClosed", "LinkStatistics", "RequestHandler", "ResponseCallback", "SmppLink"]
 
@@ -236,7 +237,13 @@ class SmppLink:
         Returns the request as sent (with its sequence number).
         """
         await self.wait_window()
-        request, data = self.connection.send_request(pdu, trio.current_time())
+        try:
+            request, data = self.connection.send_request(pdu, trio.current_time())
+        except SendStateError:
+            if self.connection.state in (State.CLOSED, State.ERROR):
+                # EOF already seen, the link is winding down: not our caller's bug.
+                raise LinkClosed(self._close_reason or "connection lost") from None
+            raise
         if callback is not None:
             self._callbacks[request.sequence_number] = callback
         self._queue(data)

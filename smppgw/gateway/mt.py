@@ -1,0 +1,390 @@
+"""The MT pipeline's hub: routes journaled messages to carrier queues and records what
+the carriers say, in batches, in the journal.
+
+Theory of operation
+-------------------
+A message reaches :meth:`MtPipeline.enqueue` only once it is in the journal. The router
+picks the first carrier of its prefix route that is up (the primary otherwise, so it
+waits there), and the message joins that carrier's :class:`CarrierQueue`.
+
+Carrier binds report back through plain method calls (no awaiting, so a bind never
+waits on the disk): a part accepted with the carrier's id, a message failed, a message
+to retry. The pipeline keeps those in lists and one flusher task writes them to the
+journal in batches. The carrier-id -> message map is also kept in memory for recent
+messages, so a receipt is usually matched without a read; a receipt that arrives before
+its ``submit_sm_resp`` is recorded is held and tried again for a while.
+
+When a carrier's last bind goes down its queue is re-routed to the next carrier of each
+message's route that is up. A message whose send failed for a temporary reason is
+retried later (attempts counted in the journal) up to ``max_attempts``.
+
+Crash safety: a part's carrier id that was not flushed yet is lost with the process;
+the message is still ``accepted`` in the journal, so recovery sends it again
+(at-least-once: the duplicate is counted by the carrier side as a possible duplicate).
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
+from smppgw.gateway.routing import NoRoute, PrefixRouter
+from smppgw.protocol.receipt import MessageState as ReceiptState
+from smppgw.store import (
+    FinalOutcome,
+    MessageState,
+    Requeue,
+    Store,
+    StoredMessage,
+    StoreError,
+    Submitted,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+
+__all__ = ["MtPipeline", "MtStatistics", "outbound_from_stored"]
+
+log = structlog.get_logger("smppgw.mt")
+
+_RECEIPT_TO_FINAL = {
+    ReceiptState.DELIVERED: MessageState.DELIVERED,
+    ReceiptState.EXPIRED: MessageState.EXPIRED,
+    ReceiptState.DELETED: MessageState.FAILED,
+    ReceiptState.UNDELIVERABLE: MessageState.FAILED,
+    ReceiptState.REJECTED: MessageState.REJECTED,
+    ReceiptState.UNKNOWN: MessageState.FAILED,
+}
+#: Worst first: the final state of a message in parts is its worst part's.
+_SEVERITY = [MessageState.REJECTED, MessageState.FAILED, MessageState.EXPIRED]
+
+
+def outbound_from_stored(m: StoredMessage) -> OutboundMessage:
+    return OutboundMessage(
+        id=m.id,
+        partner=m.partner,
+        source_addr=m.source_addr,
+        source_ton=m.source_ton,
+        source_npi=m.source_npi,
+        destination_addr=m.destination_addr,
+        dest_ton=m.dest_ton,
+        dest_npi=m.dest_npi,
+        data_coding=m.data_coding,
+        esm_class=m.esm_class,
+        registered_delivery=m.registered_delivery,
+        priority=m.priority,
+        parts=m.parts or (m.body,),
+        attempts=m.attempts,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class MtStatistics:
+    queued: int
+    in_flight_receipts: int
+    submitted_parts: int
+    failed: int
+    retried: int
+    possible_duplicates: int
+    receipts_matched: int
+    receipts_unmatched: int
+    receipts_held: int
+    unroutable: int
+    flush_errors: int
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """A message with parts accepted by a carrier, awaiting receipts."""
+
+    message_id: int
+    parts: int
+    registered_delivery: int
+    finals: dict[int, MessageState]
+
+
+class MtPipeline:
+    """See the module docstring.
+
+    Args:
+        store: the journal.
+        router: prefix routes to carrier names.
+        carriers: every configured carrier name (each gets a queue).
+        max_attempts: sends of one message before it fails for good.
+        retry_delay: seconds before a temporarily failed message is sent again.
+        on_final: called (after the journal has it) for each message that reached a
+            final state; the partner side forwards the receipt from there.
+        clock: wall-clock seconds for journal records.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        router: PrefixRouter,
+        carriers: Iterable[str],
+        *,
+        max_attempts: int = 10,
+        retry_delay: float = 5.0,
+        on_final: Callable[[list[FinalOutcome]], Awaitable[None]] | None = None,
+        clock: Callable[[], float] = time.time,
+        recent_receipt_keys: int = 200_000,
+    ) -> None:
+        self.store = store
+        self.router = router
+        self.queues = {name: CarrierQueue(name) for name in carriers}
+        self._up = dict.fromkeys(self.queues, 0)
+        self.max_attempts = max_attempts
+        self.retry_delay = retry_delay
+        self._on_final = on_final
+        self._clock = clock
+        self._submitted: list[Submitted] = []
+        self._finals: list[FinalOutcome] = []
+        self._requeues: list[Requeue] = []
+        self._dirty = trio.Event()
+        self._delayed: list[tuple[float, int, OutboundMessage]] = []
+        self._delayed_seq = 0
+        self._delayed_changed = trio.Event()
+        self._recent: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
+        self._recent_max = recent_receipt_keys
+        self._tracked: dict[int, _Tracked] = {}
+        self._counts = dict.fromkeys(
+            (
+                "submitted",
+                "failed",
+                "retried",
+                "dups",
+                "matched",
+                "unmatched",
+                "held",
+                "unroutable",
+                "flush_errors",
+            ),
+            0,
+        )
+
+    # -- routing ---------------------------------------------------------------------
+
+    def is_up(self, carrier: str) -> bool:
+        return self._up.get(carrier, 0) > 0
+
+    def enqueue(self, message: OutboundMessage) -> None:
+        """Route a journaled message to a carrier queue."""
+        try:
+            carrier = self.router.choose(message.destination_addr, self.is_up)
+        except NoRoute:
+            candidates = self.router.candidates(message.destination_addr)
+            if not candidates or candidates[0] not in self.queues:
+                self._counts["unroutable"] += 1
+                log.warning("no route", message_id=message.id)
+                self.fail(message, 0x0B, "no route for destination")
+                return
+            carrier = candidates[0]  # none is up: wait at the primary
+        message.carrier = carrier
+        self.queues[carrier].put(message)
+
+    def carrier_up(self, carrier: str) -> None:
+        self._up[carrier] = self._up.get(carrier, 0) + 1
+
+    def carrier_down(self, carrier: str) -> None:
+        self._up[carrier] = max(0, self._up.get(carrier, 0) - 1)
+        if self._up[carrier] == 0:
+            queue = self.queues.get(carrier)
+            if queue is None:
+                return
+            moved = 0
+            for message in queue.drain():
+                self.enqueue(message)
+                moved += message.carrier != carrier
+            if moved:
+                log.info("re-routed queued messages", carrier=carrier, moved=moved)
+
+    # -- outcomes from carrier binds ---------------------------------------------------
+
+    def part_accepted(self, message: OutboundMessage, part_no: int, carrier_key: str) -> None:
+        """The carrier accepted ``part_no``; ``carrier_key`` is its normalised id."""
+        carrier = message.carrier or ""
+        self._submitted.append(Submitted(message.id, carrier, carrier_key, part_no))
+        self._counts["submitted"] += 1
+        recent = self._recent
+        recent[(carrier, carrier_key)] = (message.id, part_no)
+        if len(recent) > self._recent_max:
+            recent.popitem(last=False)
+        tracked = self._tracked.get(message.id)
+        if tracked is None:
+            self._tracked[message.id] = _Tracked(
+                message.id, len(message.parts), message.registered_delivery, {}
+            )
+        self._dirty.set()
+
+    def fail(self, message: OutboundMessage, status: int, error: str) -> None:
+        """The message cannot be sent (permanent refusal or out of attempts)."""
+        self._counts["failed"] += 1
+        self._tracked.pop(message.id, None)
+        self._finals.append(
+            FinalOutcome(message.id, MessageState.FAILED, status, error, charge_parts=0)
+        )
+        self._dirty.set()
+
+    def retry(self, message: OutboundMessage, error: str, *, possible_duplicate: bool) -> None:
+        """Send again later: a temporary refusal, a timeout, or a lost connection."""
+        if possible_duplicate:
+            self._counts["dups"] += 1
+        message.attempts += 1
+        if message.attempts >= self.max_attempts:
+            self.fail(message, 0x08, f"gave up after {message.attempts} attempts: {error}")
+            return
+        self._counts["retried"] += 1
+        due = self._clock() + self.retry_delay
+        self._requeues.append(Requeue(message.id, due, error))
+        self._delayed_seq += 1
+        heapq.heappush(
+            self._delayed, (trio.current_time() + self.retry_delay, self._delayed_seq, message)
+        )
+        self._delayed_changed.set()
+        self._dirty.set()
+
+    def put_back(self, message: OutboundMessage) -> None:
+        """A bind stopped before sending ``message``: front of the queue, no attempt."""
+        queue = self.queues.get(message.carrier or "")
+        if queue is None or not self.is_up(message.carrier or ""):
+            self.enqueue(message)
+        else:
+            queue.put_front(message)
+
+    # -- receipts ----------------------------------------------------------------------
+
+    async def match_receipt(
+        self, carrier: str, carrier_key: str, state: ReceiptState, error: str | None
+    ) -> bool:
+        """Apply a receipt; False when no message is known for it (yet)."""
+        found = self._recent.get((carrier, carrier_key))
+        if found is None:
+            self._flush_now()
+            lookup = await self.store.lookup_carrier(carrier, carrier_key)
+            if lookup is None:
+                return False
+            found = (lookup.message.id, lookup.part_no)
+            self._tracked.setdefault(
+                lookup.message.id,
+                _Tracked(
+                    lookup.message.id,
+                    lookup.message.part_count,
+                    lookup.message.registered_delivery,
+                    {},
+                ),
+            )
+        message_id, part_no = found
+        final = _RECEIPT_TO_FINAL.get(state)
+        if final is None:  # ENROUTE, ACCEPTED: intermediate
+            self._counts["matched"] += 1
+            return True
+        tracked = self._tracked.get(message_id) or _Tracked(message_id, 1, 0, {})
+        tracked.finals[part_no] = final
+        self._counts["matched"] += 1
+        if len(tracked.finals) >= tracked.parts:
+            self._tracked.pop(message_id, None)
+            states = set(tracked.finals.values())
+            overall = next((s for s in _SEVERITY if s in states), MessageState.DELIVERED)
+            charge = tracked.parts
+            self._finals.append(FinalOutcome(message_id, overall, None, error, charge_parts=charge))
+            self._dirty.set()
+        return True
+
+    def receipt_unmatched(self) -> None:
+        self._counts["unmatched"] += 1
+
+    def receipt_held(self) -> None:
+        self._counts["held"] += 1
+
+    # -- background work -------------------------------------------------------------
+
+    def _flush_now(self) -> None:
+        self._dirty.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Flush outcomes to the journal and release delayed retries, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._flusher)
+            nursery.start_soon(self._release_delayed)
+            task_status.started()
+
+    async def flush(self) -> None:
+        """Write every pending outcome now (used at shutdown)."""
+        while self._submitted or self._finals or self._requeues:
+            await self._flush_once()
+
+    async def _flusher(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty = trio.Event()
+            try:
+                await self._flush_once()
+            except StoreError as exc:
+                self._counts["flush_errors"] += 1
+                log.warning("journal flush failed; will retry", error=str(exc))
+                await trio.sleep(0.5)
+                self._dirty.set()
+
+    async def _flush_once(self) -> None:
+        submitted, self._submitted = self._submitted, []
+        finals, self._finals = self._finals, []
+        requeues, self._requeues = self._requeues, []
+        try:
+            if submitted:
+                await self.store.mark_submitted(submitted)
+            if requeues:
+                await self.store.requeue(requeues)
+            if finals:
+                await self.store.mark_final(finals)
+        except BaseException:
+            # Keep them for the next try (order kept: older first).
+            self._submitted[:0] = submitted
+            self._requeues[:0] = requeues
+            self._finals[:0] = finals
+            raise
+        if finals and self._on_final is not None:
+            await self._on_final(finals)
+
+    async def _release_delayed(self) -> None:
+        while True:
+            deadline = self._delayed[0][0] if self._delayed else float("inf")
+            with trio.move_on_at(deadline):
+                await self._delayed_changed.wait()
+            self._delayed_changed = trio.Event()
+            now = trio.current_time()
+            while self._delayed and self._delayed[0][0] <= now:
+                _, _, message = heapq.heappop(self._delayed)
+                self.enqueue(message)
+
+    async def recover(self) -> int:
+        """Queue every unfinished message from the journal; returns how many."""
+        recovery = await self.store.recover()
+        count = 0
+        for stored in recovery.messages:
+            if stored.state is MessageState.ACCEPTED:
+                self.enqueue(outbound_from_stored(stored))
+                count += 1
+        return count
+
+    def statistics(self) -> MtStatistics:
+        c = self._counts
+        return MtStatistics(
+            queued=sum(len(q) for q in self.queues.values()),
+            in_flight_receipts=len(self._tracked),
+            submitted_parts=c["submitted"],
+            failed=c["failed"],
+            retried=c["retried"],
+            possible_duplicates=c["dups"],
+            receipts_matched=c["matched"],
+            receipts_unmatched=c["unmatched"],
+            receipts_held=c["held"],
+            unroutable=c["unroutable"],
+            flush_errors=c["flush_errors"],
+        )

@@ -1,0 +1,121 @@
+"""MT messages on their way to a carrier, and the per-carrier queue with priority lanes.
+
+An :class:`OutboundMessage` is the runtime view of a journaled message: the store holds
+the truth, this holds what a carrier bind needs to send it (every part's
+``short_message``, the UDH flag) and how far sending has got (``next_part``), so a
+message cut off by a lost connection resumes at the part that was not acknowledged and
+its parts never go out of order.
+
+:class:`CarrierQueue` has lanes: transactional traffic (OTPs, notifications) in the high
+lane is always taken before a marketing batch in the low lane, so an OTP never waits
+behind a bulk campaign on the same carrier. A message put back after a failure goes to
+the *front* of its lane.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+import trio
+
+__all__ = ["LANES", "CarrierQueue", "OutboundMessage", "QueueStatistics"]
+
+#: Lane 1 is transactional (priority >= 1), lane 0 bulk.
+LANES = 2
+
+
+@dataclass(slots=True, eq=False)
+class OutboundMessage:
+    """A journaled MT message being sent. ``parts`` are the ``short_message`` octets."""
+
+    id: int
+    partner: str
+    source_addr: str
+    source_ton: int
+    source_npi: int
+    destination_addr: str
+    dest_ton: int
+    dest_npi: int
+    data_coding: int
+    esm_class: int
+    registered_delivery: int
+    priority: int
+    parts: tuple[bytes, ...]
+    attempts: int = 0
+    next_part: int = 0
+    carrier: str | None = None
+    #: Carrier ids of the parts acknowledged so far (index = part number).
+    carrier_ids: list[str] = field(default_factory=list)
+
+    @property
+    def lane(self) -> int:
+        return 1 if self.priority >= 1 else 0
+
+    @property
+    def udhi(self) -> bool:
+        return len(self.parts) > 1 or bool(self.esm_class & 0x40)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStatistics:
+    name: str
+    depth_by_lane: tuple[int, ...]
+    put: int
+    taken: int
+
+
+class CarrierQueue:
+    """An unbounded FIFO per lane; :meth:`get` waits, highest lane first.
+
+    Memory is bounded upstream: admission refuses new messages (``ESME_RMSGQFUL``) when
+    the gateway's pending total is over its limit, and every message here is already in
+    the journal.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._lanes: tuple[deque[OutboundMessage], ...] = tuple(deque() for _ in range(LANES))
+        self._nonempty = trio.Event()
+        self._put = 0
+        self._taken = 0
+
+    def __len__(self) -> int:
+        return sum(len(lane) for lane in self._lanes)
+
+    def put(self, message: OutboundMessage) -> None:
+        self._lanes[message.lane].append(message)
+        self._put += 1
+        self._nonempty.set()
+
+    def put_front(self, message: OutboundMessage) -> None:
+        """Put back a message that was being sent: it goes first in its lane."""
+        self._lanes[message.lane].appendleft(message)
+        self._nonempty.set()
+
+    def get_nowait(self) -> OutboundMessage | None:
+        for lane in reversed(self._lanes):
+            if lane:
+                self._taken += 1
+                return lane.popleft()
+        return None
+
+    async def get(self) -> OutboundMessage:
+        while True:
+            message = self.get_nowait()
+            if message is not None:
+                return message
+            self._nonempty = trio.Event()
+            await self._nonempty.wait()
+
+    def drain(self) -> list[OutboundMessage]:
+        """Take every queued message (to re-route them when this carrier is down)."""
+        out = [m for lane in reversed(self._lanes) for m in lane]
+        for lane in self._lanes:
+            lane.clear()
+        return out
+
+    def statistics(self) -> QueueStatistics:
+        return QueueStatistics(
+            self.name, tuple(len(lane) for lane in self._lanes), self._put, self._taken
+        )

@@ -1,0 +1,566 @@
+"""The carrier side: client binds to one SMSC, each in its own reconnect loop.
+
+Theory of operation
+-------------------
+A :class:`CarrierClient` runs ``binds`` bind loops. Each loop connects (TCP or TLS),
+binds, and while the bind lives runs ``window`` sender workers that take messages from
+the carrier's queue. A worker sends a message's parts one after the other (parts never
+go out of order), waiting for each part's ``submit_sm_resp``; the window is the number
+of workers, so it is always full when there is traffic. The carrier's TPS cap is one
+token bucket shared by its binds, counted in parts.
+
+What the SMSC answers decides what happens to a message:
+
+- ``ESME_ROK``: the part's carrier id is recorded (normalised for receipt matching);
+- ``ESME_RTHROTTLED`` / ``ESME_RMSGQFUL``: the bind pauses, the bucket slows down and
+  climbs back (slow start), and the *same part* is sent again: retried, not failed;
+- another temporary status: the message is retried later, attempts counted;
+- any other status: the message fails with that status recorded;
+- no answer in time, or the connection lost: the message goes back to the queue from the
+  unacknowledged part (possibly a duplicate at the carrier: counted).
+
+Incoming ``deliver_sm`` (receipts and MO) are journaled first and only then answered
+``deliver_sm_resp``; if the journal cannot take them they are answered
+``ESME_RX_T_APPN`` so the carrier delivers them again. A redelivered one is recognised by
+its dedup key and answered without being processed twice.
+
+Only expected failures restart a bind (``OSError``, broken streams, timeouts, a refused
+bind, a lost link); anything else propagates and is a bug.
+"""
+
+from __future__ import annotations
+
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+
+from smppgw.app.config_models import BindMode, CarrierSettings
+from smppgw.gateway.inbound import classify_receipt, is_receipt, mo_dedup_key, receipt_dedup_key
+from smppgw.gateway.throttle import TokenBucket
+from smppgw.net.backoff import Backoff
+from smppgw.net.link import LinkClosed, RequestTimeout, SmppLink
+from smppgw.protocol.message_id import MessageIdError, receipt_key, resp_key
+from smppgw.protocol.pdus import (
+    AlertNotification,
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    DataSm,
+    DeliverSm,
+    Pdu,
+    SubmitSm,
+)
+from smppgw.protocol.receipt import MessageState as ReceiptState
+from smppgw.protocol.receipt import ReceiptError
+from smppgw.protocol.session import SmppConnection, make_response
+from smppgw.protocol.states import Role
+from smppgw.protocol.status import CommandStatus, describe_status, is_temporary
+from smppgw.store import InboundKind, NewInbound, Store, StoreError
+
+if TYPE_CHECKING:
+    from smppgw.gateway.mt import MtPipeline
+    from smppgw.gateway.outbound import OutboundMessage
+
+__all__ = ["BindRefused", "CarrierClient", "CarrierStatistics", "MoSink"]
+
+log = structlog.get_logger("smppgw.carrier")
+
+#: ``sink(inbound_id, pdu, carrier)`` is given each new MO after it is journaled.
+MoSink = Callable[[int, DeliverSm, str], Awaitable[None]]
+
+_BIND_CLASS = {
+    BindMode.TRANSMITTER: BindTransmitter,
+    BindMode.RECEIVER: BindReceiver,
+    BindMode.TRANSCEIVER: BindTransceiver,
+}
+_THROTTLED = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
+#: Pause of a bind after a throttling answer, before slow start resumes.
+THROTTLE_PAUSE = 1.0
+#: Receipts that arrive before their submit_sm_resp is known: tries and spacing.
+HELD_RECEIPT_TRIES = 5
+HELD_RECEIPT_DELAY = 2.0
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
+
+
+class BindRefused(Exception):
+    """The SMSC answered our bind with an error status."""
+
+    def __init__(self, status: int) -> None:
+        super().__init__(f"bind refused: {describe_status(status)}")
+        self.status = status
+
+
+#: Failures after which a bind reconnects (with backoff); anything else is a bug.
+_EXPECTED = (
+    OSError,
+    trio.BrokenResourceError,
+    trio.TooSlowError,
+    BindRefused,
+    LinkClosed,
+    RequestTimeout,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierStatistics:
+    name: str
+    binds_configured: int
+    binds_up: int
+    connects: int
+    bind_failures: int
+    reconnects: int
+    throttled: int
+    submits: int
+    submit_errors: int
+    timeouts: int
+    possible_duplicates: int
+    deliveries: int
+    deliveries_refused: int
+    duplicates_inbound: int
+    window_used: int
+    window_size: int
+    latency_sum: float
+    latency_count: int
+
+
+class CarrierClient:
+    """Binds to one carrier SMSC; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: CarrierSettings,
+        pipeline: MtPipeline,
+        store: Store,
+        *,
+        mo_sink: MoSink | None = None,
+        clock: Callable[[], float] = time.time,
+        on_submit_latency: Callable[[str, float], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.name = settings.name
+        self.pipeline = pipeline
+        self.store = store
+        self._mo_sink = mo_sink
+        self._clock = clock
+        self._on_latency = on_submit_latency
+        self.bucket = TokenBucket(settings.tps, now=0.0)
+        self._links: dict[int, SmppLink] = {}
+        self._bound: set[int] = set()
+        self._paused_until: dict[int, float] = {}
+        self._held: list[tuple[float, int, DeliverSm, int]] = []
+        self._counts = dict.fromkeys(
+            (
+                "connects",
+                "bind_failures",
+                "reconnects",
+                "throttled",
+                "submits",
+                "submit_errors",
+                "timeouts",
+                "dups",
+                "deliveries",
+                "refused",
+                "dup_in",
+                "lat_n",
+            ),
+            0,
+        )
+        self._latency_sum = 0.0
+        self.log = log.bind(carrier=self.name)
+
+    # -- supervision -----------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run every bind loop until cancelled. Reports started at once: an SMSC that is
+        down must not keep the daemon from starting (the loops keep trying)."""
+        async with trio.open_nursery() as nursery:
+            for index in range(self.settings.binds):
+                nursery.start_soon(self._bind_loop, index)
+            nursery.start_soon(self._retry_held_receipts)
+            task_status.started()
+
+    async def unbind_all(self, grace: float = 5.0) -> None:
+        """Unbind every live bind politely (for shutdown)."""
+        async with trio.open_nursery() as nursery:
+            for link in list(self._links.values()):
+                nursery.start_soon(link.unbind, grace)
+
+    async def _bind_loop(self, index: int) -> None:
+        s = self.settings
+        backoff = Backoff(
+            s.reconnect.initial, s.reconnect.max, s.reconnect.multiplier, s.reconnect.jitter
+        )
+        bind_name = f"{self.name}#{index}"
+        first = True
+        while True:
+            if not first:
+                self._counts["reconnects"] += 1
+            first = False
+            failure: BaseException | None = None
+            try:
+                await self._connect_and_serve(index, bind_name, backoff)
+            except _EXPECTED as exc:
+                failure = exc
+            except BaseExceptionGroup as group:
+                # The bind's nursery wraps its tasks' errors: restart only when every
+                # one of them is an expected failure, propagate anything else.
+                expected, rest = group.split(_EXPECTED)
+                if rest is not None or expected is None:
+                    raise
+                failure = _first_leaf(expected)
+            if isinstance(failure, BindRefused | trio.TooSlowError):
+                self._counts["bind_failures"] += 1
+            delay = backoff.next_delay()
+            self.log.warning(
+                "bind down, reconnecting" if failure else "bind closed, reconnecting",
+                bind=bind_name,
+                error=str(failure) if failure else None,
+                retry_in=round(delay, 2),
+            )
+            await trio.sleep(delay)
+
+    async def _open_stream(self) -> trio.abc.Stream:
+        s = self.settings
+        if s.tls is not None and s.tls.enabled:
+            context = ssl.create_default_context(
+                cafile=str(s.tls.ca_file) if s.tls.ca_file else None
+            )
+            if not s.tls.verify:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            tcp = await trio.open_tcp_stream(s.host, s.port)
+            tls = trio.SSLStream(tcp, context, server_hostname=s.tls.server_hostname or s.host)
+            await tls.do_handshake()
+            return tls
+        return await trio.open_tcp_stream(s.host, s.port)
+
+    async def _connect_and_serve(self, index: int, bind_name: str, backoff: Backoff) -> None:
+        s = self.settings
+        with trio.fail_after(s.response_timeout + 5):
+            stream = await self._open_stream()
+        self._counts["connects"] += 1
+        connection = SmppConnection(
+            Role.ESME,
+            window=s.window,
+            enquire_link_interval=s.enquire_link_interval,
+            response_timeout=s.response_timeout,
+            max_command_length=s.max_command_length,
+        )
+        link = SmppLink(stream, connection, self._on_requests, name=bind_name)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._run_link, link, nursery.cancel_scope)
+            password = s.password.get_secret_value() if s.password is not None else ""
+            bind = _BIND_CLASS[s.bind_mode](
+                system_id=s.system_id, password=password, system_type=s.system_type
+            )
+            with trio.fail_after(s.response_timeout):
+                response = await link.request(bind)
+            if response.command_status != 0:
+                link.close("bind refused")
+                raise BindRefused(response.command_status)
+            backoff.reset()
+            self._links[index] = link
+            self._bound.add(index)
+            self.pipeline.carrier_up(self.name)
+            self.log.info(
+                "bound",
+                bind=bind_name,
+                mode=s.bind_mode.value,
+                smsc_system_id=getattr(response, "system_id", ""),
+            )
+            try:
+                if s.bind_mode.can_send:
+                    for _ in range(s.window):
+                        nursery.start_soon(self._sender, index, link)
+                await trio.sleep_forever()
+            finally:
+                self._bound.discard(index)
+                self._links.pop(index, None)
+                self.pipeline.carrier_down(self.name)
+
+    async def _run_link(
+        self,
+        link: SmppLink,
+        scope: trio.CancelScope,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        try:
+            await link.run(task_status=task_status)
+        finally:
+            scope.cancel()
+
+    # -- MT --------------------------------------------------------------------------
+
+    async def _throttle(self, index: int, parts: int) -> None:
+        while True:
+            now = trio.current_time()
+            paused = self._paused_until.get(index, 0.0)
+            if paused > now:
+                await trio.sleep_until(paused)
+                continue
+            wait = self.bucket.try_take(parts, now)
+            if wait == 0:
+                return
+            await trio.sleep(wait)
+
+    async def _sender(self, index: int, link: SmppLink) -> None:
+        queue = self.pipeline.queues[self.name]
+        while True:
+            message = await queue.get()
+            if link.closed:
+                self.pipeline.put_back(message)
+                return
+            finished = False
+            try:
+                await self._send_message(index, link, message)
+                finished = True
+            finally:
+                if not finished:
+                    # Cancelled mid-send (the bind is going down): its part may have
+                    # reached the SMSC, so it may go out twice; never lose it.
+                    self._counts["dups"] += 1
+                    self.pipeline.put_back(message)
+
+    def _part_pdu(self, message: OutboundMessage, part_no: int) -> SubmitSm:
+        esm_class = message.esm_class | (0x40 if len(message.parts) > 1 else 0)
+        return SubmitSm(
+            source_addr_ton=message.source_ton,
+            source_addr_npi=message.source_npi,
+            source_addr=message.source_addr,
+            dest_addr_ton=message.dest_ton,
+            dest_addr_npi=message.dest_npi,
+            destination_addr=message.destination_addr,
+            esm_class=esm_class,
+            registered_delivery=1 if message.registered_delivery & 0x03 else 0,
+            data_coding=message.data_coding,
+            short_message=message.parts[part_no],
+        )
+
+    async def _send_message(self, index: int, link: SmppLink, message: OutboundMessage) -> None:
+        fmt = self.settings.message_id_format
+        part_no = message.next_part
+        while part_no < len(message.parts):
+            await self._throttle(index, 1)
+            started = trio.current_time()
+            try:
+                response = await link.request(self._part_pdu(message, part_no))
+            except LinkClosed:
+                self._counts["dups"] += 1
+                self.pipeline.retry(message, "connection lost", possible_duplicate=True)
+                return
+            except RequestTimeout:
+                self._counts["timeouts"] += 1
+                self._counts["dups"] += 1
+                self.pipeline.retry(message, "no submit_sm_resp", possible_duplicate=True)
+                return
+            self._counts["submits"] += 1
+            elapsed = trio.current_time() - started
+            self._latency_sum += elapsed
+            self._counts["lat_n"] += 1
+            if self._on_latency is not None:
+                self._on_latency(self.name, elapsed)
+            status = response.command_status
+            if status == 0:
+                raw_id = getattr(response, "message_id", "")
+                try:
+                    key = resp_key(raw_id, fmt)
+                except MessageIdError:
+                    key = raw_id.strip()
+                self.pipeline.part_accepted(message, part_no, key)
+                self.bucket.recover()
+                part_no += 1
+                message.next_part = part_no
+                continue
+            self._counts["submit_errors"] += 1
+            if status in _THROTTLED:
+                self._counts["throttled"] += 1
+                now = trio.current_time()
+                self.bucket.penalise(now)
+                self._paused_until[index] = max(
+                    self._paused_until.get(index, 0.0), now + THROTTLE_PAUSE
+                )
+                self.log.info(
+                    "throttled by carrier", bind=link.name, status=describe_status(status)
+                )
+                continue  # the same part again, after the pause
+            if is_temporary(status):
+                self.pipeline.retry(message, describe_status(status), possible_duplicate=False)
+            else:
+                self.pipeline.fail(message, status, describe_status(status))
+            return
+
+    # -- inbound ---------------------------------------------------------------------
+
+    async def _on_requests(self, link: SmppLink, batch: Sequence[Pdu]) -> None:
+        deliveries: list[DeliverSm] = []
+        for pdu in batch:
+            if isinstance(pdu, DeliverSm):
+                deliveries.append(pdu)
+            elif isinstance(pdu, DataSm):
+                link.respond(make_response(pdu, CommandStatus.ESME_RX_R_APPN))
+            elif isinstance(pdu, AlertNotification):
+                self.log.info("alert_notification", source=pdu.source_addr)
+            else:
+                link.respond(make_response(pdu, CommandStatus.ESME_RINVCMDID))
+        if deliveries:
+            await self._on_deliveries(link, deliveries)
+
+    async def _on_deliveries(self, link: SmppLink, pdus: list[DeliverSm]) -> None:
+        now = self._clock()
+        items: list[NewInbound] = []
+        receipts: list[tuple[str, str, int, str | None] | None] = []
+        for pdu in pdus:
+            carrier_id = None
+            if is_receipt(pdu):
+                try:
+                    info = classify_receipt(pdu)
+                except ReceiptError:
+                    self.log.warning("unreadable receipt", text=pdu.short_message[:80])
+                    receipts.append(None)
+                    items.append(
+                        self._inbound(pdu, InboundKind.RECEIPT, mo_dedup_key(pdu, now), None)
+                    )
+                    continue
+                fmt = self.settings.message_id_format
+                try:
+                    key = (resp_key if info.from_tlv else receipt_key)(info.carrier_id, fmt)
+                except MessageIdError:
+                    key = info.carrier_id
+                carrier_id = key
+                receipts.append((key, info.stat, int(info.state), info.error))
+                items.append(
+                    self._inbound(pdu, InboundKind.RECEIPT, receipt_dedup_key(info), carrier_id)
+                )
+            else:
+                receipts.append(None)
+                items.append(self._inbound(pdu, InboundKind.MO, mo_dedup_key(pdu, now), None))
+        try:
+            results = await self.store.journal_inbound(items)
+        except StoreError as exc:
+            self._counts["refused"] += len(pdus)
+            self.log.warning(
+                "cannot journal deliveries; asking the carrier to retry",
+                error=str(exc),
+                count=len(pdus),
+            )
+            for pdu in pdus:
+                link.respond(make_response(pdu, CommandStatus.ESME_RX_T_APPN))
+            return
+        for pdu in pdus:
+            link.respond(make_response(pdu))
+        self._counts["deliveries"] += len(pdus)
+        processed: list[int] = []
+        for pdu, result, receipt in zip(pdus, results, receipts, strict=True):
+            if not result.new:
+                self._counts["dup_in"] += 1
+                continue
+            if receipt is not None:
+                key, _stat, state, error = receipt
+                if await self._apply_receipt(key, state, error):
+                    processed.append(result.inbound_id)
+                else:
+                    self.pipeline.receipt_held()
+                    self._held.append(
+                        (trio.current_time() + HELD_RECEIPT_DELAY, 1, pdu, result.inbound_id)
+                    )
+            elif not is_receipt(pdu):
+                if self._mo_sink is not None:
+                    await self._mo_sink(result.inbound_id, pdu, self.name)
+                else:
+                    self.log.info("MO received (no scenario engine)", inbound_id=result.inbound_id)
+                    processed.append(result.inbound_id)
+        if processed:
+            await self.store.mark_inbound_processed(processed)
+
+    def _inbound(
+        self, pdu: DeliverSm, kind: InboundKind, key: str, carrier_id: str | None
+    ) -> NewInbound:
+        return NewInbound(
+            smsc=self.name,
+            dedup_key=key,
+            kind=kind,
+            source_addr=pdu.source_addr,
+            destination_addr=pdu.destination_addr,
+            body=pdu.short_message,
+            source_ton=pdu.source_addr_ton,
+            source_npi=pdu.source_addr_npi,
+            dest_ton=pdu.dest_addr_ton,
+            dest_npi=pdu.dest_addr_npi,
+            data_coding=pdu.data_coding,
+            esm_class=pdu.esm_class,
+            carrier_id=carrier_id,
+        )
+
+    async def _apply_receipt(self, key: str, state: int, error: str | None) -> bool:
+        return await self.pipeline.match_receipt(self.name, key, ReceiptState(state), error)
+
+    async def _retry_held_receipts(self) -> None:
+        """Receipts that came before their submit_sm_resp was known: try again a few
+        times, then count them unmatched (they stay in the journal for reconciliation)."""
+        while True:
+            await trio.sleep(HELD_RECEIPT_DELAY / 2)
+            now = trio.current_time()
+            due = [h for h in self._held if h[0] <= now]
+            if not due:
+                continue
+            self._held = [h for h in self._held if h[0] > now]
+            done: list[int] = []
+            for _, tries, pdu, inbound_id in due:
+                info = classify_receipt(pdu)
+                fmt = self.settings.message_id_format
+                try:
+                    key = (resp_key if info.from_tlv else receipt_key)(info.carrier_id, fmt)
+                except MessageIdError:
+                    key = info.carrier_id
+                if await self._apply_receipt(key, int(info.state), info.error):
+                    done.append(inbound_id)
+                elif tries < HELD_RECEIPT_TRIES:
+                    self._held.append((now + HELD_RECEIPT_DELAY, tries + 1, pdu, inbound_id))
+                else:
+                    self.pipeline.receipt_unmatched()
+                    self.log.warning("receipt matches no message", carrier_id=info.carrier_id)
+                    done.append(inbound_id)
+            if done:
+                await self.store.mark_inbound_processed(done)
+
+    # -- introspection -----------------------------------------------------------------
+
+    @property
+    def binds_up(self) -> int:
+        return len(self._bound)
+
+    def statistics(self) -> CarrierStatistics:
+        c = self._counts
+        used = sum(link.connection.statistics().window_used for link in self._links.values())
+        return CarrierStatistics(
+            name=self.name,
+            binds_configured=self.settings.binds,
+            binds_up=len(self._bound),
+            connects=c["connects"],
+            bind_failures=c["bind_failures"],
+            reconnects=c["reconnects"],
+            throttled=c["throttled"],
+            submits=c["submits"],
+            submit_errors=c["submit_errors"],
+            timeouts=c["timeouts"],
+            possible_duplicates=c["dups"],
+            deliveries=c["deliveries"],
+            deliveries_refused=c["refused"],
+            duplicates_inbound=c["dup_in"],
+            window_used=used,
+            window_size=self.settings.window * len(self._links),
+            latency_sum=self._latency_sum,
+            latency_count=c["lat_n"],
+        )

@@ -1,0 +1,172 @@
+"""The carrier client end to end on real loopback sockets, against a fake SMSC:
+the journal -> queue -> bind -> SMSC path, receipts back, and each fault."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pytest
+from carrier_fixtures import FakeSmsc, store_states, wait_for
+
+from smppgw.app.config_models import CarrierSettings, ReconnectSettings
+from smppgw.gateway.mt import MtPipeline, outbound_from_stored
+from smppgw.gateway.routing import PrefixRouter
+from smppgw.net.carrier import CarrierClient
+from smppgw.protocol.codec import encode_pdu
+from smppgw.protocol.message_id import IdFormat
+from smppgw.protocol.pdus import DeliverSm
+from smppgw.protocol.status import CommandStatus
+from smppgw.store import Durability, NewMessage, Store, StoreConfig
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+    import trio
+
+
+class Rig:
+    def __init__(
+        self, store: Store, smsc: FakeSmsc, pipeline: MtPipeline, client: CarrierClient
+    ) -> None:
+        self.store = store
+        self.smsc = smsc
+        self.pipeline = pipeline
+        self.client = client
+
+    async def send(self, count: int, *, receipts: bool = True, parts: int = 1) -> list[int]:
+        messages = [
+            NewMessage(
+                partner="p1",
+                source_addr="ACME",
+                destination_addr=f"8491{i:07d}",
+                body=b"hello",
+                parts=tuple(b"part%d" % n for n in range(parts)) if parts > 1 else (),
+                registered_delivery=1 if receipts else 0,
+            )
+            for i in range(count)
+        ]
+        ids = await self.store.journal_accept(messages)
+        for message_id in ids:
+            stored = await self.store.get_message(message_id)
+            assert stored is not None
+            self.pipeline.enqueue(outbound_from_stored(stored))
+        return ids
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, nursery: trio.Nursery) -> AsyncIterator[Rig]:
+    smsc = FakeSmsc()
+    port = await nursery.start(smsc.serve)
+    store = Store(tmp_path / "gw.sqlite", config=StoreConfig(durability=Durability.PROCESS))
+    await nursery.start(store.run)
+    pipeline = MtPipeline(store, PrefixRouter({}, default=["c1"]), ["c1"], retry_delay=0.1)
+    await nursery.start(pipeline.run)
+    settings = CarrierSettings(
+        name="c1",
+        host="127.0.0.1",
+        port=port,
+        system_id="gw",
+        password="pw",
+        window=8,
+        response_timeout=2.0,
+        message_id_format=IdFormat.HEX_RESP_DEC_RECEIPT,
+        reconnect=ReconnectSettings(initial=0.05, max=0.2, jitter=0),
+    )
+    client = CarrierClient(settings, pipeline, store)
+    return Rig(store, smsc, pipeline, client)
+
+
+async def _start(rig: Rig, nursery: trio.Nursery) -> None:
+    await nursery.start(rig.client.run)
+    await wait_for(lambda: rig.client.binds_up == 1)
+
+
+async def test_messages_delivered_and_receipts_matched(rig: Rig, nursery: trio.Nursery) -> None:
+    await _start(rig, nursery)
+    ids = await rig.send(40)
+    await wait_for(lambda: rig.pipeline.statistics().receipts_matched == 40)
+    await rig.pipeline.flush()
+    assert await store_states(rig.store, ids) == ["delivered"] * 40
+    assert len(rig.smsc.accepted) == 40
+    assert rig.pipeline.statistics().receipts_unmatched == 0
+
+
+async def test_parts_in_order_and_message_final_after_last_receipt(
+    rig: Rig, nursery: trio.Nursery
+) -> None:
+    await _start(rig, nursery)
+    ids = await rig.send(5, parts=3)
+    await wait_for(lambda: rig.pipeline.statistics().receipts_matched == 15)
+    await rig.pipeline.flush()
+    assert await store_states(rig.store, ids) == ["delivered"] * 5
+    by_dest: dict[str, list[bytes]] = {}
+    for submit in rig.smsc.submits:
+        by_dest.setdefault(submit.destination_addr, []).append(submit.short_message)
+        assert submit.esm_class & 0x40
+    assert all(parts == [b"part0", b"part1", b"part2"] for parts in by_dest.values())
+
+
+async def test_throttled_messages_are_retried_not_failed(rig: Rig, nursery: trio.Nursery) -> None:
+    rig.smsc.throttle_every = 7
+    await _start(rig, nursery)
+    ids = await rig.send(30, receipts=False)
+    await wait_for(lambda: len(rig.smsc.accepted) == 30, within=20)
+    stats = rig.client.statistics()
+    assert stats.throttled >= 4
+    assert rig.pipeline.statistics().failed == 0
+    await rig.pipeline.flush()
+    assert set(await store_states(rig.store, ids)) == {"submitted"}
+
+
+async def test_dropped_connection_loses_nothing(rig: Rig, nursery: trio.Nursery) -> None:
+    rig.smsc.drop_after = 10
+    await _start(rig, nursery)
+    ids = await rig.send(30, receipts=False)
+    await wait_for(
+        lambda: (
+            len({s.destination_addr for s in rig.smsc.submits}) == 30
+            and rig.pipeline.statistics().queued == 0
+            and len(rig.smsc.accepted) >= 30
+        ),
+        within=20,
+    )
+    assert rig.client.statistics().reconnects >= 1
+    await rig.pipeline.flush()
+    assert set(await store_states(rig.store, ids)) == {"submitted"}
+    # every message the SMSC never acknowledged was sent again
+    assert len({s.destination_addr for s in rig.smsc.submits}) == 30
+
+
+async def test_refused_bind_is_retried_with_backoff(rig: Rig, nursery: trio.Nursery) -> None:
+    rig.smsc.refuse_binds = 2
+    await _start(rig, nursery)
+    assert rig.smsc.binds == 3
+    assert rig.client.statistics().bind_failures == 2
+
+
+async def test_permanent_error_fails_message_with_status(rig: Rig, nursery: trio.Nursery) -> None:
+    rig.smsc.fail_status = CommandStatus.ESME_RINVDSTADR
+    await _start(rig, nursery)
+    ids = await rig.send(3, receipts=False)
+    await wait_for(lambda: rig.pipeline.statistics().failed == 3)
+    await rig.pipeline.flush()
+    for message_id in ids:
+        message = await rig.store.get_message(message_id)
+        assert message is not None
+        assert str(message.state) == "failed"
+        assert message.final_status == CommandStatus.ESME_RINVDSTADR
+
+
+async def test_mo_journaled_before_ack_and_redelivery_recognised(
+    rig: Rig, nursery: trio.Nursery
+) -> None:
+    await _start(rig, nursery)
+    server_link = rig.smsc.links[-1]
+    mo = DeliverSm(source_addr="84912345678", destination_addr="8055", short_message=b"DK An HN")
+    first = await server_link.request(mo)
+    second = await server_link.request(mo)  # the carrier redelivers after a lost resp
+    assert first.command_status == 0
+    assert second.command_status == 0
+    assert rig.client.statistics().duplicates_inbound == 1
+    assert encode_pdu(mo)  # the PDU is well formed
