@@ -1,0 +1,196 @@
+"""The simulator's control endpoint: a tiny HTTP/1.1 server (and client) on trio.
+
+Routes (JSON in, JSON out, one request per connection):
+
+- ``POST /mo`` ``{"from": "84912345678", "to": "8055", "text": "TD ABC123"}`` (optional
+  ``data_coding``, ``system_id``): injects an MO; answers ``{"parts": n}``.
+- ``GET /stats``: the simulator's statistics and the faults in force.
+- ``GET /faults``, ``POST /faults`` ``{"throttle_every": 10, ...}``: read or change the
+  faults; an invalid change is refused whole with ``400``.
+
+Like the metrics endpoint it is a task of the simulator's nursery (no thread), reads the
+request with a deadline and a size limit, and has no authentication: bind it to
+127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http
+import json
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
+
+import structlog
+import trio
+
+from smppgw.protocol.text import TextEncodeError
+from smppgw.sim.faults import FaultError
+
+if TYPE_CHECKING:
+    from smppgw.sim.smsc import SimulatedSmsc
+
+__all__ = ["MAX_REQUEST_BYTES", "request_json", "serve_control"]
+
+MAX_REQUEST_BYTES: Final = 65536
+log = structlog.get_logger("smppgw.sim.control")
+
+
+class _HttpError(Exception):
+    def __init__(self, status: http.HTTPStatus, detail: str = "") -> None:
+        super().__init__(detail or status.phrase)
+        self.status = status
+        self.detail = detail or status.phrase
+
+
+async def serve_control(
+    sim: SimulatedSmsc,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    request_timeout: float = 5.0,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve the control routes for ``sim`` on ``host:port`` until cancelled;
+    ``task_status.started(port)`` once listening (port 0 picks a free one)."""
+    listeners = await trio.open_tcp_listeners(port, host=host)
+    for extra in listeners[1:]:
+        await extra.aclose()
+    actual: int = listeners[0].socket.getsockname()[1]
+    handler = partial(_serve_one, sim=sim, request_timeout=request_timeout)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, handler, listeners[:1])
+        log.info("simulator control endpoint listening", host=host, port=actual)
+        task_status.started(actual)
+
+
+async def _serve_one(
+    stream: trio.SocketStream, *, sim: SimulatedSmsc, request_timeout: float
+) -> None:
+    try:
+        try:
+            with trio.fail_after(request_timeout):
+                method, path, body = await _read_message(stream, request=True)
+            status, payload = _route(sim, method, path, body)
+        except trio.TooSlowError:
+            status, payload = http.HTTPStatus.REQUEST_TIMEOUT, {"error": "request timeout"}
+        except _HttpError as exc:
+            status, payload = exc.status, {"error": exc.detail}
+        data = json.dumps(payload).encode()
+        head = (
+            f"HTTP/1.1 {status.value} {status.phrase}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
+        )
+        with trio.move_on_after(request_timeout):
+            await stream.send_all(head.encode("latin-1") + data)
+    except (trio.BrokenResourceError, trio.ClosedResourceError):
+        log.debug("control client went away")
+    except Exception:
+        log.exception("control request failed")
+    finally:
+        await trio.aclose_forcefully(stream)
+
+
+def _route(sim: SimulatedSmsc, method: str, path: str, body: bytes) -> tuple[http.HTTPStatus, Any]:
+    ok = http.HTTPStatus.OK
+    if path == "/stats" and method == "GET":
+        return ok, {**sim.statistics().to_dict(), "faults": sim.faults.to_dict()}
+    if path == "/faults" and method == "GET":
+        return ok, sim.faults.to_dict()
+    if path == "/faults" and method == "POST":
+        changes = _json_object(body)
+        try:
+            sim.faults.update(changes)
+        except FaultError as exc:
+            raise _HttpError(http.HTTPStatus.BAD_REQUEST, str(exc)) from None
+        log.info("faults changed", **changes)
+        return ok, sim.faults.to_dict()
+    if path == "/mo" and method == "POST":
+        mo = _json_object(body)
+        try:
+            source, destination, text = (str(mo[k]) for k in ("from", "to", "text"))
+            data_coding = mo.get("data_coding")
+            system_id = mo.get("system_id")
+            if data_coding is not None and not isinstance(data_coding, int):
+                raise ValueError("data_coding must be an integer")
+            parts = sim.inject_mo(
+                source,
+                destination,
+                text,
+                data_coding=data_coding,
+                system_id=None if system_id is None else str(system_id),
+            )
+        except KeyError as exc:
+            raise _HttpError(http.HTTPStatus.BAD_REQUEST, f"missing {exc}") from None
+        except (TextEncodeError, ValueError) as exc:
+            raise _HttpError(http.HTTPStatus.BAD_REQUEST, str(exc)) from None
+        return ok, {"parts": parts}
+    if path in ("/stats", "/faults", "/mo"):
+        raise _HttpError(http.HTTPStatus.METHOD_NOT_ALLOWED)
+    raise _HttpError(http.HTTPStatus.NOT_FOUND)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body or b"{}")
+    except ValueError:
+        raise _HttpError(http.HTTPStatus.BAD_REQUEST, "body is not JSON") from None
+    if not isinstance(value, dict):
+        raise _HttpError(http.HTTPStatus.BAD_REQUEST, "body must be a JSON object")
+    return value
+
+
+async def _read_message(stream: trio.abc.Stream, *, request: bool) -> tuple[str, str, bytes]:
+    """Read a request (method, path, body) or a response (status, reason, body)."""
+    data = bytearray()
+    while (end := data.find(b"\r\n\r\n")) < 0:
+        if len(data) > MAX_REQUEST_BYTES:
+            raise _HttpError(http.HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+        chunk = await stream.receive_some(16384)
+        if not chunk:
+            raise _HttpError(http.HTTPStatus.BAD_REQUEST, "incomplete head")
+        data += chunk
+    lines = bytes(data[:end]).decode("latin-1").split("\r\n")
+    first = lines[0].split(" ", 2)
+    if len(first) < 2 or (request and len(first) != 3):
+        raise _HttpError(http.HTTPStatus.BAD_REQUEST, "bad request line")
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            try:
+                length = int(value.strip())
+            except ValueError:
+                raise _HttpError(http.HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
+    if not 0 <= length <= MAX_REQUEST_BYTES:
+        raise _HttpError(http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
+    body = bytearray(data[end + 4 :])
+    while len(body) < length:
+        chunk = await stream.receive_some(length - len(body))
+        if not chunk:
+            raise _HttpError(http.HTTPStatus.BAD_REQUEST, "incomplete body")
+        body += chunk
+    if request:
+        return first[0], first[1].partition("?")[0], bytes(body[:length])
+    return first[1], first[2] if len(first) > 2 else "", bytes(body[:length])
+
+
+async def request_json(
+    host: str, port: int, method: str, path: str, payload: Any = None
+) -> tuple[int, Any]:
+    """A minimal client for the routes above: returns (HTTP status, decoded JSON body).
+
+    Raises:
+        OSError: the endpoint cannot be reached.
+
+    Wrap it in ``trio.fail_after`` for a deadline.
+    """
+    body = b"" if payload is None else json.dumps(payload).encode()
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    stream = await trio.open_tcp_stream(host, port)
+    async with stream:
+        await stream.send_all(head.encode("latin-1") + body)
+        status, _reason, data = await _read_message(stream, request=False)
+    return int(status), json.loads(data or b"null")

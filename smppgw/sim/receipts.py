@@ -1,0 +1,193 @@
+"""Delivery receipts of the simulated SMSC: outcomes, the receipt PDU, and its timing.
+
+Theory of operation
+-------------------
+A receipt is due ``delay`` seconds after its message was accepted. Tens of thousands may
+be pending at once, so they are not one sleeping task each: :class:`DueQueue` is a heap
+ordered by due time, served by one task (:meth:`DueQueue.run`) that sleeps until the
+earliest due time and hands every item that has come due to a callback. With a fixed
+delay, items arrive in due order, so a push never has to wake the task early and costs
+one ``heappush``.
+
+The outcome of a message (DELIVRD, UNDELIV, EXPIRED, REJECTD) is drawn when it is
+accepted, from weights, with a seedable :class:`random.Random`, so a test run is
+repeatable. Whether a receipt is sent follows ``registered_delivery`` (SMPP 3.4
+5.2.17): bits ``xxxxxx01`` ask for one whatever the outcome, ``xxxxxx10`` only on
+failure.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, Generic, TypeVar
+
+import trio
+
+from smppgw.protocol.pdus import DeliverSm
+from smppgw.protocol.receipt import MessageState, Receipt, format_receipt, stat_word
+from smppgw.protocol.tlv import Tag, Tlv
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable, Mapping
+    from datetime import datetime
+
+__all__ = [
+    "ESM_CLASS_RECEIPT",
+    "DueQueue",
+    "OutcomePicker",
+    "PendingReceipt",
+    "build_receipt",
+    "wants_receipt",
+]
+
+#: esm_class "SMSC delivery receipt" (SMPP 3.4 5.2.12).
+ESM_CLASS_RECEIPT: Final = 0x04
+
+_STATES: Final[dict[str, MessageState]] = {
+    "DELIVRD": MessageState.DELIVERED,
+    "UNDELIV": MessageState.UNDELIVERABLE,
+    "EXPIRED": MessageState.EXPIRED,
+    "REJECTD": MessageState.REJECTED,
+}
+#: The ``err:`` value and network_error_code we report per outcome.
+_ERRORS: Final[dict[MessageState, int]] = {
+    MessageState.DELIVERED: 0,
+    MessageState.UNDELIVERABLE: 1,
+    MessageState.EXPIRED: 27,
+    MessageState.REJECTED: 2,
+}
+
+T = TypeVar("T")
+
+
+def wants_receipt(registered_delivery: int, state: MessageState) -> bool:
+    """Whether ``registered_delivery`` asks for a receipt of a message ending in ``state``."""
+    bits = registered_delivery & 0x03
+    return bits == 1 or (bits == 2 and state is not MessageState.DELIVERED)
+
+
+class OutcomePicker:
+    """Draws final states by weight, e.g. ``{"DELIVRD": 90, "UNDELIV": 10}``.
+
+    Raises:
+        ValueError: an unknown stat word, a negative weight, or no positive weight.
+    """
+
+    def __init__(self, weights: Mapping[str, float], rng: random.Random) -> None:
+        unknown = set(weights) - set(_STATES)
+        if unknown:
+            raise ValueError(f"unknown outcome(s) {sorted(unknown)}; known: {sorted(_STATES)}")
+        if any(w < 0 or not math.isfinite(w) for w in weights.values()):
+            raise ValueError("outcome weights must be finite and >= 0")
+        if sum(weights.values()) <= 0:
+            raise ValueError("at least one outcome needs a weight above 0")
+        self._states = [_STATES[word] for word in weights]
+        self._cum = list(itertools.accumulate(weights.values()))
+        self._rng = rng
+        self._only = self._states[0] if len(self._states) == 1 else None
+
+    def pick(self) -> MessageState:
+        if self._only is not None:
+            return self._only
+        return self._rng.choices(self._states, cum_weights=self._cum)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingReceipt:
+    """What a receipt needs from its message (addresses are the *submit*'s)."""
+
+    system_id: str
+    message_id: str
+    state: MessageState
+    source_addr: str
+    source_addr_ton: int
+    source_addr_npi: int
+    destination_addr: str
+    dest_addr_ton: int
+    dest_addr_npi: int
+    text: str
+    submitted_at: datetime
+
+
+def build_receipt(p: PendingReceipt, done_at: datetime) -> DeliverSm:
+    """The ``deliver_sm`` that reports ``p``'s outcome to the message's sender.
+
+    The text is the canonical receipt (``format_receipt``) with the first 20 characters
+    of the message; the ``receipted_message_id`` TLV carries the id exactly as given in
+    ``submit_sm_resp``, and ``message_state`` the final state.
+    """
+    err = _ERRORS.get(p.state, 0)
+    receipt = Receipt(
+        message_id=p.message_id,
+        sub=1,
+        dlvrd=1 if p.state is MessageState.DELIVERED else 0,
+        submit_date=p.submitted_at,
+        done_date=done_at,
+        stat=stat_word(p.state),
+        err=f"{err:03d}",
+        text=p.text[:20],
+    )
+    tlvs = [
+        Tlv.of_cstring(Tag.RECEIPTED_MESSAGE_ID, p.message_id),
+        Tlv.of_int(Tag.MESSAGE_STATE, int(p.state)),
+    ]
+    if err:
+        # network_error_code: type 3 (GSM), then the error as two octets.
+        tlvs.append(Tlv(Tag.NETWORK_ERROR_CODE, bytes((3,)) + err.to_bytes(2, "big")))
+    return DeliverSm(
+        source_addr=p.destination_addr,
+        source_addr_ton=p.dest_addr_ton,
+        source_addr_npi=p.dest_addr_npi,
+        destination_addr=p.source_addr,
+        dest_addr_ton=p.source_addr_ton,
+        dest_addr_npi=p.source_addr_npi,
+        esm_class=ESM_CLASS_RECEIPT,
+        short_message=format_receipt(receipt).encode("ascii", "replace")[:254],
+        tlvs=tuple(tlvs),
+    )
+
+
+class DueQueue(Generic[T]):
+    """Items that come due at a time (``trio.current_time()`` scale), in a heap.
+
+    One :meth:`run` task serves the queue; :meth:`push` may be called from any task.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, T]] = []
+        self._order = itertools.count()
+        self._wake = trio.Event()
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, due: float, item: T) -> None:
+        heap = self._heap
+        if not heap or due < heap[0][0]:
+            self._wake.set()  # the serving task sleeps until a later time: re-arm it
+        heapq.heappush(heap, (due, next(self._order), item))
+
+    def next_due(self) -> float | None:
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> list[T]:
+        """Remove and return every item due at ``now``, earliest first."""
+        heap = self._heap
+        out: list[T] = []
+        while heap and heap[0][0] <= now:
+            out.append(heapq.heappop(heap)[2])
+        return out
+
+    async def run(self, deliver: Callable[[T], None]) -> None:
+        """Hand each item to ``deliver`` once due; runs until cancelled."""
+        while True:
+            due = self.next_due()
+            with trio.move_on_at(math.inf if due is None else due):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            for item in self.pop_due(trio.current_time()):
+                deliver(item)
