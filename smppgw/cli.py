@@ -35,12 +35,46 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "run",
+        help="run the gateway daemon",
+        description=(
+            "Run the gateway daemon in the foreground (systemd runs it so). Without"
+            f" --config it uses {DEFAULT_CONFIG} when present, else the built-in default:"
+            " SQLite under var/ and the built-in SMSC simulator as the carrier."
+        ),
+    )
+    parser.add_argument("--config", "-c", default=None, help="the YAML config file")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import trio
+
+    from smppgw.app.config import ConfigError, default_config, load_config
+    from smppgw.app.daemon import run_daemon
+
+    candidate = Path(args.config) if args.config else Path(DEFAULT_CONFIG)
+    path: Path | None = candidate if args.config or candidate.exists() else None
+    try:
+        config = load_config(path) if path is not None else default_config()
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    trio.run(run_daemon, config, path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``smppgw`` console script."""
     parser = argparse.ArgumentParser(prog="smppgw", description=__doc__)
     parser.add_argument("--version", action="version", version=f"smppgw {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_check_config(commands)
+    _add_run(commands)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -1,0 +1,274 @@
+"""``smppgw run``: the daemon as one trio supervision tree.
+
+Theory of operation
+-------------------
+Nested nurseries give the order of start and stop, so nothing runs half-started and
+nothing is stopped out of turn::
+
+    root                      signals (SIGTERM/SIGINT stop, SIGHUP reload), watchdog
+      store                   the journal's writer; outlives everything that writes
+      services                metrics endpoint, simulator, MT pipeline
+        carriers              one task per carrier, each in its own cancel scope
+
+Every service is started with ``nursery.start`` and reports ``started`` only once it is
+really up (the store open and migrated, a port listening), so a start-up failure stops
+the daemon with that error instead of leaving it half-running. Carriers are the one
+exception by design: an SMSC that is down must not stop the gateway starting; their bind
+loops keep trying and the metrics show them down.
+
+Stop (SIGTERM or SIGINT): tell systemd ``STOPPING``, unbind every carrier bind politely
+(bounded by ``grace``), cancel the services, write every pending outcome to the journal,
+then stop the store, whose writer finishes its last commit. The whole stop is bounded by
+``stop_timeout``; the daemon exits 0.
+
+Reload (SIGHUP): the config file is read and validated again; a bad file is logged and
+ignored (the running config stays). Carriers whose settings did not change keep their
+binds; changed ones are restarted, new ones started, removed ones unbound; routes are
+swapped at once.
+"""
+
+from __future__ import annotations
+
+import signal
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import structlog
+import trio
+from prometheus_client import CollectorRegistry
+
+from smppgw import __version__
+from smppgw.app.config import ConfigError, load_config
+from smppgw.app.logs import configure_logging
+from smppgw.app.metrics_http import serve_metrics
+from smppgw.gateway.mt import MtPipeline
+from smppgw.gateway.outbound import CarrierQueue
+from smppgw.gateway.routing import PrefixRouter
+from smppgw.net.carrier import CarrierClient
+from smppgw.store import Store
+
+if TYPE_CHECKING:
+    from smppgw.app.config import CarrierSettings, Config
+
+__all__ = ["Daemon"]
+
+log = structlog.get_logger("smppgw.daemon")
+
+
+@dataclass
+class _RunningCarrier:
+    settings: CarrierSettings
+    client: CarrierClient
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+
+
+class Daemon:
+    """The gateway process.
+
+    Args:
+        config: the validated configuration.
+        config_path: where it came from (reread on SIGHUP); None for the built-in one.
+        grace: seconds allowed for polite unbinds at stop.
+        stop_timeout: bound on the whole stop.
+        handle_signals: install the signal handlers (off in tests that drive
+            :meth:`request_stop` and :meth:`reload` themselves).
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        config_path: Path | None = None,
+        *,
+        grace: float = 5.0,
+        stop_timeout: float = 20.0,
+        handle_signals: bool = True,
+    ) -> None:
+        self.config = config
+        self.config_path = config_path
+        self.grace = grace
+        self.stop_timeout = stop_timeout
+        self.handle_signals = handle_signals
+        self.registry = CollectorRegistry()
+        self.store: Store | None = None
+        self.pipeline: MtPipeline | None = None
+        self.simulator: object | None = None
+        self.metrics_port: int | None = None
+        self.carriers: dict[str, _RunningCarrier] = {}
+        self._stop = trio.Event()
+        self._carrier_nursery: trio.Nursery | None = None
+
+    # -- life cycle ----------------------------------------------------------------
+
+    def request_stop(self) -> None:
+        """Begin the orderly stop (what SIGTERM does)."""
+        self._stop.set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        cfg = self.config
+        Path(cfg.store.path).parent.mkdir(parents=True, exist_ok=True)
+        store = self.store = Store(cfg.store.path, config=cfg.store.to_store_config())
+        async with trio.open_nursery() as root:
+            if self.handle_signals:
+                root.start_soon(self._signals)
+            await root.start(store.run)
+            async with trio.open_nursery() as services:
+                await self._start_services(services)
+                log.info(
+                    "smppgw started",
+                    version=__version__,
+                    store=str(cfg.store.path),
+                    durability=str(cfg.store.durability),
+                    metrics=(
+                        f"http://{cfg.metrics.listen.host}:{self.metrics_port}/metrics"
+                        if self.metrics_port
+                        else None
+                    ),
+                    carriers=[c.name for c in cfg.carriers],
+                )
+                task_status.started()
+                await self._stop.wait()
+                log.info("stopping: unbinding carriers", grace=self.grace)
+                with trio.move_on_after(self.stop_timeout) as bounded:
+                    await self._stop_carriers(list(self.carriers))
+                    services.cancel_scope.cancel()
+            with trio.move_on_after(self.stop_timeout), trio.CancelScope(shield=True):
+                assert self.pipeline is not None
+                await self.pipeline.flush()
+            if bounded.cancelled_caught:
+                log.warning("stop took longer than allowed; pending work stays journaled")
+            root.cancel_scope.cancel()
+        log.info("smppgw stopped")
+
+    async def _start_services(self, services: trio.Nursery) -> None:
+        cfg = self.config
+        assert self.store is not None
+        if cfg.metrics.enabled:
+            self.metrics_port = await services.start(
+                partial(
+                    serve_metrics,
+                    cfg.metrics.listen.host,
+                    cfg.metrics.listen.port,
+                    self.registry,
+                    readiness=self._readiness,
+                )
+            )
+        if cfg.simulator.enabled:
+            from smppgw.sim.smsc import SimConfig, SimulatedSmsc
+
+            sim = SimulatedSmsc(SimConfig.from_settings(cfg.simulator))
+            self.simulator = sim
+            await services.start(
+                partial(sim.run, host=cfg.simulator.listen.host, port=cfg.simulator.listen.port)
+            )
+        names = [c.name for c in cfg.carriers]
+        pipeline = self.pipeline = MtPipeline(
+            self.store, PrefixRouter(cfg.route_table(), cfg.default_route), names
+        )
+        await services.start(pipeline.run)
+        recovered = await pipeline.recover()
+        if recovered:
+            log.info("recovered unfinished messages from the journal", count=recovered)
+        self._carrier_nursery = await services.start(self._carriers_host)
+        for settings in cfg.carriers:
+            await self._start_carrier(settings)
+
+    async def _carriers_host(
+        self, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        async with trio.open_nursery() as nursery:
+            task_status.started(nursery)
+            await trio.sleep_forever()
+
+    # -- carriers ------------------------------------------------------------------
+
+    async def _start_carrier(self, settings: CarrierSettings) -> None:
+        assert self._carrier_nursery is not None
+        assert self.pipeline is not None
+        assert self.store is not None
+        if settings.name not in self.pipeline.queues:
+            self.pipeline.queues[settings.name] = CarrierQueue(settings.name)
+        running = _RunningCarrier(settings, CarrierClient(settings, self.pipeline, self.store))
+        self.carriers[settings.name] = running
+        await self._carrier_nursery.start(self._run_carrier, running)
+
+    async def _run_carrier(
+        self,
+        running: _RunningCarrier,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        with running.scope:
+            await running.client.run(task_status=task_status)
+
+    async def _stop_carriers(self, names: list[str]) -> None:
+        async with trio.open_nursery() as nursery:
+            for name in names:
+                running = self.carriers.get(name)
+                if running is not None:
+                    nursery.start_soon(self._stop_carrier, running)
+        for name in names:
+            self.carriers.pop(name, None)
+
+    async def _stop_carrier(self, running: _RunningCarrier) -> None:
+        with trio.move_on_after(self.grace):
+            await running.client.unbind_all(self.grace)
+        running.scope.cancel()
+
+    # -- reload ----------------------------------------------------------------------
+
+    async def reload(self) -> bool:
+        """Reread the config file and apply it; False (and logged) if it is invalid."""
+        if self.config_path is None:
+            log.info("reload: running on the built-in config, nothing to reread")
+            return False
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused: the config file is invalid", problems=str(exc))
+            return False
+        assert self.pipeline is not None
+        old = {c.name: c for c in self.config.carriers}
+        fresh = {c.name: c for c in new.carriers}
+        changed = [n for n in old if n in fresh and fresh[n] != old[n]]
+        removed = [n for n in old if n not in fresh]
+        added = [n for n in fresh if n not in old]
+        self.pipeline.router = PrefixRouter(new.route_table(), new.default_route)
+        await self._stop_carriers(changed + removed)
+        for name in changed + added:
+            await self._start_carrier(fresh[name])
+        for name in removed:
+            queue = self.pipeline.queues.pop(name, None)
+            if queue is not None:
+                for message in queue.drain():
+                    self.pipeline.enqueue(message)
+        self.config = new
+        log.info(
+            "config reloaded",
+            changed=changed,
+            added=added,
+            removed=removed,
+            unchanged=[n for n in old if n in fresh and n not in changed],
+        )
+        return True
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await self.reload()
+                else:
+                    log.info("signal received", signal=signal.Signals(signum).name)
+                    self.request_stop()
+
+    def _readiness(self) -> tuple[bool, str]:
+        store_ok = self.store is not None and self.store.available
+        up = sum(r.client.binds_up for r in self.carriers.values())
+        return store_ok, f"store={'ok' if store_ok else 'unavailable'} binds_up={up}"
+
+
+async def run_daemon(config: Config, config_path: Path | None) -> None:
+    """Configure logging and run the daemon until it is told to stop."""
+    configure_logging(config.logging)
+    await Daemon(config, config_path).run()
