@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from smppgw import __version__
+from smppgw.sim.cli import add_commands as add_sim_commands
 
 #: The embedded default, relative to the working directory (a checkout's root).
 DEFAULT_CONFIG = "config/smppgw.yaml"
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"smppgw {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_check_config(commands)
+    add_sim_commands(commands)
     _add_run(commands)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
