@@ -137,11 +137,13 @@ def test_smppgw_run_process_binds_serves_health_and_stops_on_sigterm(tmp_path: P
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        lines = _wait_line(proc, '"event": "bound"', within=20)
+        lines = _wait_line(proc, '"logger": "smppgw.carrier", "event": "bound"', within=20)
         assert any(f"127.0.0.1:{metrics_port}/metrics" in line for line in lines)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=5) as r:
             assert r.status == 200
             assert b"binds_up=1" in r.read()
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            assert b'smppgw_carrier_binds_up{carrier="sim"} 1.0' in r.read()
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
     finally:

@@ -42,6 +42,7 @@ from prometheus_client import CollectorRegistry
 from smppgw import __version__
 from smppgw.app.config import ConfigError, load_config
 from smppgw.app.logs import configure_logging
+from smppgw.app.metrics import GatewayMetrics
 from smppgw.app.metrics_http import serve_metrics
 from smppgw.gateway.mt import MtPipeline
 from smppgw.gateway.outbound import CarrierQueue
@@ -91,6 +92,7 @@ class Daemon:
         self.stop_timeout = stop_timeout
         self.handle_signals = handle_signals
         self.registry = CollectorRegistry()
+        self.metrics = GatewayMetrics(self.registry)
         self.store: Store | None = None
         self.pipeline: MtPipeline | None = None
         self.simulator: object | None = None
@@ -109,6 +111,7 @@ class Daemon:
         cfg = self.config
         Path(cfg.store.path).parent.mkdir(parents=True, exist_ok=True)
         store = self.store = Store(cfg.store.path, config=cfg.store.to_store_config())
+        self.metrics.add_store(store)
         async with trio.open_nursery() as root:
             if self.handle_signals:
                 root.start_soon(self._signals)
@@ -166,6 +169,7 @@ class Daemon:
         pipeline = self.pipeline = MtPipeline(
             self.store, PrefixRouter(cfg.route_table(), cfg.default_route), names
         )
+        self.metrics.add_pipeline(pipeline)
         await services.start(pipeline.run)
         recovered = await pipeline.recover()
         if recovered:
@@ -189,8 +193,16 @@ class Daemon:
         assert self.store is not None
         if settings.name not in self.pipeline.queues:
             self.pipeline.queues[settings.name] = CarrierQueue(settings.name)
-        running = _RunningCarrier(settings, CarrierClient(settings, self.pipeline, self.store))
+        client = CarrierClient(
+            settings,
+            self.pipeline,
+            self.store,
+            on_submit_latency=self.metrics.observe_submit_latency,
+        )
+        running = _RunningCarrier(settings, client)
         self.carriers[settings.name] = running
+        self.metrics.remove_carrier(settings.name)
+        self.metrics.add_carrier(client)
         await self._carrier_nursery.start(self._run_carrier, running)
 
     async def _run_carrier(
@@ -210,6 +222,7 @@ class Daemon:
                     nursery.start_soon(self._stop_carrier, running)
         for name in names:
             self.carriers.pop(name, None)
+            self.metrics.remove_carrier(name)
 
     async def _stop_carrier(self, running: _RunningCarrier) -> None:
         with trio.move_on_after(self.grace):
