@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -128,15 +129,19 @@ def _wait_line(proc: subprocess.Popen[str], needle: str, within: float) -> list[
 def test_smppgw_run_process_binds_serves_health_and_stops_on_sigterm(tmp_path: Path) -> None:
     metrics_port = free_port()
     path = write_config(tmp_path, sim_port=free_port(), metrics_port=metrics_port)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify"))
+    notify.settimeout(15)
     proc = subprocess.Popen(
         [sys.executable, "-m", "smppgw.cli", "run", "--config", str(path)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         cwd=tmp_path,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "NOTIFY_SOCKET": str(tmp_path / "notify")},
     )
     try:
+        assert b"READY=1" in notify.recv(4096)  # systemd Type=notify
         lines = _wait_line(proc, '"logger": "smppgw.carrier", "event": "bound"', within=20)
         assert any(f"127.0.0.1:{metrics_port}/metrics" in line for line in lines)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=5) as r:
@@ -145,8 +150,10 @@ def test_smppgw_run_process_binds_serves_health_and_stops_on_sigterm(tmp_path: P
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
             assert b'smppgw_carrier_binds_up{carrier="sim"} 1.0' in r.read()
         proc.send_signal(signal.SIGTERM)
+        assert b"STOPPING=1" in notify.recv(4096)
         assert proc.wait(timeout=15) == 0
     finally:
+        notify.close()
         if proc.poll() is None:
             proc.kill()
             proc.wait()

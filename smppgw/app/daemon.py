@@ -44,6 +44,7 @@ from smppgw.app.config import ConfigError, load_config
 from smppgw.app.logs import configure_logging
 from smppgw.app.metrics import GatewayMetrics
 from smppgw.app.metrics_http import serve_metrics
+from smppgw.app.systemd import Notifier
 from smppgw.gateway.mt import MtPipeline
 from smppgw.gateway.outbound import CarrierQueue
 from smppgw.gateway.routing import PrefixRouter
@@ -99,6 +100,7 @@ class Daemon:
         self.metrics_port: int | None = None
         self.carriers: dict[str, _RunningCarrier] = {}
         self._stop = trio.Event()
+        self.notifier = Notifier.from_environment()
         self._carrier_nursery: trio.Nursery | None = None
 
     # -- life cycle ----------------------------------------------------------------
@@ -115,6 +117,7 @@ class Daemon:
         async with trio.open_nursery() as root:
             if self.handle_signals:
                 root.start_soon(self._signals)
+            await root.start(self.notifier.watchdog_loop)
             await root.start(store.run)
             async with trio.open_nursery() as services:
                 await self._start_services(services)
@@ -131,7 +134,9 @@ class Daemon:
                     carriers=[c.name for c in cfg.carriers],
                 )
                 task_status.started()
+                await self.notifier.ready(self._readiness()[1])
                 await self._stop.wait()
+                await self.notifier.stopping()
                 log.info("stopping: unbinding carriers", grace=self.grace)
                 with trio.move_on_after(self.stop_timeout) as bounded:
                     await self._stop_carriers(list(self.carriers))
@@ -236,10 +241,12 @@ class Daemon:
         if self.config_path is None:
             log.info("reload: running on the built-in config, nothing to reread")
             return False
+        await self.notifier.reloading()
         try:
             new = load_config(self.config_path)
         except ConfigError as exc:
             log.error("reload refused: the config file is invalid", problems=str(exc))
+            await self.notifier.ready("reload refused: invalid config")
             return False
         assert self.pipeline is not None
         old = {c.name: c for c in self.config.carriers}
