@@ -37,6 +37,7 @@ import structlog
 import trio
 
 from smppgw.net.link import LinkClosed, SmppLink
+from smppgw.protocol.errors import SendStateError
 from smppgw.protocol.pdus import (
     BindReceiver,
     BindTransceiver,
@@ -205,15 +206,17 @@ class _Load:
             if self.rate is not None:
                 await trio.sleep_until(self.start + self.paced / self.rate)
                 self.paced += 1
+            pdu = self.pdus[index % len(self.pdus)]
             try:
                 await link.wait_window()
-            except LinkClosed:
+                t0 = trio.current_time()
+                # No checkpoint between wait_window and the write: t0 is the send time.
+                await link.send_request(pdu, partial(self.on_resp, index, t0))
+            except (LinkClosed, SendStateError) as exc:
+                # SendStateError: the peer's EOF was read but the link is still winding
+                # down (older SmppLink versions raised it instead of LinkClosed).
                 self.retry.appendleft(index)
-                raise
-            t0 = trio.current_time()
-            # No checkpoint between wait_window and the write: t0 is the send time.
-            pdu = self.pdus[index % len(self.pdus)]
-            await link.send_request(pdu, partial(self.on_resp, index, t0))
+                raise LinkClosed(str(exc)) from exc
             self.sent += 1
 
     def on_resp(self, index: int, t0: float, request: Pdu, result: Pdu | BaseException) -> None:
@@ -389,23 +392,24 @@ async def run_load(
     errors: list[LoadError] = []
 
     async def one_session(number: int) -> None:
-        try:
-            async with trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
+            try:
                 links = await _open_session(
                     nursery, load, host, port, system_id, password, bind, window, response_timeout
                 )
-                log.debug("loadgen session bound", session=number)
-                await load.send_loop(links[0])
-                await load.submits_done.wait()
-                if registered_delivery:
-                    with trio.move_on_after(wait_receipts_timeout):
-                        await load.receipts_done.wait()
-                for link in links:
-                    await link.unbind(grace=2.0)
-                nursery.cancel_scope.cancel()
-        except LoadError as exc:
-            errors.append(exc)
-            main.cancel_scope.cancel()
+            except LoadError as exc:
+                errors.append(exc)
+                main.cancel_scope.cancel()
+                return
+            log.debug("loadgen session bound", session=number)
+            await load.send_loop(links[0])
+            await load.submits_done.wait()
+            if registered_delivery:
+                with trio.move_on_after(wait_receipts_timeout):
+                    await load.receipts_done.wait()
+            for link in links:
+                await link.unbind(grace=2.0)
+            nursery.cancel_scope.cancel()
 
     async with trio.open_nursery() as main:
         for number in range(sessions):

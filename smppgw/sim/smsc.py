@@ -282,10 +282,15 @@ class SimulatedSmsc:
         listener = listeners[0]
         self.port = listener.socket.getsockname()[1]
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._receipts.run, self._emit_receipt)
+            nursery.start_soon(self.run_receipts)
             await nursery.start(trio.serve_listeners, self.handle_connection, [listener])
             log.info("simulated SMSC listening", host=host, port=self.port)
             task_status.started(self.port)
+
+    async def run_receipts(self) -> None:
+        """Send receipts as they come due; :meth:`run` runs it. Run it yourself beside
+        :meth:`handle_connection` when serving memory streams in tests."""
+        await self._receipts.run(self._emit_receipt)
 
     async def handle_connection(self, stream: trio.abc.Stream) -> None:
         """Serve one connection until it ends; errors end this session only."""
