@@ -60,6 +60,7 @@ Reading the generated code: ``generated_source(SubmitSm)`` returns it (it is als
 from __future__ import annotations
 
 import dataclasses
+import re
 import struct
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -308,6 +309,7 @@ _HELPERS: dict[str, Any] = {
     "_encode_tlvs": _encode_tlvs,
     "_encode_unsuccess_list": _encode_unsuccess_list,
     "_new": object.__new__,
+    "_re_compile": re.compile,
     "_u8_fault": _u8_fault,
     "_u8_octet": _u8_octet,
 }

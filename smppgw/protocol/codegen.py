@@ -1,11 +1,16 @@
 """Straight-line encode/decode source for each PDU class, generated from its ``FIELDS``.
 
 ``codec.py`` explains why (measured numbers); this module only writes and compiles the
-source. For each PDU class it writes one small module of five functions:
+source. For each PDU class it writes one small module of these functions:
 
 - ``decode_<name>(data, end, status, seq)``: the body from offset 16, after
-  ``decode_pdu`` read and checked the header (``end == len(data)``). Every check and
-  error message of the table-driven decoder it replaced, in the same order.
+  ``decode_pdu`` read and checked the header (``end == len(data)``). One block per
+  field, with every check and error message of the table-driven decoder it replaced,
+  in the same order. For the bodies without destination lists, that function is
+  ``decode_<name>_checked`` and ``decode_<name>`` first tries one regular expression
+  (``_PATTERN``, generated beside it, one commented line per field) over all the
+  mandatory fields; anything it does not match goes to the checked one, which finds
+  and names the fault.
 - ``encode_<name>_checked(pdu, seq)``: the reference encoder, one block per field, every
   check in table order. It decides what is an error and which status it gets.
 - ``encode_<name>(pdu, seq)``: the fast encoder. It screens the values with one
@@ -60,6 +65,7 @@ HELPERS = frozenset(
         "_encode_tlvs",
         "_encode_unsuccess_list",
         "_new",
+        "_re_compile",
         "_u8_fault",
         "_u8_octet",
     }
@@ -80,6 +86,7 @@ class CompiledPdu:
     source: str
     filename: str
     decode: Callable[[bytes, int, int, int], Pdu]
+    decode_checked: Callable[[bytes, int, int, int], Pdu]
     encode: Callable[[Pdu, int], bytes]
     encode_checked: Callable[[Pdu, int], bytes]
     with_sequence_number: Callable[[Pdu, int], Pdu]
@@ -124,13 +131,14 @@ def _u8_runs(fields: tuple[Field, ...]) -> list[list[Field] | Field]:
 # -- decoding ------------------------------------------------------------------------
 
 
-def _decoder(cls: type[Pdu], name: str) -> list[str]:
+def _checked_decoder(cls: type[Pdu], name: str, entry: str) -> list[str]:
     response = bool(cls.command_id & 0x80000000)
     fields = cls.FIELDS
     defaults = {f.name: f.default for f in dataclasses.fields(cls)}
     lines = [
-        f"def decode_{name}(data, end, status, seq):",
-        f'    """The body of a {name} from offset 16 (``end == len(data)``)."""',
+        f"def {entry}(data, end, status, seq):",
+        f'    """The body of a {name} from offset 16 (``end == len(data)``), each field',
+        '    checked in table order: every error is found and named here."""',
         f"    pdu = _new({cls.__name__})",
         "    _set_sequence_number(pdu, seq)",
         "    _set_command_status(pdu, status)",
@@ -215,6 +223,82 @@ def _decoder(cls: type[Pdu], name: str) -> list[str]:
         "    return pdu",
     ]
     return lines
+
+
+def _pattern_fields(cls: type[Pdu]) -> bool:
+    """Whether ``cls`` gets a pattern-screened decoder: its body is only C-strings, TIME
+    and octets, maybe ending with ``short_message`` (not the destination lists).
+    Measured, the pattern is faster from one C-string on (~10% for ``submit_sm_resp``,
+    ~20% for ``submit_sm`` and the binds)."""
+    fields = cls.FIELDS
+    if fields and fields[-1].kind is _SHORT_MESSAGE:
+        fields = fields[:-1]
+    return bool(fields) and all(f.kind in (_CSTRING, _TIME, _U8) for f in fields)
+
+
+def _screened_decoder(cls: type[Pdu], name: str) -> list[str]:
+    """One regular expression over the latin-1 text matches every mandatory field (and
+    ``sm_length``) at once; the values come out of its groups. Whatever it does not
+    match, the checked decoder reads field by field, and finds the fault. The pattern
+    accepts exactly what the checked decoder accepts: ``[^\\0]{0,N}\\0`` is a C-string
+    of at most N characters, ``(|[^\\0]{16})\\0`` a TIME, ``(.)`` an octet."""
+    fields = cls.FIELDS
+    sm = fields[-1] if fields and fields[-1].kind is _SHORT_MESSAGE else None
+    simple = fields[:-1] if sm is not None else fields
+    lines = ["_PATTERN = _re_compile(", '    "(?s)"  # "." is any octet, NUL included']
+    for f in simple:
+        if f.kind is _CSTRING:
+            lines.append(f'    "([^\\0]{{0,{f.limit - 1}}})\\0"  # {f.name}')
+        elif f.kind is _TIME:
+            lines.append(f'    "(|[^\\0]{{16}})\\0"  # {f.name}')
+        else:
+            lines.append(f'    "(.)"  # {f.name}')
+    if sm is not None:
+        lines.append('    "(.)"  # sm_length')
+    lines += [")", "", ""]
+    groups = [f.name for f in simple] + (["sm_length"] if sm is not None else [])
+    fallback = f"decode_{name}_checked(data, end, status, seq)"
+    lines += [
+        f"def decode_{name}(data, end, status, seq):",
+        f'    """The body of a {name} from offset 16 (``end == len(data)``): the mandatory',
+        f'    fields in one match of _PATTERN, else decode_{name}_checked."""',
+        '    match = _PATTERN.match(data.decode("latin-1"), 16)',
+        "    if match is None:",
+        f"        return {fallback}",
+        "    (",
+    ]
+    lines += [f"        {g}," for g in groups]
+    lines += ["    ) = match.groups()", "    pos = match.end()"]
+    if sm is not None:
+        lines += [
+            "    sm_length = ord(sm_length)",
+            f"    if sm_length > {sm.limit} or pos + sm_length > end:",
+            f"        return {fallback}",
+        ]
+    lines += [
+        f"    pdu = _new({cls.__name__})",
+        "    _set_sequence_number(pdu, seq)",
+        "    _set_command_status(pdu, status)",
+    ]
+    for f in simple:
+        value = f"ord({f.name})" if f.kind is _U8 else f.name
+        lines.append(f"    _set_{f.name}(pdu, {value})")
+    if sm is not None:
+        lines += [
+            f"    _set_{sm.name}(pdu, data[pos : pos + sm_length])",
+            "    pos += sm_length",
+        ]
+    lines += [
+        "    _set_tlvs(pdu, _decode_tlvs(data, pos, end) if pos < end else ())",
+        "    return pdu",
+    ]
+    return lines
+
+
+def _decoders(cls: type[Pdu], name: str) -> list[list[str]]:
+    if _pattern_fields(cls):
+        return [_screened_decoder(cls, name), _checked_decoder(cls, name, f"decode_{name}_checked")]
+    return [_checked_decoder(cls, name, f"decode_{name}")]
 
 
 # -- encoding ------------------------------------------------------------------------
@@ -380,7 +464,7 @@ def pdu_source(cls: type[Pdu]) -> str:
     ]
     blocks = [
         header,
-        _decoder(cls, name),
+        *_decoders(cls, name),
         _checked_encoder(cls, name),
         _fast_encoder(cls, name),
         _copier(cls, name),
@@ -423,6 +507,7 @@ def compile_pdu_functions(cls: type[Pdu], helpers: dict[str, Any]) -> CompiledPd
         source=source,
         filename=filename,
         decode=namespace[f"decode_{name}"],
+        decode_checked=namespace.get(f"decode_{name}_checked", namespace[f"decode_{name}"]),
         encode=namespace[f"encode_{name}"],
         encode_checked=namespace[f"encode_{name}_checked"],
         with_sequence_number=namespace[f"with_sequence_number_{name}"],
