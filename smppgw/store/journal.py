@@ -13,16 +13,17 @@ cost of group commit at a few microseconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from smppgw.store.quota import settle
+from smppgw.store.quota import reserve, settle
 from smppgw.store.records import (
     FINAL_STATES,
     CarrierLookup,
     FinalOutcome,
     MessageState,
     NewMessage,
+    QuotaRefusal,
     Requeue,
     StoredMessage,
     Submitted,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JournalState",
     "accept",
+    "admit",
     "accept_many",
     "get_message",
     "lookup_carrier",
@@ -94,6 +96,33 @@ def accept(
 ) -> list[int]:
     """Journal MT messages as ``accepted``; returns their ids, in order."""
     return accept_many(state, conn, [(msgs, now)])[0]
+
+
+def admit(
+    conn: sqlite3.Connection,
+    state: JournalState,
+    msgs: Sequence[NewMessage],
+    quota_parts: Sequence[int | None],
+    now: float,
+) -> list[int | QuotaRefusal]:
+    """Reserve quota and journal each message in one transaction, message by message.
+
+    ``quota_parts[i]`` is how many parts message ``i`` must find on its partner's active
+    orders (None: no quota applies). A message whose reservation is refused is not
+    journaled: its slot holds the :class:`QuotaRefusal`; the others get their ids. The
+    reservation and the journal row commit together, so a crash can neither charge a
+    message that was never accepted nor accept one that was never charged.
+    """
+    out: list[int | QuotaRefusal] = []
+    for msg, parts in zip(msgs, quota_parts, strict=True):
+        if parts is not None:
+            held = reserve(conn, msg.partner, parts, now)
+            if isinstance(held, QuotaRefusal):
+                out.append(held)
+                continue
+            msg = replace(msg, order_id=held.order_id, reservation_id=held.reservation_id)
+        out.append(accept_many(state, conn, [((msg,), now)])[0][0])
+    return out
 
 
 def accept_many(

@@ -156,6 +156,29 @@ class Store:
         )
         return ids
 
+    async def admit(
+        self,
+        msgs: Sequence[NewMessage],
+        quota_parts: Sequence[int | None],
+        *,
+        nowait: bool = False,
+    ) -> list[int | QuotaRefusal]:
+        """Reserve quota and journal each message together (see ``journal.admit``);
+        per message its id once durable, or the :class:`QuotaRefusal`."""
+        if not msgs:
+            return []
+        fn = partial(
+            journal.admit,
+            state=self._journal,
+            msgs=msgs,
+            quota_parts=quota_parts,
+            now=self._clock(),
+        )
+        result: list[int | QuotaRefusal] = await self._writer.submit(
+            fn, rows=len(msgs), nowait=nowait
+        )
+        return result
+
     async def mark_submitted(self, updates: Sequence[Submitted], *, nowait: bool = False) -> int:
         """Record the carrier ids a carrier gave; returns how many messages changed state."""
         fn = partial(journal.mark_submitted, updates=updates, now=self._clock())
