@@ -35,8 +35,10 @@ import structlog
 import trio
 
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
+from smppgw.gateway.partner_receipts import MessageInfo, partner_receipt
 from smppgw.gateway.routing import NoRoute, PrefixRouter
 from smppgw.protocol.receipt import MessageState as ReceiptState
+from smppgw.protocol.text import decode_text
 from smppgw.store import (
     FinalOutcome,
     MessageState,
@@ -48,7 +50,7 @@ from smppgw.store import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable
+    from collections.abc import Callable, Iterable
 
 __all__ = ["MtPipeline", "MtStatistics", "outbound_from_stored"]
 
@@ -104,10 +106,52 @@ class MtStatistics:
 class _Tracked:
     """A message with parts accepted by a carrier, awaiting receipts."""
 
-    message_id: int
-    parts: int
-    registered_delivery: int
+    info: MessageInfo
     finals: dict[int, MessageState]
+
+
+def _info_from_outbound(m: OutboundMessage, now: float) -> MessageInfo:
+    head = m.parts[0] if m.parts else b""
+    if len(m.parts) > 1 or m.esm_class & 0x40:
+        head = head[head[0] + 1 :] if head else head  # skip the UDH
+    return MessageInfo(
+        m.id,
+        m.partner,
+        m.source_addr,
+        m.source_ton,
+        m.source_npi,
+        m.destination_addr,
+        m.dest_ton,
+        m.dest_npi,
+        m.registered_delivery,
+        len(m.parts),
+        now,
+        _text_head(head, m.data_coding),
+    )
+
+
+def _info_from_stored(m: StoredMessage) -> MessageInfo:
+    return MessageInfo(
+        m.id,
+        m.partner,
+        m.source_addr,
+        m.source_ton,
+        m.source_npi,
+        m.destination_addr,
+        m.dest_ton,
+        m.dest_npi,
+        m.registered_delivery,
+        m.part_count,
+        m.created_at,
+        _text_head(m.body, m.data_coding),
+    )
+
+
+def _text_head(payload: bytes, data_coding: int) -> str:
+    try:
+        return decode_text(payload[:40], data_coding)[:20]
+    except Exception:  # a receipt's text is a courtesy: never fail a receipt for it
+        return ""
 
 
 class MtPipeline:
@@ -119,8 +163,8 @@ class MtPipeline:
         carriers: every configured carrier name (each gets a queue).
         max_attempts: sends of one message before it fails for good.
         retry_delay: seconds before a temporarily failed message is sent again.
-        on_final: called (after the journal has it) for each message that reached a
-            final state; the partner side forwards the receipt from there.
+        on_receipts: called with the partners that have new receipts in the outbox
+            (after they are journaled), so their sessions can deliver them.
         clock: wall-clock seconds for journal records.
     """
 
@@ -132,7 +176,7 @@ class MtPipeline:
         *,
         max_attempts: int = 10,
         retry_delay: float = 5.0,
-        on_final: Callable[[list[FinalOutcome]], Awaitable[None]] | None = None,
+        on_receipts: Callable[[set[str]], None] | None = None,
         clock: Callable[[], float] = time.time,
         recent_receipt_keys: int = 200_000,
     ) -> None:
@@ -142,10 +186,11 @@ class MtPipeline:
         self._up = dict.fromkeys(self.queues, 0)
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
-        self._on_final = on_final
+        self._on_receipts = on_receipts
         self._clock = clock
         self._submitted: list[Submitted] = []
         self._finals: list[FinalOutcome] = []
+        self._final_infos: list[MessageInfo | None] = []
         self._requeues: list[Requeue] = []
         self._dirty = trio.Event()
         self._delayed: list[tuple[float, int, OutboundMessage]] = []
@@ -216,21 +261,18 @@ class MtPipeline:
         recent[(carrier, carrier_key)] = (message.id, part_no)
         if len(recent) > self._recent_max:
             recent.popitem(last=False)
-        tracked = self._tracked.get(message.id)
-        if tracked is None:
-            self._tracked[message.id] = _Tracked(
-                message.id, len(message.parts), message.registered_delivery, {}
-            )
+        if message.id not in self._tracked:
+            self._tracked[message.id] = _Tracked(_info_from_outbound(message, self._clock()), {})
         self._dirty.set()
 
     def fail(self, message: OutboundMessage, status: int, error: str) -> None:
         """The message cannot be sent (permanent refusal or out of attempts)."""
         self._counts["failed"] += 1
         self._tracked.pop(message.id, None)
-        self._finals.append(
-            FinalOutcome(message.id, MessageState.FAILED, status, error, charge_parts=0)
+        self._add_final(
+            FinalOutcome(message.id, MessageState.FAILED, status, error, charge_parts=0),
+            _info_from_outbound(message, self._clock()),
         )
-        self._dirty.set()
 
     def retry(self, message: OutboundMessage, error: str, *, possible_duplicate: bool) -> None:
         """Send again later: a temporary refusal, a timeout, or a lost connection."""
@@ -272,30 +314,32 @@ class MtPipeline:
                 return False
             found = (lookup.message.id, lookup.part_no)
             self._tracked.setdefault(
-                lookup.message.id,
-                _Tracked(
-                    lookup.message.id,
-                    lookup.message.part_count,
-                    lookup.message.registered_delivery,
-                    {},
-                ),
+                lookup.message.id, _Tracked(_info_from_stored(lookup.message), {})
             )
         message_id, part_no = found
         final = _RECEIPT_TO_FINAL.get(state)
         if final is None:  # ENROUTE, ACCEPTED: intermediate
             self._counts["matched"] += 1
             return True
-        tracked = self._tracked.get(message_id) or _Tracked(message_id, 1, 0, {})
-        tracked.finals[part_no] = final
+        tracked = self._tracked.get(message_id)
         self._counts["matched"] += 1
-        if len(tracked.finals) >= tracked.parts:
+        if tracked is None:  # a late or repeated receipt for a message already final
+            return True
+        tracked.finals[part_no] = final
+        if len(tracked.finals) >= tracked.info.parts:
             self._tracked.pop(message_id, None)
             states = set(tracked.finals.values())
             overall = next((s for s in _SEVERITY if s in states), MessageState.DELIVERED)
-            charge = tracked.parts
-            self._finals.append(FinalOutcome(message_id, overall, None, error, charge_parts=charge))
-            self._dirty.set()
+            outcome = FinalOutcome(
+                message_id, overall, None, error, charge_parts=tracked.info.parts
+            )
+            self._add_final(outcome, tracked.info)
         return True
+
+    def _add_final(self, outcome: FinalOutcome, info: MessageInfo | None) -> None:
+        self._finals.append(outcome)
+        self._final_infos.append(info)
+        self._dirty.set()
 
     def receipt_unmatched(self) -> None:
         self._counts["unmatched"] += 1
@@ -335,12 +379,29 @@ class MtPipeline:
     async def _flush_once(self) -> None:
         submitted, self._submitted = self._submitted, []
         finals, self._finals = self._finals, []
+        infos, self._final_infos = self._final_infos, []
         requeues, self._requeues = self._requeues, []
+        now = self._clock()
+        receipts = [
+            r
+            for outcome, info in zip(finals, infos, strict=True)
+            if info is not None
+            and (
+                r := partner_receipt(
+                    info, outcome.state, status=outcome.status, error=outcome.error, now=now
+                )
+            )
+            is not None
+        ]
         try:
             if submitted:
                 await self.store.mark_submitted(submitted)
             if requeues:
                 await self.store.requeue(requeues)
+            if receipts:
+                # Before the final state: a crash in between repeats a receipt rather
+                # than losing it.
+                await self.store.enqueue_receipts(receipts)
             if finals:
                 await self.store.mark_final(finals)
         except BaseException:
@@ -348,9 +409,10 @@ class MtPipeline:
             self._submitted[:0] = submitted
             self._requeues[:0] = requeues
             self._finals[:0] = finals
+            self._final_infos[:0] = infos
             raise
-        if finals and self._on_final is not None:
-            await self._on_final(finals)
+        if receipts and self._on_receipts is not None:
+            self._on_receipts({r.partner for r in receipts})
 
     async def _release_delayed(self) -> None:
         while True:

@@ -1,0 +1,109 @@
+"""The delivery receipt a partner gets for its message, built once the message is final.
+
+The receipt is journaled as the whole ``deliver_sm`` the partner will receive (encoded
+PDU octets), so delivering it later (the partner may not be bound now, the gateway may
+restart) needs nothing but the outbox row. It carries the gateway's message id, the one
+the partner got in ``submit_sm_resp``, both in the text and in ``receipted_message_id``.
+
+``registered_delivery`` decides whether one is owed (SMPP 3.4 section 5.2.17): bits 0-1
+are 1 (on success and failure) or 2 (on failure only); 0 asks for none.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from smppgw.protocol.codec import encode_pdu
+from smppgw.protocol.pdus import DeliverSm
+from smppgw.protocol.receipt import MessageState as ReceiptState
+from smppgw.protocol.receipt import Receipt, format_receipt
+from smppgw.protocol.tlv import Tag, Tlv
+from smppgw.store import MessageState, NewReceipt
+
+__all__ = ["MessageInfo", "partner_receipt"]
+
+
+@dataclass(frozen=True, slots=True)
+class MessageInfo:
+    """What a receipt needs to know of the message it reports on."""
+
+    message_id: int
+    partner: str
+    source_addr: str
+    source_ton: int
+    source_npi: int
+    destination_addr: str
+    dest_ton: int
+    dest_npi: int
+    registered_delivery: int
+    parts: int
+    submitted_at: float
+    text_head: str = ""
+
+
+_STAT = {
+    MessageState.DELIVERED: ("DELIVRD", ReceiptState.DELIVERED),
+    MessageState.FAILED: ("UNDELIV", ReceiptState.UNDELIVERABLE),
+    MessageState.EXPIRED: ("EXPIRED", ReceiptState.EXPIRED),
+    MessageState.REJECTED: ("REJECTD", ReceiptState.REJECTED),
+}
+
+
+def _err_code(error: str | None, status: int | None) -> int:
+    if status:
+        return status & 0xFFF
+    if error and error.strip().isdigit():
+        return int(error.strip()) & 0xFFF
+    return 0
+
+
+def partner_receipt(
+    info: MessageInfo,
+    state: MessageState,
+    *,
+    status: int | None,
+    error: str | None,
+    now: float,
+) -> NewReceipt | None:
+    """The receipt owed for ``info`` reaching ``state``, or None when none was asked."""
+    wanted = info.registered_delivery & 0x03
+    if wanted == 0 or (wanted == 2 and state is MessageState.DELIVERED):
+        return None
+    stat, receipt_state = _STAT.get(state, ("UNKNOWN", ReceiptState.UNKNOWN))
+    err = _err_code(error, status)
+    delivered = state is MessageState.DELIVERED
+    text = format_receipt(
+        Receipt(
+            message_id=str(info.message_id),
+            sub=info.parts,
+            dlvrd=info.parts if delivered else 0,
+            submit_date=datetime.fromtimestamp(info.submitted_at, tz=UTC).replace(tzinfo=None),
+            done_date=datetime.fromtimestamp(now, tz=UTC).replace(tzinfo=None),
+            stat=stat,
+            err=f"{err:03d}",
+            text=info.text_head[:20],
+        )
+    )
+    pdu = DeliverSm(
+        source_addr_ton=info.dest_ton,
+        source_addr_npi=info.dest_npi,
+        source_addr=info.destination_addr,
+        dest_addr_ton=info.source_ton,
+        dest_addr_npi=info.source_npi,
+        destination_addr=info.source_addr,
+        esm_class=0x04,
+        short_message=text.encode("latin-1", "replace")[:254],
+        tlvs=(
+            Tlv.of_cstring(Tag.RECEIPTED_MESSAGE_ID, str(info.message_id)),
+            Tlv.of_int(Tag.MESSAGE_STATE, int(receipt_state)),
+        ),
+    )
+    return NewReceipt(
+        partner=info.partner,
+        message_id=info.message_id,
+        stat=stat,
+        err=err,
+        body=encode_pdu(pdu),
+        done_at=now,
+    )
