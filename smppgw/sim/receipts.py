@@ -1,4 +1,5 @@
-"""Delivery receipts of the simulated SMSC: outcomes, the receipt PDU, and its timing.
+"""Delivery receipts of the simulated SMSC: outcomes, the receipt PDU, its timing, and
+the routing of every ``deliver_sm`` (receipts and MO) to a receiver session.
 
 Theory of operation
 -------------------
@@ -18,29 +19,44 @@ failure.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import math
+from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, Generic, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Final, Generic, Literal, TypeVar
 
+import structlog
 import trio
 
-from smppgw.protocol.pdus import DeliverSm
+from smppgw.net.link import LinkClosed
+from smppgw.protocol.errors import PduEncodeError, SendStateError
+from smppgw.protocol.pdus import DataSm, DeliverSm, Pdu, SubmitMulti, SubmitSm
 from smppgw.protocol.receipt import MessageState, Receipt, format_receipt, stat_word
-from smppgw.protocol.tlv import Tag, Tlv
+from smppgw.protocol.text import decode_text
+from smppgw.protocol.tlv import Tag, Tlv, tlv_octets
+from smppgw.protocol.udh import parse_udh
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Callable, Mapping
+    from collections.abc import Mapping
     from datetime import datetime
+
+    from smppgw.net.link import SmppLink
 
 __all__ = [
     "ESM_CLASS_RECEIPT",
+    "Delivery",
+    "DeliveryRouter",
     "DueQueue",
+    "Outbox",
     "OutcomePicker",
     "PendingReceipt",
     "build_receipt",
+    "receipt_text",
     "wants_receipt",
 ]
 
@@ -62,12 +78,24 @@ _ERRORS: Final[dict[MessageState, int]] = {
 }
 
 T = TypeVar("T")
+log = structlog.get_logger("smppgw.sim")
 
 
 def wants_receipt(registered_delivery: int, state: MessageState) -> bool:
     """Whether ``registered_delivery`` asks for a receipt of a message ending in ``state``."""
     bits = registered_delivery & 0x03
     return bits == 1 or (bits == 2 and state is not MessageState.DELIVERED)
+
+
+def receipt_text(pdu: SubmitSm | DataSm | SubmitMulti) -> str:
+    """The message's text for the receipt's ``text:`` (UDH stripped), best effort."""
+    payload = b"" if isinstance(pdu, DataSm) else pdu.short_message
+    if not payload:
+        payload = tlv_octets(pdu.tlvs, Tag.MESSAGE_PAYLOAD) or b""
+    if pdu.esm_class & 0x40:
+        with contextlib.suppress(ValueError):
+            payload = parse_udh(payload)[1]
+    return decode_text(payload, pdu.data_coding)[:20]
 
 
 class OutcomePicker:
@@ -191,3 +219,125 @@ class DueQueue(Generic[T]):
             self._wake = trio.Event()
             for item in self.pop_due(trio.current_time()):
                 deliver(item)
+
+
+# -- delivery to receiver sessions ---------------------------------------------------
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One ``deliver_sm`` on its way to a system_id (a receipt or an MO part)."""
+
+    system_id: str
+    pdu: DeliverSm
+    kind: Literal["receipt", "mo"]
+    message_id: str = ""
+    stat: str = ""
+
+
+class Outbox:
+    """The deliveries waiting for one session's window; served by
+    :meth:`DeliveryRouter.run_sender`."""
+
+    def __init__(self, link: SmppLink) -> None:
+        self.link = link
+        self.system_id: str | None = None
+        self.items: deque[Delivery] = deque()
+        self.ready = trio.Event()
+
+
+#: ``on_answer(delivery, response)``: response None when the session ended first.
+AnswerCallback = Callable[[Delivery, "Pdu | None"], None]
+
+
+class DeliveryRouter:
+    """Sends each delivery through one receiver session bound with its system_id.
+
+    Sessions are picked round robin. With none bound, deliveries wait in a queue per
+    system_id, at most ``max_queued`` (the oldest is dropped and counted beyond). A
+    delivery whose session ends before its answer goes back through :meth:`deliver`
+    (at-least-once, as a real SMSC retries).
+    """
+
+    def __init__(self, *, max_queued: int, on_answer: AnswerCallback) -> None:
+        self._max_queued = max_queued
+        self._on_answer = on_answer
+        self._receivers: dict[str, list[Outbox]] = {}
+        self._queued: dict[str, deque[Delivery]] = {}
+        self._rr = 0
+        self.counts: Counter[str] = Counter()
+
+    @property
+    def receivers(self) -> int:
+        return sum(len(v) for v in self._receivers.values())
+
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queued.values())
+
+    def bound_system_ids(self) -> list[str]:
+        return [sid for sid, outboxes in self._receivers.items() if outboxes]
+
+    def attach(self, outbox: Outbox, system_id: str) -> None:
+        """``outbox``'s session is bound as a receiver or transceiver of ``system_id``."""
+        outbox.system_id = system_id
+        self._receivers.setdefault(system_id, []).append(outbox)
+        queued = self._queued.pop(system_id, None)
+        if queued:
+            outbox.items.extend(queued)
+            outbox.ready.set()
+
+    def detach(self, outbox: Outbox) -> None:
+        """The session ended: what it had not sent goes to another receiver or waits."""
+        if outbox.system_id is not None:
+            receivers = self._receivers.get(outbox.system_id, [])
+            if outbox in receivers:
+                receivers.remove(outbox)
+        items, outbox.items = outbox.items, deque()
+        for delivery in items:
+            self.counts["redelivered"] += 1
+            self.deliver(delivery)
+
+    def deliver(self, delivery: Delivery) -> None:
+        receivers = [o for o in self._receivers.get(delivery.system_id, ()) if not o.link.closed]
+        if receivers:
+            self._rr += 1
+            outbox = receivers[self._rr % len(receivers)]
+            outbox.items.append(delivery)
+            outbox.ready.set()
+            return
+        queue = self._queued.setdefault(delivery.system_id, deque())
+        if len(queue) >= self._max_queued:
+            queue.popleft()
+            self.counts["dropped"] += 1
+        queue.append(delivery)
+
+    async def run_sender(self, outbox: Outbox) -> None:
+        """Send ``outbox``'s deliveries from one task, a window in flight; runs until
+        the link ends (what is left is requeued by :meth:`detach`)."""
+        link = outbox.link
+        while True:
+            if not outbox.items:
+                outbox.ready = trio.Event()
+                await outbox.ready.wait()
+                continue
+            delivery = outbox.items.popleft()
+            try:
+                await link.send_request(delivery.pdu, partial(self._answered, delivery))
+            except (LinkClosed, SendStateError):
+                outbox.items.appendleft(delivery)
+                return
+            except PduEncodeError:
+                log.exception("undeliverable deliver_sm dropped", kind=delivery.kind)
+                self.counts["dropped"] += 1
+                continue
+            self.counts["receipts_sent" if delivery.kind == "receipt" else "mo_sent"] += 1
+
+    def _answered(self, delivery: Delivery, _request: Pdu, result: Pdu | BaseException) -> None:
+        if isinstance(result, BaseException):
+            self._on_answer(delivery, None)
+            self.counts["redelivered"] += 1
+            self.deliver(delivery)
+            return
+        self.counts["receipts_answered" if delivery.kind == "receipt" else "mo_answered"] += 1
+        self._on_answer(delivery, result)

@@ -35,15 +35,13 @@ from typing import TYPE_CHECKING, Any, Literal
 import structlog
 import trio
 
-from smppgw.net.link import LinkClosed, SmppLink
-from smppgw.protocol.errors import PduEncodeError, SendStateError
+from smppgw.net.link import SmppLink
 from smppgw.protocol.pdus import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
     CancelSm,
     DataSm,
-    DeliverSm,
     Pdu,
     QuerySm,
     ReplaceSm,
@@ -54,12 +52,18 @@ from smppgw.protocol.receipt import stat_word
 from smppgw.protocol.session import SmppConnection, make_response
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus
-from smppgw.protocol.text import decode_text
-from smppgw.protocol.tlv import Tag, tlv_octets
-from smppgw.protocol.udh import parse_udh
 from smppgw.sim.faults import Faults, FaultStream
 from smppgw.sim.mo import build_mo
-from smppgw.sim.receipts import DueQueue, OutcomePicker, PendingReceipt, build_receipt
+from smppgw.sim.receipts import (
+    Delivery,
+    DeliveryRouter,
+    DueQueue,
+    Outbox,
+    OutcomePicker,
+    PendingReceipt,
+    build_receipt,
+    receipt_text,
+)
 from smppgw.sim.receipts import wants_receipt as _wants_receipt
 
 if TYPE_CHECKING:
@@ -68,7 +72,6 @@ if TYPE_CHECKING:
 __all__ = [
     "Account",
     "BindRecord",
-    "Delivery",
     "MoRecord",
     "ReceiptRecord",
     "SimConfig",
@@ -175,17 +178,6 @@ class BindRecord:
     status: int
 
 
-@dataclass(slots=True)
-class Delivery:
-    """One ``deliver_sm`` on its way to a system_id (a receipt or an MO part)."""
-
-    system_id: str
-    pdu: DeliverSm
-    kind: Literal["receipt", "mo"]
-    message_id: str = ""
-    stat: str = ""
-
-
 @dataclass(frozen=True, slots=True)
 class SimStatistics:
     sessions: int
@@ -216,8 +208,7 @@ class _Session:
         self.link: SmppLink
         self.system_id = ""
         self.submits = 0
-        self.outbox: deque[Delivery] = deque()
-        self.outbox_ready = trio.Event()
+        self.outbox: Outbox
         self.delayed: deque[tuple[float, Pdu, bool]] = deque()
         self.delayed_ready = trio.Event()
 
@@ -249,9 +240,7 @@ class SimulatedSmsc:
         self._mo_ref = 0
         self._session_seq = 0
         self._sessions: dict[str, _Session] = {}
-        self._receivers: dict[str, list[_Session]] = {}
-        self._queued: dict[str, deque[Delivery]] = {}
-        self._rr = 0
+        self._router = DeliveryRouter(max_queued=cfg.max_queued, on_answer=self._answered)
         self._receipts: DueQueue[PendingReceipt] = DueQueue()
         n = cfg.max_records
         self.submits: deque[SubmitRecord] = deque(maxlen=n)
@@ -306,11 +295,12 @@ class SimulatedSmsc:
         session.link = SmppLink(
             session.stream, conn, partial(self._on_batch, session), name=session.id
         )
+        session.outbox = Outbox(session.link)
         self._sessions[session.id] = session
         with structlog.contextvars.bound_contextvars(session=session.id):
             try:
                 async with trio.open_nursery() as nursery:
-                    nursery.start_soon(self._sender, session)
+                    nursery.start_soon(self._router.run_sender, session.outbox)
                     nursery.start_soon(self._delayer, session)
                     await session.link.run()
                     nursery.cancel_scope.cancel()
@@ -321,13 +311,7 @@ class SimulatedSmsc:
 
     def _end_session(self, session: _Session) -> None:
         self._sessions.pop(session.id, None)
-        receivers = self._receivers.get(session.system_id, [])
-        if session in receivers:
-            receivers.remove(session)
-        outbox, session.outbox = session.outbox, deque()
-        for delivery in outbox:
-            self._count["redelivered"] += 1
-            self._deliver(delivery)
+        self._router.detach(session.outbox)
         log.info("simulator session ended", reason=session.link.close_reason)
 
     # -- requests ----------------------------------------------------------------------
@@ -369,11 +353,7 @@ class SimulatedSmsc:
         session.system_id = pdu.system_id
         log.info("bound", system_id=pdu.system_id, bind=bind)
         if bind != "transmitter":
-            self._receivers.setdefault(pdu.system_id, []).append(session)
-            queued = self._queued.pop(pdu.system_id, None)
-            if queued:
-                session.outbox.extend(queued)
-                session.outbox_ready.set()
+            self._router.attach(session.outbox, pdu.system_id)
 
     def _on_submit(self, session: _Session, pdu: Pdu) -> None:
         assert isinstance(pdu, SubmitSm | DataSm | SubmitMulti)
@@ -463,7 +443,7 @@ class SimulatedSmsc:
         if not _wants_receipt(pdu.registered_delivery, state):
             return
         due = trio.current_time() + self.config.receipt_delay
-        text = _message_text(pdu)
+        text = receipt_text(pdu)
         now = self._clock()
         for destination in destinations:
             self._count["receipts_scheduled"] += 1
@@ -485,7 +465,7 @@ class SimulatedSmsc:
     def _emit_receipt(self, pending: PendingReceipt) -> None:
         pdu = build_receipt(pending, self._clock())
         stat = stat_word(pending.state)
-        self._deliver(Delivery(pending.system_id, pdu, "receipt", pending.message_id, stat))
+        self._router.deliver(Delivery(pending.system_id, pdu, "receipt", pending.message_id, stat))
 
     def inject_mo(
         self,
@@ -505,73 +485,28 @@ class SimulatedSmsc:
             ConcatError: the text needs more than 255 parts.
         """
         if system_id is None:
-            bound = [sid for sid, sessions in self._receivers.items() if sessions]
+            bound = self._router.bound_system_ids()
             system_id = bound[0] if bound else self.config.accounts[0].system_id
         self._mo_ref = (self._mo_ref + 1) & 0xFF
         pdus = build_mo(source, destination, text, data_coding=data_coding, reference=self._mo_ref)
         for pdu in pdus:
-            self._deliver(Delivery(system_id, pdu, "mo"))
+            self._router.deliver(Delivery(system_id, pdu, "mo"))
         self.mos.append(MoRecord(system_id, source, destination, text, len(pdus)))
         log.debug("mo injected", system_id=system_id, parts=len(pdus))
         return len(pdus)
 
-    def _deliver(self, delivery: Delivery) -> None:
-        receivers = [s for s in self._receivers.get(delivery.system_id, ()) if not s.link.closed]
-        if receivers:
-            self._rr += 1
-            session = receivers[self._rr % len(receivers)]
-            session.outbox.append(delivery)
-            session.outbox_ready.set()
-            return
-        queue = self._queued.setdefault(delivery.system_id, deque())
-        if len(queue) >= self.config.max_queued:
-            queue.popleft()
-            self._count["dropped"] += 1
-        queue.append(delivery)
-
-    async def _sender(self, session: _Session) -> None:
-        link = session.link
-        while True:
-            if not session.outbox:
-                session.outbox_ready = trio.Event()
-                await session.outbox_ready.wait()
-                continue
-            delivery = session.outbox.popleft()
-            try:
-                await link.send_request(delivery.pdu, partial(self._delivered, delivery))
-            except (LinkClosed, SendStateError):
-                session.outbox.appendleft(delivery)  # requeued when the session ends
-                return
-            except PduEncodeError:
-                log.exception("undeliverable deliver_sm dropped", kind=delivery.kind)
-                self._count["dropped"] += 1
-                continue
-            self._count["receipts_sent" if delivery.kind == "receipt" else "mo_sent"] += 1
-
-    def _delivered(self, delivery: Delivery, _request: Pdu, result: Pdu | BaseException) -> None:
-        if isinstance(result, BaseException):
-            if delivery.kind == "receipt":
-                self.receipts.append(
-                    ReceiptRecord(delivery.system_id, delivery.message_id, delivery.stat, None)
-                )
-            self._count["redelivered"] += 1
-            self._deliver(delivery)
-            return
+    def _answered(self, delivery: Delivery, response: Pdu | None) -> None:
         if delivery.kind == "receipt":
-            self._count["receipts_answered"] += 1
+            status = None if response is None else response.command_status
             self.receipts.append(
-                ReceiptRecord(
-                    delivery.system_id, delivery.message_id, delivery.stat, result.command_status
-                )
+                ReceiptRecord(delivery.system_id, delivery.message_id, delivery.stat, status)
             )
-        else:
-            self._count["mo_answered"] += 1
 
     def statistics(self) -> SimStatistics:
-        c = self._count
+        c = self._count + self._router.counts
         return SimStatistics(
             sessions=len(self._sessions),
-            receivers=sum(len(v) for v in self._receivers.values()),
+            receivers=self._router.receivers,
             binds_ok=c["binds_ok"],
             binds_refused=c["binds_refused"],
             submits=c["submits"],
@@ -584,17 +519,6 @@ class SimulatedSmsc:
             mo_sent=c["mo_sent"],
             mo_answered=c["mo_answered"],
             redelivered=c["redelivered"],
-            queued=sum(len(q) for q in self._queued.values()) + len(self._receipts),
+            queued=self._router.queued + len(self._receipts),
             dropped=c["dropped"],
         )
-
-
-def _message_text(pdu: SubmitSm | DataSm | SubmitMulti) -> str:
-    """The message's text for the receipt's ``text:`` (UDH stripped), best effort."""
-    payload = b"" if isinstance(pdu, DataSm) else pdu.short_message
-    if not payload:
-        payload = tlv_octets(pdu.tlvs, Tag.MESSAGE_PAYLOAD) or b""
-    if pdu.esm_class & 0x40:
-        with contextlib.suppress(ValueError):
-            payload = parse_udh(payload)[1]
-    return decode_text(payload, pdu.data_coding)[:20]
