@@ -10,10 +10,12 @@ a whole window is in flight; and the *delayer*, which releases submit responses 
 back by the ``response_delay`` fault. A session that crashes is logged and closed; the
 others go on.
 
-Receipts and MO go to a system_id, not to a session: :meth:`_deliver` picks one of the
-receiver or transceiver sessions bound with that system_id (round robin), or queues the
-delivery, bounded per system_id, until one binds. A delivery whose session ends before
-the answer comes is queued again (at-least-once, as a real SMSC retries).
+Receipts and MO go to a system_id, not to a session:
+:class:`~smppgw.sim.receipts.DeliveryRouter` picks one of the receiver or transceiver
+sessions bound with that system_id (round robin), or queues the delivery, bounded per
+system_id, until one binds. A delivery whose session ends before the answer comes is
+queued again (at-least-once, as a real SMSC retries). Receipts come due in one heap
+served by one task (:class:`~smppgw.sim.receipts.DueQueue`), never a task per message.
 
 Message ids count up from ``first_id``, in hex (upper case, to exercise a gateway's
 normalisation) or decimal, zero-padded to ``id_width``.
