@@ -185,3 +185,16 @@ async def test_send_deliver_from_smsc_side(autojump_clock: trio.testing.MockCloc
         resp = await server.request(DeliverSm(source_addr="84900000001", short_message=b"hi"))
         assert resp.command_status == 0
         nursery.cancel_scope.cancel()
+
+
+async def test_keepalive_period_is_the_interval_not_the_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    smsc = Smsc()
+    async with trio.open_nursery() as nursery:
+        esme, _ = await _pair(nursery, smsc, enquire_link_interval=1.0, response_timeout=10.0)
+        await esme.request(BindTransceiver(system_id="gw"))
+        await trio.sleep(10.5)
+        # one keep-alive a second, each answered at once
+        assert esme.connection.statistics().requests_sent == 1 + 10
+        nursery.cancel_scope.cancel()

@@ -369,6 +369,11 @@ class SmppLink:
         if callback is not None:
             callback(request, result)
         self._wake_window()
+        if type(request) is EnquireLink:
+            # The pending keep-alive's response deadline no longer applies and the next
+            # deadline (the keep-alive interval) may be earlier: let the timer recompute.
+            # Other answers only move deadlines later, so they need no wake-up.
+            self._rearm.set()
 
     async def _handle_batches(self) -> None:
         async for batch in self._batches_recv:
