@@ -24,23 +24,28 @@ interpreting the table: about 75% of a ``submit_sm`` decode was the per-field di
 loop (which kind? which limit? which setter?) and 65% of an encode. So at import,
 ``codegen.py`` turns each class's ``FIELDS`` into straight-line Python (one block per
 field, limits and statuses as constants, the slot setters bound by name) and compiles it.
-Measured with ``scripts/bench_codec.py`` on the 2-core dev box, same-run ratios to
-python-smpplib, ``submit_sm``:
+Measured with ``scripts/bench_codec.py`` on the 2-core dev box (3 runs each, the two
+versions alternating; time per PDU from the median rate, ratio to python-smpplib in the
+same run), ``submit_sm``:
 
-=============  ==============  =================  ==============
-op             table-driven    generated          smpplib
-=============  ==============  =================  ==============
-decode         4.9 us (6.0x)   2.3 us (12.9x)     29 us
-encode         5.0 us (4.8x)   1.5 us (16x)       24 us
-build+encode   8.9 us (4.7x)   2.8 us (15x)       42 us
-=============  ==============  =================  ==============
+=============  ==================  ===================  ========
+op             table-driven        generated            smpplib
+=============  ==================  ===================  ========
+decode         4.4 us (5.7-5.9x)   2.1 us (11.9-12.6x)  ~26 us
+encode         4.7 us (4.2-4.6x)   1.1 us (18.0-18.6x)  ~21 us
+build+encode   7.8 us (4.4-4.9x)   3.0 us (11.8-12.4x)  ~37 us
+=============  ==================  ===================  ========
 
 Three more choices carry those numbers:
 
 - Decoding sets the slots through their descriptors (``object.__new__`` then one
-  ``__set__`` per slot) instead of calling the frozen dataclass ``__init__``, and
-  slices C-strings out of one latin-1 ``str`` of the whole PDU (latin-1 maps octet ``i``
-  to character ``i``), which is cheaper than decoding each one.
+  ``__set__`` per slot, ~50 ns each: half of what is left of a ``submit_sm`` decode)
+  instead of calling the frozen dataclass ``__init__``. It works on one latin-1 ``str``
+  of the whole PDU (latin-1 maps octet ``i`` to character ``i``, so C-strings are
+  slices of it), and first tries one generated regular expression over all the
+  mandatory fields (~20% faster than a ``find`` and a slice per C-string); what the
+  expression does not match, the checked field-by-field decoder reads, and it owns
+  every error, status and message.
 - Encoding has two generated functions: a reference one that checks field by field in
   table order (it owns every error, status and message), and a fast one that screens all
   values with one condition and formats the body with a single bytes ``%``; whenever the
@@ -49,12 +54,14 @@ Three more choices carry those numbers:
 - The dataclass ``__init__`` of each PDU class is replaced by a generated one with the
   same keyword-only signature and defaults that sets the slots through the descriptors
   (the frozen dataclass one goes through ``object.__setattr__`` per field): building a
-  ``SubmitSm`` drops from ~3 us to ~1.3 us. ``dataclasses.replace`` and ``fields`` are
-  unaffected; frozen, slots and keyword-only semantics are unchanged.
+  ``SubmitSm`` of nine fields drops from ~2.5 us to ~1.4 us. ``dataclasses.replace``
+  and ``fields`` are unaffected; frozen, slots and keyword-only semantics are unchanged
+  (``tests/test_codegen.py`` holds each generated fast path to its checked reference,
+  and each generated ``__init__`` to the dataclass one).
 
 Reading the generated code: ``generated_source(SubmitSm)`` returns it (it is also in
 :mod:`linecache`, so tracebacks and ``pdb`` show its lines under the file name
-``<smppgw.codegen SubmitSm>``); ``codegen.py`` documents the five functions per class.
+``<smppgw.codegen SubmitSm>``); ``codegen.py`` documents the functions of each class.
 """
 
 from __future__ import annotations
