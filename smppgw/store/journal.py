@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 __all__ = [
     "JournalState",
     "accept",
-    "admit",
     "accept_many",
+    "admit",
     "get_message",
     "lookup_carrier",
     "mark_final",
