@@ -24,7 +24,7 @@ Covered:
   nothing failed); every receipt the SMSC saw acknowledged was applied.
 - SIGTERM stops the SMSC cleanly (exit status 0).
 
-Known bug in our carrier side (``xfail(strict=True)``, see the last test): when the
+A bug this module found in our carrier side, now fixed (the last test): when the
 SMSC sends ``unbind``, ``SmppLink`` answers ``unbind_resp`` but does not close the
 connection, so the bind still counts as up and its senders take each queued message,
 get ``LinkClosed`` at once (nothing is sent), count a possible duplicate and retry;
@@ -419,15 +419,6 @@ async def test_smsc_killed_mid_stream_and_restarted_loses_nothing(
     assert await smsc.terminate() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "carrier bug: after the SMSC's unbind our link answers unbind_resp but stays open "
-        "(SmppLink does not close; smpp34 does not close either), the bind still counts "
-        "as up, and its senders burn one attempt per message on LinkClosed until "
-        "max_attempts fails them unsent ('gave up after 10 attempts: connection lost')"
-    ),
-)
 async def test_smsc_initiated_unbind_rebinds_and_loses_nothing(
     tmp_path: Path, nursery: trio.Nursery, smsc: SmscProcess
 ) -> None:

@@ -326,6 +326,12 @@ class CarrierClient:
             try:
                 await self._send_message(index, link, message)
                 finished = True
+            except LinkClosed:
+                # The link ended before this part left: back to the queue, no attempt
+                # counted, and this worker stops with its link.
+                finished = True
+                self.pipeline.put_back(message)
+                return
             finally:
                 if not finished:
                     # Cancelled mid-send (the bind is going down): its part may have
@@ -356,7 +362,9 @@ class CarrierClient:
             started = trio.current_time()
             try:
                 response = await link.request(self._part_pdu(message, part_no))
-            except LinkClosed:
+            except LinkClosed as exc:
+                if not exc.sent:
+                    raise  # nothing went out: the sender puts it back
                 self._counts["dups"] += 1
                 self.pipeline.retry(message, "connection lost", possible_duplicate=True)
                 return

@@ -74,8 +74,15 @@ _RECEIVE_SIZE = 65536
 
 
 class LinkClosed(Exception):
-    """The link ended before the request was answered (whether the peer got it is
-    unknown: count a possible duplicate if it is sent again)."""
+    """The link ended before the request was answered.
+
+    ``sent`` tells whether the request went out: when True, whether the peer got it is
+    unknown (sending it again may duplicate it); when False it never left this process.
+    """
+
+    def __init__(self, reason: str, *, sent: bool = True) -> None:
+        super().__init__(reason)
+        self.sent = sent
 
 
 class RequestTimeout(Exception):
@@ -226,10 +233,10 @@ class SmppLink:
         """Return once the window has a free slot (or raise :class:`LinkClosed`)."""
         while not self.connection.can_send_request:
             if self._closed:
-                raise LinkClosed(self._close_reason)
+                raise LinkClosed(self._close_reason, sent=False)
             await self._window_changed.wait()
         if self._closed:
-            raise LinkClosed(self._close_reason)
+            raise LinkClosed(self._close_reason, sent=False)
 
     async def send_request(self, pdu: Pdu, callback: ResponseCallback | None = None) -> Pdu:
         """Send ``pdu`` once the window allows; ``callback`` gets the response or error.
@@ -242,7 +249,7 @@ class SmppLink:
         except SendStateError:
             if self.connection.state in (State.CLOSED, State.ERROR):
                 # EOF already seen, the link is winding down: not our caller's bug.
-                raise LinkClosed(self._close_reason or "connection lost") from None
+                raise LinkClosed(self._close_reason or "connection lost", sent=False) from None
             raise
         if callback is not None:
             self._callbacks[request.sequence_number] = callback
@@ -356,7 +363,10 @@ class SmppLink:
             elif kind is Unbind:
                 assert isinstance(event, Pdu)
                 self._queue(conn.send(UnbindResp(sequence_number=event.sequence_number), now))
+                # The session is over: flush the answer and end the link, even if the
+                # peer keeps the socket open (some SMSCs do).
                 self._close_reason = "peer unbound"
+                return False
             elif kind is UnexpectedResponse:
                 assert isinstance(event, UnexpectedResponse)
                 self._stats["unexpected"] += 1
