@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
+import trio
 from carrier_fixtures import FakeSmsc, store_states, wait_for
 
 from smppgw.app.config_models import CarrierSettings, ReconnectSettings
@@ -21,8 +22,6 @@ from smppgw.store import Durability, NewMessage, Store, StoreConfig
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
     from pathlib import Path
-
-    import trio
 
 
 class Rig:
@@ -170,3 +169,50 @@ async def test_mo_journaled_before_ack_and_redelivery_recognised(
     assert second.command_status == 0
     assert rig.client.statistics().duplicates_inbound == 1
     assert encode_pdu(mo)  # the PDU is well formed
+
+
+async def test_outbind_from_the_smsc_binds_a_receiver_and_takes_mo(
+    tmp_path: Path, nursery: trio.Nursery
+) -> None:
+    from daemon_fixtures import free_port
+
+    from smppgw.app.config_models import Endpoint
+    from smppgw.net.link import SmppLink
+    from smppgw.protocol.pdus import BindReceiver, Outbind, Pdu
+    from smppgw.protocol.session import SmppConnection, make_response
+    from smppgw.protocol.states import Role
+
+    store = Store(tmp_path / "gw.sqlite", config=StoreConfig(durability=Durability.PROCESS))
+    await nursery.start(store.run)
+    pipeline = MtPipeline(store, PrefixRouter({}, default=["c1"]), ["c1"])
+    port = free_port()
+    settings = CarrierSettings(
+        name="c1",
+        host="127.0.0.1",
+        port=free_port(),
+        system_id="gw",
+        password="pw",
+        outbind_listen=Endpoint("127.0.0.1", port),
+        reconnect=ReconnectSettings(initial=5, max=5),
+    )
+    client = CarrierClient(settings, pipeline, store)
+    await nursery.start(client.run)
+    binds: list[Pdu] = []
+
+    async def smsc_side(link: SmppLink, batch: object) -> None:
+        for pdu in batch:  # type: ignore[attr-defined]
+            if isinstance(pdu, BindReceiver):
+                binds.append(pdu)
+                link.respond(make_response(pdu, system_id="SMSC"))
+
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    smsc = SmppLink(stream, SmppConnection(Role.SMSC, enquire_link_interval=None), smsc_side)
+    await nursery.start(smsc.run)
+    await smsc.send_request(Outbind(system_id="gw", password="pw"))
+    await wait_for(lambda: len(binds) == 1)
+    assert binds[0].system_id == "gw"
+    await wait_for(lambda: smsc.connection.is_bound)
+    mo = DeliverSm(source_addr="84912345678", destination_addr="8055", short_message=b"DIEM")
+    resp = await smsc.request(mo)
+    assert resp.command_status == 0
+    assert client.statistics().deliveries == 1

@@ -367,6 +367,9 @@ class CarrierSettings(_Model):
     max_command_length: int = Field(default=DEFAULT_MAX_COMMAND_LENGTH, ge=512, le=1 << 20)
     data_coding: DataCodingSettings = DataCodingSettings()
     split: SplitMode = SplitMode.UDH8
+    #: Where to accept SMSC-initiated connections (``outbind``, SMPP 3.4 section 2.2.1);
+    #: None: this carrier never calls us.
+    outbind_listen: EndpointField | None = None
 
     @field_validator("name")
     @classmethod

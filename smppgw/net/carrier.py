@@ -34,6 +34,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
@@ -52,6 +53,7 @@ from smppgw.protocol.pdus import (
     BindTransmitter,
     DataSm,
     DeliverSm,
+    Outbind,
     Pdu,
     SubmitSm,
 )
@@ -188,6 +190,11 @@ class CarrierClient:
             for index in range(self.settings.binds):
                 nursery.start_soon(self._bind_loop, index)
             nursery.start_soon(self._retry_held_receipts)
+            if self.settings.outbind_listen is not None:
+                endpoint = self.settings.outbind_listen
+                await nursery.start(
+                    partial(trio.serve_tcp, self._on_outbind, endpoint.port, host=endpoint.host)
+                )
             task_status.started()
 
     async def unbind_all(self, grace: float = 5.0) -> None:
@@ -300,6 +307,60 @@ class CarrierClient:
             await link.run(task_status=task_status)
         finally:
             scope.cancel()
+
+    async def _on_outbind(self, stream: trio.SocketStream) -> None:
+        """An SMSC called us (``outbind``): check who it is, bind as a receiver on the
+        same connection, and take its deliveries like any receiver bind."""
+        s = self.settings
+        outbinds: list[Outbind] = []
+        arrived = trio.Event()
+
+        async def handler(link: SmppLink, batch: Sequence[Pdu]) -> None:
+            rest = []
+            for pdu in batch:
+                if isinstance(pdu, Outbind):
+                    outbinds.append(pdu)
+                    arrived.set()
+                else:
+                    rest.append(pdu)
+            if rest:
+                await self._on_requests(link, rest)
+
+        connection = SmppConnection(
+            Role.ESME,
+            window=s.window,
+            enquire_link_interval=s.enquire_link_interval,
+            response_timeout=s.response_timeout,
+            max_command_length=s.max_command_length,
+        )
+        link = SmppLink(stream, connection, handler, name=f"{self.name}#outbind")
+        password = s.password.get_secret_value() if s.password is not None else ""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self._run_link, link, nursery.cancel_scope)
+            with trio.move_on_after(s.response_timeout):
+                await arrived.wait()
+            if not outbinds or (outbinds[0].system_id, outbinds[0].password) != (
+                s.system_id,
+                password,
+            ):
+                self.log.warning("outbind refused: unknown caller or no outbind in time")
+                link.close("outbind refused")
+                return
+            try:
+                with trio.fail_after(s.response_timeout):
+                    response = await link.request(
+                        BindReceiver(
+                            system_id=s.system_id, password=password, system_type=s.system_type
+                        )
+                    )
+            except (trio.TooSlowError, LinkClosed, RequestTimeout):
+                link.close("outbind: bind failed")
+                return
+            if response.command_status != 0:
+                link.close("outbind: bind refused")
+                return
+            self.log.info("bound after outbind", bind=link.name)
+            await trio.sleep_forever()
 
     # -- MT --------------------------------------------------------------------------
 
