@@ -484,6 +484,11 @@ class Config(_Model):
     routes: tuple[RouteSettings, ...] = ()
     #: Carriers for destinations no route prefix matches; empty rejects them.
     default_route: tuple[str, ...] = ()
+    #: The SMPP server partners bind to, and the partner accounts.
+    server: partner_models.ServerSettings = Field(
+        default_factory=lambda: partner_models.ServerSettings()
+    )
+    partners: tuple[partner_models.PartnerSettings, ...] = ()
 
     @field_validator("carriers")
     @classmethod
@@ -527,6 +532,11 @@ class Config(_Model):
             and self.simulator.listen == self.metrics.listen
         ):
             problems.append((("simulator", "listen"), "the same address as metrics.listen"))
+        if self.server.enabled:
+            for key, other in (("metrics", self.metrics), ("simulator", self.simulator)):
+                if other.enabled and _same_socket(self.server.listen, other.listen):
+                    problems.append((("server", "listen"), f"the same address as {key}.listen"))
+        problems += partner_models.partner_problems(self.partners)
         if problems:
             raise CrossFieldError(problems)
         return self
@@ -556,6 +566,11 @@ class Config(_Model):
         return "; ".join(parts)
 
 
+def _same_socket(a: Endpoint, b: Endpoint) -> bool:
+    wildcard = ("0.0.0.0", "::", "")
+    return a.port == b.port and (a.host == b.host or a.host in wildcard or b.host in wildcard)
+
+
 def default_config() -> Config:
     """The embedded default: SQLite under ``var/``, the built-in simulator as the carrier.
 
@@ -576,3 +591,9 @@ def default_config() -> Config:
         ),
         default_route=("sim",),
     )
+
+
+# At the end: partner_models reuses Endpoint and EndpointField from this module, so it
+# cannot be imported before they exist. Config's annotations name it through the module,
+# which pydantic resolves on first use, so either module may be imported first.
+from smppgw.app import partner_models  # noqa: E402
