@@ -36,6 +36,50 @@ def _check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_hash_password(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "hash-password",
+        help="hash a partner's SMPP password for partners[].password_hash",
+        description=(
+            "Print the scrypt hash of a partner's password, for partners[].password_hash."
+            " The password is read from a prompt (typed twice) or, when stdin is not a"
+            " terminal, from its first line; never from the command line, where other"
+            " users and the shell history would see it."
+        ),
+    )
+    parser.set_defaults(handler=_hash_password)
+
+
+#: SMPP 3.4 5.2.2: the bind password is a C-octet string of 9 octets with the NUL.
+_MAX_SMPP_PASSWORD = 8
+
+
+def _hash_password(args: argparse.Namespace) -> int:
+    import getpass
+
+    from smppgw.gateway.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass("Partner password: ")
+        if getpass.getpass("Again: ") != password:
+            print("error: the passwords differ", file=sys.stderr)
+            return 2
+    else:
+        password = sys.stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        print("error: the password is empty", file=sys.stderr)
+        return 2
+    if len(password.encode("utf-8")) > _MAX_SMPP_PASSWORD:
+        print(
+            f"error: the password is longer than {_MAX_SMPP_PASSWORD} octets:"
+            " an SMPP 3.4 bind cannot carry it",
+            file=sys.stderr,
+        )
+        return 2
+    print(hash_password(password))
+    return 0
+
+
 def _add_run(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "run",
@@ -75,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--version", action="version", version=f"smppgw {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     _add_check_config(commands)
+    _add_hash_password(commands)
     add_sim_commands(commands)
     _add_run(commands)
     args = parser.parse_args(argv)
