@@ -25,7 +25,16 @@ import re
 from pathlib import Path  # noqa: TC003 (pydantic reads the annotations at run time)
 from typing import TYPE_CHECKING, Annotated, Self
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 from smppgw.app.config_models import Endpoint, EndpointField
 from smppgw.gateway.auth import check_password_hash
@@ -174,7 +183,9 @@ def _network(value: object) -> object:
 
 
 Network = Annotated[
-    ipaddress.IPv4Network | ipaddress.IPv6Network, Field(union_mode="left_to_right")
+    ipaddress.IPv4Network | ipaddress.IPv6Network,
+    BeforeValidator(_network),
+    PlainSerializer(str, return_type=str),
 ]
 
 
@@ -218,13 +229,6 @@ class PartnerSettings(_Model):
     @classmethod
     def _hash(cls, value: str) -> str:
         return check_password_hash(value)
-
-    @field_validator("allowed_networks", mode="before")
-    @classmethod
-    def _networks(cls, value: object) -> object:
-        if isinstance(value, list | tuple):
-            return [_network(item) for item in value]
-        return value
 
     @field_validator("sources")
     @classmethod
