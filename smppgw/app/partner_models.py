@@ -295,7 +295,9 @@ def partner_problems(
                     )
                 )
             owner.setdefault(code, partner.system_id)
-    parents = {p.system_id: p.parent for p in partners}
+    parents: dict[str, str | None] = {}
+    for partner in partners:  # the first of duplicates counts, as for everything else
+        parents.setdefault(partner.system_id, partner.parent)
     for i, partner in enumerate(partners):
         if partner.parent is None:
             continue
