@@ -45,10 +45,13 @@ from smppgw.app.logs import configure_logging
 from smppgw.app.metrics import GatewayMetrics
 from smppgw.app.metrics_http import serve_metrics
 from smppgw.app.systemd import Notifier
+from smppgw.gateway.admission import Admission
+from smppgw.gateway.auth import Authenticator
 from smppgw.gateway.mt import MtPipeline
 from smppgw.gateway.outbound import CarrierQueue
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier import CarrierClient
+from smppgw.net.partner_server import PartnerServer
 from smppgw.store import Store
 
 if TYPE_CHECKING:
@@ -99,6 +102,7 @@ class Daemon:
         self.simulator: object | None = None
         self.metrics_port: int | None = None
         self.carriers: dict[str, _RunningCarrier] = {}
+        self.server: PartnerServer | None = None
         self._stop = trio.Event()
         self.notifier = Notifier.from_environment()
         self._carrier_nursery: trio.Nursery | None = None
@@ -137,8 +141,10 @@ class Daemon:
                 await self.notifier.ready(self._readiness()[1])
                 await self._stop.wait()
                 await self.notifier.stopping()
-                log.info("stopping: unbinding carriers", grace=self.grace)
+                log.info("stopping: unbinding partners and carriers", grace=self.grace)
                 with trio.move_on_after(self.stop_timeout) as bounded:
+                    if self.server is not None:
+                        await self.server.stop(self.grace)
                     await self._stop_carriers(list(self.carriers))
                     services.cancel_scope.cancel()
             with trio.move_on_after(self.stop_timeout), trio.CancelScope(shield=True):
@@ -182,6 +188,24 @@ class Daemon:
         self._carrier_nursery = await services.start(self._carriers_host)
         for settings in cfg.carriers:
             await self._start_carrier(settings)
+        if cfg.server.enabled:
+            # Last: partners' work is taken only once the journal, the pipeline and the
+            # carriers are in place.
+            partners = {p.system_id: p for p in cfg.partners}
+            server = self.server = PartnerServer(
+                cfg.server,
+                partners,
+                store=self.store,
+                pipeline=pipeline,
+                authenticator=Authenticator(
+                    partners,
+                    failures_before_delay=cfg.server.bind_failures_before_delay,
+                    delay_max=cfg.server.bind_failure_delay_max,
+                ),
+                admission=Admission(partners),
+            )
+            pipeline.on_receipts = server.receipts_queued
+            await services.start(server.run)
 
     async def _carriers_host(
         self, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
@@ -255,6 +279,8 @@ class Daemon:
         removed = [n for n in old if n not in fresh]
         added = [n for n in fresh if n not in old]
         self.pipeline.router = PrefixRouter(new.route_table(), new.default_route)
+        if self.server is not None:
+            self.server.reconfigure(new.server, {p.system_id: p for p in new.partners})
         await self._stop_carriers(changed + removed)
         for name in changed + added:
             await self._start_carrier(fresh[name])

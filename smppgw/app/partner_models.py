@@ -96,6 +96,9 @@ class TrafficClass(enum.StrEnum):
 class Billing(enum.StrEnum):
     PREPAID = "prepaid"
     POSTPAID = "postpaid"
+    #: No quota: for the operator's own applications and trials. Messages are still
+    #: journaled and counted in reports, but no order is needed or charged.
+    UNMETERED = "unmetered"
 
 
 def _rule(compile_fn: Callable[[str], object]) -> AfterValidator:

@@ -186,7 +186,7 @@ class MtPipeline:
         self._up = dict.fromkeys(self.queues, 0)
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
-        self._on_receipts = on_receipts
+        self.on_receipts = on_receipts
         self._clock = clock
         self._submitted: list[Submitted] = []
         self._finals: list[FinalOutcome] = []
@@ -411,8 +411,8 @@ class MtPipeline:
             self._finals[:0] = finals
             self._final_infos[:0] = infos
             raise
-        if receipts and self._on_receipts is not None:
-            self._on_receipts({r.partner for r in receipts})
+        if receipts and self.on_receipts is not None:
+            self.on_receipts({r.partner for r in receipts})
 
     async def _release_delayed(self) -> None:
         while True:

@@ -1,0 +1,432 @@
+"""The partner side: an SMPP server where partners bind and submit.
+
+Theory of operation
+-------------------
+Every connection is an :class:`~smppgw.net.link.SmppLink` in the ``SMSC`` role, run in
+the server's session nursery (a session's failure closes that session only). The link
+hands each read's requests to :meth:`PartnerServer._on_batch`:
+
+- a bind is answered after the authenticator's verdict (password hashes are checked in
+  a worker thread: scrypt costs tens of milliseconds), delayed when the address keeps
+  failing, so a brute-force attempt is slow;
+- the ``submit_sm`` of one read go through admission (validation, source, content,
+  throttle: :mod:`smppgw.gateway.admission`), then all admitted ones are reserved against
+  quota and journaled in ONE store call, and only then answered ``submit_sm_resp`` with
+  the gateway's message id. A message is acknowledged only once it is durable;
+- admitted messages go to the MT pipeline (held ones wait for moderation instead).
+
+Receipts: the pipeline journals each partner's receipts in the outbox and tells the
+server which partners have new ones; a per-partner deliverer sends them through any of
+the partner's receiver/transceiver sessions and acknowledges them in the outbox only
+after the partner's ``deliver_sm_resp`` (at-least-once). Receipts of a partner that is
+not bound stay in the outbox and go out when it binds.
+
+Back-pressure: when the gateway holds more than ``max_pending_messages`` unsent, new
+submits are answered ``ESME_RMSGQFUL``; a journal that cannot write answers
+``ESME_RX_T_APPN``; memory per session is bounded by the link.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+from smppgw.gateway.admission import Admission, Admitted, Refused
+from smppgw.gateway.outbound import OutboundMessage
+from smppgw.net.link import LinkClosed, RequestTimeout, SmppLink
+from smppgw.protocol.codec import decode_pdu
+from smppgw.protocol.errors import SmppError
+from smppgw.protocol.pdus import (
+    BindReceiver,
+    BindTransceiver,
+    BindTransmitter,
+    Pdu,
+    SubmitSm,
+)
+from smppgw.protocol.session import SmppConnection, make_response
+from smppgw.protocol.states import Role
+from smppgw.protocol.status import CommandStatus
+from smppgw.store import QuotaRefusal, Store, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from smppgw.gateway.auth import Authenticator
+    from smppgw.gateway.mt import MtPipeline
+
+__all__ = ["PartnerServer", "ServerStatistics"]
+
+log = structlog.get_logger("smppgw.partners")
+
+_BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
+_RECEIVING = (BindReceiver, BindTransceiver)
+#: Receipts taken from the outbox per round, per partner.
+RECEIPT_BATCH = 500
+
+
+@dataclass(eq=False)
+class _Session:
+    sid: str
+    peer_ip: str
+    link: SmppLink | None = None
+    system_id: str | None = None
+    receives: bool = False
+
+
+class _Round:
+    """One round of receipts sent to a partner, settled by their responses."""
+
+    def __init__(self, live: _Partner, count: int) -> None:
+        self.live = live
+        self.remaining = count
+        self.acked: list[int] = []
+        self.done = trio.Event()
+        if count == 0:
+            self.done.set()
+
+    def skip(self) -> None:
+        self.remaining -= 1
+        if self.remaining <= 0:
+            self.done.set()
+
+    def settle(self, receipt_id: int, request: Pdu, result: Pdu | BaseException) -> None:
+        self.live.in_flight.discard(receipt_id)
+        if isinstance(result, Pdu) and result.command_status == 0:
+            self.acked.append(receipt_id)
+        self.skip()
+
+
+@dataclass(frozen=True, slots=True)
+class ServerStatistics:
+    sessions: int
+    bound: int
+    binds_refused: int
+    submits: int
+    accepted: int
+    refused_by_status: Mapping[int, int]
+    receipts_sent: int
+    receipts_acked: int
+
+
+@dataclass
+class _Partner:
+    """The live state of one partner: its receiving sessions and receipt deliverer."""
+
+    system_id: str
+    receivers: list[_Session] = field(default_factory=list)
+    wake: trio.Event = field(default_factory=trio.Event)
+    in_flight: set[int] = field(default_factory=set)
+    rr: int = 0
+
+
+class PartnerServer:
+    """See the module docstring.
+
+    Args:
+        settings: the ``server`` section (listen, window, timeouts, limits).
+        partners: the ``partners`` section by system_id (quota applies to every partner
+            whose ``billing`` is not ``unmetered``: a message needs an order to cover it).
+        store, pipeline: the journal and the MT pipeline.
+        authenticator, admission: the decisions (``smppgw.gateway``).
+    """
+
+    def __init__(
+        self,
+        settings: Any,
+        partners: Mapping[str, Any],
+        *,
+        store: Store,
+        pipeline: MtPipeline,
+        authenticator: Authenticator,
+        admission: Admission,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.partners = dict(partners)
+        self.store = store
+        self.pipeline = pipeline
+        self.auth = authenticator
+        self.admission = admission
+        self._clock = clock
+        self.port: int | None = None
+        self._sessions: dict[str, _Session] = {}
+        self._live: dict[str, _Partner] = {}
+        self._seq = 0
+        self._nursery: trio.Nursery | None = None
+        self._accepting = trio.CancelScope()
+        self._counts = {"refused_binds": 0, "submits": 0, "accepted": 0, "sent": 0, "acked": 0}
+        self._refused: dict[int, int] = {}
+
+    # -- service ---------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and serve until cancelled; ``started(port)`` once listening."""
+        listen = self.settings.listen
+        listeners = await trio.open_tcp_listeners(listen.port, host=listen.host)
+        self.port = listeners[0].socket.getsockname()[1]
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+
+            async def accept(
+                *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED
+            ) -> None:
+                with self._accepting:
+                    await trio.serve_listeners(
+                        self._on_connection,
+                        listeners,
+                        handler_nursery=nursery,
+                        task_status=task_status,
+                    )
+
+            await nursery.start(accept)
+            log.info("partner server listening", host=listen.host, port=self.port)
+            task_status.started(self.port)
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, then unbind every partner session (bounded by ``grace``)."""
+        self._accepting.cancel()
+        async with trio.open_nursery() as nursery:
+            for session in list(self._sessions.values()):
+                if session.link is not None:
+                    nursery.start_soon(session.link.unbind, grace)
+
+    def reconfigure(self, settings: Any, partners: Mapping[str, Any]) -> None:
+        """Apply a reloaded config; live binds stay (a disabled partner's next bind fails)."""
+        self.settings = settings
+        self.partners = dict(partners)
+        self.auth.reconfigure(partners)
+        self.admission.reconfigure(partners)
+
+    async def _on_connection(self, stream: trio.SocketStream) -> None:
+        if len(self._sessions) >= self.settings.max_sessions:
+            await stream.aclose()
+            return
+        self._seq += 1
+        try:
+            peer_ip = str(stream.socket.getpeername()[0])
+        except OSError:
+            return
+        session = _Session(f"p{self._seq}", peer_ip)
+        s = self.settings
+        connection = SmppConnection(
+            Role.SMSC,
+            window=s.window,
+            enquire_link_interval=s.enquire_link_interval,
+            response_timeout=s.response_timeout,
+            inactivity_timeout=s.idle_timeout,
+        )
+        link = SmppLink(stream, connection, partial(self._on_batch, session), name=session.sid)
+        session.link = link
+        self._sessions[session.sid] = session
+        try:
+            await link.run()
+        except Exception:
+            log.exception("partner session failed", session=session.sid)
+        finally:
+            self._end_session(session)
+
+    def _end_session(self, session: _Session) -> None:
+        self._sessions.pop(session.sid, None)
+        if session.system_id is not None:
+            self.auth.bind_closed(session.system_id)
+            live = self._live.get(session.system_id)
+            if live is not None and session in live.receivers:
+                live.receivers.remove(session)
+            log.info("partner unbound", session=session.sid, system_id=session.system_id)
+
+    # -- requests --------------------------------------------------------------------
+
+    async def _on_batch(self, session: _Session, link: SmppLink, batch: Sequence[Pdu]) -> None:
+        submits: list[SubmitSm] = []
+        for pdu in batch:
+            if isinstance(pdu, _BINDS):
+                await self._on_bind(session, link, pdu)
+            elif isinstance(pdu, SubmitSm):
+                submits.append(pdu)
+            else:
+                # data_sm, submit_multi, query/cancel/replace: not offered (yet).
+                link.respond(make_response(pdu, CommandStatus.ESME_RINVCMDID))
+        if submits:
+            await self._on_submits(session, link, submits)
+
+    async def _on_bind(
+        self,
+        session: _Session,
+        link: SmppLink,
+        pdu: BindTransmitter | BindReceiver | BindTransceiver,
+    ) -> None:
+        now = trio.current_time()
+        delay = self.auth.bind_delay(session.peer_ip, now)
+        if delay > 0:
+            await trio.sleep(delay)
+        status = await trio.to_thread.run_sync(
+            self.auth.check_bind, pdu.system_id, pdu.password, session.peer_ip, trio.current_time()
+        )
+        if status != 0:
+            self._counts["refused_binds"] += 1
+            log.info(
+                "bind refused",
+                session=session.sid,
+                system_id=pdu.system_id,
+                peer=session.peer_ip,
+                status=status,
+            )
+            link.respond(make_response(pdu, status))
+            return
+        if not self.auth.bind_opened(pdu.system_id):
+            # Another bind took the last slot while this one was being checked.
+            self._counts["refused_binds"] += 1
+            link.respond(make_response(pdu, CommandStatus.ESME_RBINDFAIL))
+            return
+        session.system_id = pdu.system_id
+        link.respond(make_response(pdu, system_id="SMPPGW"))
+        log.info(
+            "partner bound",
+            session=session.sid,
+            system_id=pdu.system_id,
+            mode=type(pdu).__name__,
+            peer=session.peer_ip,
+        )
+        if isinstance(pdu, _RECEIVING):
+            session.receives = True
+            live = self._partner(pdu.system_id)
+            live.receivers.append(session)
+            live.wake.set()
+
+    async def _on_submits(self, session: _Session, link: SmppLink, pdus: list[SubmitSm]) -> None:
+        system_id = session.system_id
+        if system_id is None:  # pragma: no cover - the state machine refuses it first
+            for pdu in pdus:
+                link.respond(make_response(pdu, CommandStatus.ESME_RINVBNDSTS))
+            return
+        self._counts["submits"] += len(pdus)
+        if self.pipeline.statistics().queued >= self.settings.max_pending_messages:
+            for pdu in pdus:
+                self._refuse(link, pdu, CommandStatus.ESME_RMSGQFUL)
+            return
+        now = trio.current_time()
+        admitted: list[tuple[SubmitSm, Admitted]] = []
+        for pdu in pdus:
+            verdict = self.admission.check(system_id, pdu, now)
+            if isinstance(verdict, Refused):
+                self._refuse(link, pdu, verdict.status)
+            else:
+                admitted.append((pdu, verdict))
+        if not admitted:
+            return
+        metered = str(getattr(self.partners.get(system_id), "billing", "prepaid")) != "unmetered"
+        quota: list[int | None] = [a.parts if metered else None for _, a in admitted]
+        try:
+            results = await self.store.admit([a.message for _, a in admitted], quota)
+        except StoreError as exc:
+            log.warning("journal refused submits", error=str(exc), count=len(admitted))
+            for pdu, _ in admitted:
+                self._refuse(link, pdu, exc.command_status)
+            return
+        for (pdu, verdict), result in zip(admitted, results, strict=True):
+            if isinstance(result, QuotaRefusal):
+                # No active order, or not enough left: the message cannot be paid for.
+                self._refuse(link, pdu, CommandStatus.ESME_RX_R_APPN)
+                continue
+            self._counts["accepted"] += 1
+            link.respond(make_response(pdu, message_id=str(result)))
+            if not verdict.hold:
+                self.pipeline.enqueue(_outbound(result, verdict))
+
+    def _refuse(self, link: SmppLink, pdu: SubmitSm, status: int) -> None:
+        self._refused[status] = self._refused.get(status, 0) + 1
+        link.respond(make_response(pdu, status))
+
+    # -- receipts to partners ----------------------------------------------------------
+
+    def _partner(self, system_id: str) -> _Partner:
+        live = self._live.get(system_id)
+        if live is None:
+            live = self._live[system_id] = _Partner(system_id)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._deliver_receipts, live)
+        return live
+
+    def receipts_queued(self, partners: set[str]) -> None:
+        """The pipeline put new receipts in the outbox for these partners."""
+        for system_id in partners:
+            live = self._live.get(system_id)
+            if live is not None:
+                live.wake.set()
+
+    async def _deliver_receipts(self, live: _Partner) -> None:
+        """One task per partner that ever bound to receive: drain its outbox."""
+        while True:
+            await live.wake.wait()
+            live.wake = trio.Event()
+            while live.receivers:
+                pending = await self.store.pending_receipts(live.system_id, limit=RECEIPT_BATCH)
+                fresh = [r for r in pending if r.id not in live.in_flight]
+                if not fresh:
+                    break
+                rnd = _Round(live, len(fresh))
+                for receipt in fresh:
+                    session = self._next_receiver(live)
+                    if session is None or session.link is None:
+                        rnd.skip()
+                        continue
+                    try:
+                        pdu = decode_pdu(receipt.body)
+                        live.in_flight.add(receipt.id)
+                        await session.link.send_request(pdu, partial(rnd.settle, receipt.id))
+                        self._counts["sent"] += 1
+                    except (LinkClosed, RequestTimeout, SmppError):
+                        live.in_flight.discard(receipt.id)
+                        rnd.skip()
+                if rnd.remaining > 0:
+                    with trio.move_on_after(self.settings.response_timeout + 1):
+                        await rnd.done.wait()
+                if rnd.acked:
+                    self._counts["acked"] += len(rnd.acked)
+                    await self.store.ack_receipts(rnd.acked)
+                if len(rnd.acked) < len(fresh):
+                    await trio.sleep(1.0)  # some failed: do not spin on a sick session
+
+    def _next_receiver(self, live: _Partner) -> _Session | None:
+        receivers = [s for s in live.receivers if s.link is not None and not s.link.closed]
+        if not receivers:
+            return None
+        live.rr = (live.rr + 1) % len(receivers)
+        return receivers[live.rr]
+
+    def statistics(self) -> ServerStatistics:
+        c = self._counts
+        return ServerStatistics(
+            sessions=len(self._sessions),
+            bound=sum(1 for s in self._sessions.values() if s.system_id is not None),
+            binds_refused=c["refused_binds"],
+            submits=c["submits"],
+            accepted=c["accepted"],
+            refused_by_status=dict(self._refused),
+            receipts_sent=c["sent"],
+            receipts_acked=c["acked"],
+        )
+
+
+def _outbound(message_id: int, verdict: Admitted) -> OutboundMessage:
+    m = verdict.message
+    return OutboundMessage(
+        id=message_id,
+        partner=m.partner,
+        source_addr=m.source_addr,
+        source_ton=m.source_ton,
+        source_npi=m.source_npi,
+        destination_addr=m.destination_addr,
+        dest_ton=m.dest_ton,
+        dest_npi=m.dest_npi,
+        data_coding=m.data_coding,
+        esm_class=m.esm_class,
+        registered_delivery=m.registered_delivery,
+        priority=m.priority,
+        parts=m.parts or (m.body,),
+    )

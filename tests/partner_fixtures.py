@@ -1,0 +1,124 @@
+"""A daemon with the partner server on, and an smpplib partner in a worker thread."""
+
+from __future__ import annotations
+
+import time
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import smpplib.client
+import smpplib.consts
+import trio
+from daemon_fixtures import free_port
+
+from smppgw.app.config import load_config
+from smppgw.app.daemon import Daemon
+from smppgw.gateway.auth import hash_password
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+PASSWORD = "s3cret"
+_HASH = hash_password(PASSWORD)
+
+
+def write_partner_config(tmp_path: Path, *, sim_port: int, server_port: int, tps: int = 0) -> Path:
+    text = f"""
+store: {{path: '{tmp_path / "gw.sqlite"}', durability: process}}
+metrics: {{enabled: false}}
+logging: {{level: warning, format: json}}
+simulator:
+  enabled: true
+  listen: 127.0.0.1:{sim_port}
+  accounts: [{{system_id: gw, password: secret}}]
+  receipt: {{delay_ms: 10}}
+carriers:
+  - {{name: sim, host: 127.0.0.1, port: {sim_port}, system_id: gw, password: secret,
+      window: 32, reconnect: {{initial: 0.1, max: 0.5}}}}
+default_route: [sim]
+server: {{listen: '127.0.0.1:{server_port}', window: 64}}
+partners:
+  - system_id: acme
+    password_hash: '{_HASH}'
+    sources: [ACME, '8055']
+    tps: {tps}
+  - system_id: beta
+    password_hash: '{_HASH}'
+    sources: [BETA]
+"""
+    path = tmp_path / "smppgw.yaml"
+    path.write_text(text)
+    return path
+
+
+@asynccontextmanager
+async def partner_daemon(tmp_path: Path, **kw: Any) -> AsyncIterator[tuple[Daemon, int]]:
+    server_port = free_port()
+    path = write_partner_config(tmp_path, sim_port=free_port(), server_port=server_port, **kw)
+    daemon = Daemon(load_config(path), path, handle_signals=False, grace=1.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(daemon.run)
+        try:
+            yield daemon, server_port
+        finally:
+            daemon.request_stop()
+
+
+@dataclass
+class PartnerRun:
+    """What an smpplib partner session saw."""
+
+    bind_status: int = 0
+    responses: list[Any] = field(default_factory=list)
+    receipts: list[Any] = field(default_factory=list)
+
+
+def smpplib_partner(
+    port: int,
+    *,
+    system_id: str = "acme",
+    password: str = PASSWORD,
+    count: int = 0,
+    source: str = "ACME",
+    registered_delivery: int = 1,
+    receipts: int = 0,
+    bind: str = "transceiver",
+    within: float = 15.0,
+) -> PartnerRun:
+    """Bind, submit ``count`` messages, wait for ``receipts`` receipts, unbind.
+
+    Blocking (smpplib uses plain sockets): run it with ``trio.to_thread.run_sync``.
+    """
+    run = PartnerRun()
+    client = smpplib.client.Client("127.0.0.1", port, timeout=5, allow_unknown_opt_params=True)
+    client.set_message_sent_handler(lambda pdu: run.responses.append(pdu))
+    client.set_message_received_handler(lambda pdu: run.receipts.append(pdu))
+    client.set_error_pdu_handler(lambda pdu: None)
+    client.connect()
+    try:
+        try:
+            getattr(client, f"bind_{bind}")(system_id=system_id, password=password)
+        except smpplib.exceptions.PDUError as exc:
+            run.bind_status = int(exc.args[1])
+            return run
+        for i in range(count):
+            client.send_message(
+                source_addr_ton=smpplib.consts.SMPP_TON_ALNUM,
+                source_addr=source,
+                dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
+                dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN,
+                destination_addr=f"8491{i:07d}",
+                short_message=b"hello %d" % i,
+                registered_delivery=registered_delivery,
+            )
+        deadline = time.monotonic() + within
+        while (len(run.responses) < count or len(run.receipts) < receipts) and (
+            time.monotonic() < deadline
+        ):
+            client.read_once()
+        client.unbind()
+    finally:
+        client.disconnect()
+    return run

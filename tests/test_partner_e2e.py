@@ -1,0 +1,96 @@
+"""The partner side end to end: the PyPI smpplib client as the partner, the daemon in
+process with its simulator as the carrier, real loopback sockets."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+from carrier_fixtures import wait_for
+from partner_fixtures import partner_daemon, smpplib_partner
+
+from smppgw.protocol.receipt import parse_receipt
+from smppgw.protocol.status import CommandStatus
+from smppgw.store import NewOrder, OrderKind
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+async def _order(daemon: object, partner: str, parts: int) -> int:
+    store = daemon.store  # type: ignore[attr-defined]
+    order: int = await store.create_order(
+        NewOrder(partner=partner, kind=OrderKind.PREPAID, limit=parts)
+    )
+    return order
+
+
+async def test_bind_refusals_carry_their_status(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (_daemon, port):
+        wrong = await trio.to_thread.run_sync(partial(smpplib_partner, port, password="nope"))
+        assert wrong.bind_status == CommandStatus.ESME_RINVPASWD
+        unknown = await trio.to_thread.run_sync(partial(smpplib_partner, port, system_id="ghost"))
+        assert unknown.bind_status == CommandStatus.ESME_RINVSYSID
+
+
+async def test_messages_are_acknowledged_sent_and_receipted(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order(daemon, "acme", 1000)
+        run = await trio.to_thread.run_sync(partial(smpplib_partner, port, count=20, receipts=20))
+        assert [r.status for r in run.responses] == [0] * 20
+        ids = {r.message_id.decode() for r in run.responses}
+        assert len(ids) == 20
+        got = {parse_receipt(r.short_message).message_id for r in run.receipts}
+        assert got == ids
+        assert all(r.esm_class == 0x04 for r in run.receipts)
+        assert {parse_receipt(r.short_message).stat for r in run.receipts} == {"DELIVRD"}
+        assert daemon.store is not None
+        for message_id in ids:
+            stored = await daemon.store.get_message(int(message_id))
+            assert stored is not None
+            assert str(stored.state) == "delivered"
+
+
+async def test_quota_is_exact_and_refusals_have_a_status(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        order = await _order(daemon, "acme", 5)
+        run = await trio.to_thread.run_sync(
+            partial(smpplib_partner, port, count=8, registered_delivery=0)
+        )
+        statuses = [r.status for r in run.responses]
+        assert statuses.count(0) == 5
+        assert len(statuses) == 8
+        assert set(statuses) - {0} == {CommandStatus.ESME_RX_R_APPN}
+        assert daemon.store is not None
+        got = await daemon.store.get_order(order)
+        assert got is not None
+        assert got.reserved + got.spent == 5
+
+
+async def test_source_not_registered_is_refused(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order(daemon, "acme", 10)
+        run = await trio.to_thread.run_sync(partial(smpplib_partner, port, count=1, source="BETA"))
+        assert [r.status for r in run.responses] == [CommandStatus.ESME_RINVSRCADR]
+
+
+async def test_receipts_wait_for_an_unbound_partner(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order(daemon, "acme", 100)
+        sent = await trio.to_thread.run_sync(
+            partial(smpplib_partner, port, count=5, bind="transmitter")
+        )
+        assert [r.status for r in sent.responses] == [0] * 5
+        assert daemon.pipeline is not None
+        await wait_for(
+            lambda: (
+                daemon.pipeline is not None and daemon.pipeline.statistics().receipts_matched == 5
+            )
+        )
+        await trio.sleep(0.3)  # outcomes flushed, receipts in the outbox
+        later = await trio.to_thread.run_sync(
+            partial(smpplib_partner, port, bind="receiver", receipts=5)
+        )
+        got = {parse_receipt(r.short_message).message_id for r in later.receipts}
+        assert got == {r.message_id.decode() for r in sent.responses}
