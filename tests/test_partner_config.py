@@ -50,17 +50,19 @@ def _errors(text: str) -> list[str]:
 
 
 def test_defaults() -> None:
+    # A deployment's server listens everywhere by default; the embedded demo only on
+    # loopback, with one unmetered demo partner.
+    assert ServerSettings().listen == Endpoint("0.0.0.0", 2775)
     config = default_config()
-    assert config.server == ServerSettings()
+    assert config.server == ServerSettings(listen=Endpoint("127.0.0.1", 2775))
     assert config.server.enabled
-    assert config.server.listen == Endpoint("0.0.0.0", 2775)
     assert (config.server.window, config.server.max_sessions) == (64, 1000)
     assert config.server.max_pending_messages == 100_000
     assert (config.server.bind_failures_before_delay, config.server.bind_failure_delay_max) == (
         3,
         30,
     )
-    assert config.partners == ()
+    assert [p.system_id for p in config.partners] == ["demo"]
     partner = PartnerSettings(system_id="acme", password_hash=HASH)
     assert (partner.enabled, partner.max_binds, partner.tps, partner.max_message_parts) == (
         True,

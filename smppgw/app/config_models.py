@@ -590,7 +590,22 @@ def default_config() -> Config:
             ),
         ),
         default_route=("sim",),
+        server=partner_models.ServerSettings(listen=Endpoint("127.0.0.1", 2775)),
+        partners=(
+            partner_models.PartnerSettings(
+                system_id="demo",
+                password_hash=DEMO_PASSWORD_HASH,
+                sources=("DEMO", "8055"),
+                billing=partner_models.Billing.UNMETERED,
+            ),
+        ),
     )
+
+
+#: ``demo``'s password is ``demo`` (the embedded default is for trying things locally).
+DEMO_PASSWORD_HASH = (
+    "scrypt$16384$8$1$c21wcGd3LWRlbW8tc2FsdA==$xQvSO5y1WBlt0Dgs8NEcYKkfvetah2UIEBCHTF5VpJg="
+)
 
 
 # At the end: partner_models reuses Endpoint and EndpointField from this module, so it
