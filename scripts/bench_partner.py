@@ -1,0 +1,193 @@
+"""Benchmark: partner -> gateway -> simulator, the gateway's whole MT path.
+
+Three kinds of separate processes, as in production: the simulated SMSC
+(``smppgw sim``), the gateway (``smppgw run``, process-crash durability, 4 carrier binds,
+window 64), and the load generator acting as a partner (``smppgw loadgen``). For 1 and 4
+partner sessions, without and with delivery receipts, it measures:
+
+- the gateway's throughput (messages acknowledged a second, every one durable before
+  its ``submit_sm_resp``), and with receipts every receipt delivered back to the partner;
+- the 99th-percentile ``submit_sm_resp`` latency at half that rate;
+- the baseline: the same load generator fed straight to the simulator, same run.
+
+Usage: ``python scripts/bench_partner.py [--count 20000] [--sessions 1 4]``.
+Prints a table and one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import trio
+from bench_carrier import free_port, wait_port
+
+from smppgw.gateway.auth import hash_password
+from smppgw.store import Durability, NewOrder, OrderKind, StoreConfig, open_store
+
+SMPPGW = [sys.executable, "-m", "smppgw.cli"]
+PASSWORD = "bench"
+
+
+async def add_order(path: Path) -> None:
+    async with open_store(path, config=StoreConfig(durability=Durability.PROCESS)) as store:
+        await store.create_order(
+            NewOrder(partner="bench", kind=OrderKind.PREPAID, limit=1_000_000_000)
+        )
+
+
+def write_config(workdir: Path, sim_port: int, server_port: int) -> Path:
+    path = workdir / "smppgw.yaml"
+    path.write_text(
+        f"""
+store: {{path: '{workdir / "gw.sqlite"}', durability: process}}
+metrics: {{enabled: false}}
+logging: {{level: warning, format: json}}
+carriers:
+  - {{name: sim, host: 127.0.0.1, port: {sim_port}, system_id: smppgw, password: smppgw,
+      window: 64, binds: 4}}
+default_route: [sim]
+server: {{listen: '127.0.0.1:{server_port}', window: 256, max_pending_messages: 1000000}}
+partners:
+  - system_id: bench
+    password_hash: '{hash_password(PASSWORD)}'
+"""
+    )
+    return path
+
+
+def loadgen(
+    port: int,
+    *,
+    system_id: str,
+    password: str,
+    sessions: int,
+    count: int,
+    receipts: bool,
+    rate: float | None = None,
+) -> dict[str, Any]:
+    argv = [
+        *SMPPGW,
+        "loadgen",
+        "--port",
+        str(port),
+        "--system-id",
+        system_id,
+        "--password",
+        password,
+        "--count",
+        str(count),
+        "--window",
+        "64",
+        "--sessions",
+        str(sessions),
+        "--json",
+        "--log-level",
+        "warning",
+        "--receipt-timeout",
+        "120",
+    ]
+    if receipts:
+        argv.append("--receipts")
+    if rate:
+        argv += ["--rate", str(int(rate))]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=900)
+    summary: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=20_000)
+    parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4])
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="smppgw-bench-") as tmp:
+        workdir = Path(tmp)
+        sim_port, server_port = free_port(), free_port()
+        trio.run(add_order, workdir / "gw.sqlite")
+        config = write_config(workdir, sim_port, server_port)
+        sim = subprocess.Popen(
+            [
+                *SMPPGW,
+                "sim",
+                "--listen",
+                f"127.0.0.1:{sim_port}",
+                "--receipt-delay-ms",
+                "10",
+                "--log-level",
+                "warning",
+            ]
+        )
+        wait_port(sim_port)
+        gw = subprocess.Popen([*SMPPGW, "run", "--config", str(config)], cwd=workdir)
+        try:
+            wait_port(server_port)
+            time.sleep(0.5)  # carrier binds up
+            for receipts in (False, True):
+                for sessions in args.sessions:
+                    direct = loadgen(
+                        sim_port,
+                        system_id="smppgw",
+                        password="smppgw",
+                        sessions=sessions,
+                        count=args.count,
+                        receipts=receipts,
+                    )
+                    full = loadgen(
+                        server_port,
+                        system_id="bench",
+                        password=PASSWORD,
+                        sessions=sessions,
+                        count=args.count,
+                        receipts=receipts,
+                    )
+                    half = loadgen(
+                        server_port,
+                        system_id="bench",
+                        password=PASSWORD,
+                        sessions=sessions,
+                        count=max(1000, args.count // 4),
+                        receipts=receipts,
+                        rate=full["throughput"] / 2,
+                    )
+                    rows.append(
+                        {
+                            "sessions": sessions,
+                            "receipts": receipts,
+                            "count": args.count,
+                            "direct_msg_s": round(direct["throughput"]),
+                            "gateway_msg_s": round(full["throughput"]),
+                            "ratio": round(full["throughput"] / direct["throughput"], 3),
+                            "gateway_accepted": full["accepted"],
+                            "gateway_receipts_matched": full["receipts_matched"],
+                            "p99_ms_at_half_load": round(half["latency_p99_ms"], 2),
+                            "p50_ms_at_half_load": round(half["latency_p50_ms"], 2),
+                        }
+                    )
+        finally:
+            for proc in (gw, sim):
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+    print(
+        f"{'sessions':>8} {'receipts':>8} {'direct/s':>9} {'gateway/s':>9} {'ratio':>6} "
+        f"{'p50 ms':>7} {'p99 ms':>7}  (latency at half the gateway's rate)"
+    )
+    for r in rows:
+        print(
+            f"{r['sessions']:>8} {r['receipts']!s:>8} {r['direct_msg_s']:>9,} "
+            f"{r['gateway_msg_s']:>9,} {r['ratio']:>6.2f} {r['p50_ms_at_half_load']:>7} "
+            f"{r['p99_ms_at_half_load']:>7}"
+        )
+    print(json.dumps({"bench": "partner", "durability": "process", "results": rows}))
+
+
+if __name__ == "__main__":
+    main()
