@@ -253,6 +253,8 @@ class ContentFilter:
         return self._check(text, templates=False)
 
     def _check(self, text: str, *, templates: bool) -> ContentVerdict:
+        if not self._keywords and not self._patterns and not (templates and self._templates):
+            return _OK  # no rules: skip normalising (it is most of the cost per message)
         normal = normalize(text)
         for keyword, regex in self._keywords:
             if regex.search(normal):
