@@ -120,6 +120,12 @@ def main() -> None:
                 "sim",
                 "--listen",
                 f"127.0.0.1:{sim_port}",
+                # Two accounts: the simulator sends a receipt to any session bound with
+                # the submitter's system_id, so the baseline must not share the gateway's.
+                "--account",
+                "smppgw:smppgw",
+                "--account",
+                "direct:direct",
                 "--receipt-delay-ms",
                 "10",
                 "--log-level",
@@ -135,8 +141,8 @@ def main() -> None:
                 for sessions in args.sessions:
                     direct = loadgen(
                         sim_port,
-                        system_id="smppgw",
-                        password="smppgw",
+                        system_id="direct",
+                        password="direct",
                         sessions=sessions,
                         count=args.count,
                         receipts=receipts,

