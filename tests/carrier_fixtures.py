@@ -39,6 +39,7 @@ class FakeSmsc:
     throttle_every: int = 0  # answer ESME_RTHROTTLED to every Nth submit
     drop_after: int = 0  # close the connection after this many submits (once)
     fail_status: int = 0  # answer every submit with this status instead
+    silent_first: int = 0  # never answer the first N submits (response timeouts)
     receipts: bool = True
     submits: list[SubmitSm] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
@@ -60,6 +61,8 @@ class FakeSmsc:
             elif isinstance(pdu, SubmitSm):
                 self._count += 1
                 self.submits.append(pdu)
+                if self._count <= self.silent_first:
+                    continue
                 if self.fail_status:
                     link.respond(make_response(pdu, self.fail_status))
                 elif self.throttle_every and self._count % self.throttle_every == 0:

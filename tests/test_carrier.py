@@ -216,3 +216,18 @@ async def test_outbind_from_the_smsc_binds_a_receiver_and_takes_mo(
     resp = await smsc.request(mo)
     assert resp.command_status == 0
     assert client.statistics().deliveries == 1
+
+
+async def test_unanswered_submits_time_out_and_are_sent_again(
+    rig: Rig, nursery: trio.Nursery
+) -> None:
+    rig.smsc.silent_first = 3  # the rig's response_timeout is 2 s
+    await _start(rig, nursery)
+    ids = await rig.send(10, receipts=False)
+    await wait_for(lambda: len(rig.smsc.accepted) == 10, within=20)
+    stats = rig.client.statistics()
+    assert stats.timeouts == 3
+    assert stats.possible_duplicates >= 3  # each may have reached the SMSC
+    assert rig.pipeline.statistics().failed == 0
+    await rig.pipeline.flush()
+    assert set(await store_states(rig.store, ids)) == {"submitted"}
