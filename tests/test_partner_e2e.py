@@ -59,13 +59,13 @@ async def test_quota_is_exact_and_refusals_have_a_status(tmp_path: Path) -> None
             partial(smpplib_partner, port, count=8, registered_delivery=0)
         )
         statuses = [r.status for r in run.responses]
-        assert statuses.count(0) == 5
-        assert len(statuses) == 8
-        assert set(statuses) - {0} == {CommandStatus.ESME_RX_R_APPN}
+        assert statuses.count(0) == 5, statuses
+        assert len(statuses) == 8, statuses
+        assert set(statuses) - {0} == {CommandStatus.ESME_RX_R_APPN}, statuses
         assert daemon.store is not None
         got = await daemon.store.get_order(order)
         assert got is not None
-        assert got.reserved + got.spent == 5
+        assert got.reserved + got.spent == 5, got
 
 
 async def test_source_not_registered_is_refused(tmp_path: Path) -> None:

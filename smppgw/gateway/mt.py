@@ -69,22 +69,7 @@ _SEVERITY = [MessageState.REJECTED, MessageState.FAILED, MessageState.EXPIRED]
 
 
 def outbound_from_stored(m: StoredMessage) -> OutboundMessage:
-    return OutboundMessage(
-        id=m.id,
-        partner=m.partner,
-        source_addr=m.source_addr,
-        source_ton=m.source_ton,
-        source_npi=m.source_npi,
-        destination_addr=m.destination_addr,
-        dest_ton=m.dest_ton,
-        dest_npi=m.dest_npi,
-        data_coding=m.data_coding,
-        esm_class=m.esm_class,
-        registered_delivery=m.registered_delivery,
-        priority=m.priority,
-        parts=m.parts or (m.body,),
-        attempts=m.attempts,
-    )
+    return OutboundMessage.of(m.id, m)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import trio
+
+if TYPE_CHECKING:
+    from smppgw.store import NewMessage, StoredMessage
 
 __all__ = ["LANES", "CarrierQueue", "OutboundMessage", "QueueStatistics"]
 
@@ -47,6 +51,26 @@ class OutboundMessage:
     carrier: str | None = None
     #: Carrier ids of the parts acknowledged so far (index = part number).
     carrier_ids: list[str] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, message_id: int, m: NewMessage | StoredMessage) -> OutboundMessage:
+        """The sending view of a journaled message (just admitted, or recovered)."""
+        return cls(
+            id=message_id,
+            partner=m.partner,
+            source_addr=m.source_addr,
+            source_ton=m.source_ton,
+            source_npi=m.source_npi,
+            destination_addr=m.destination_addr,
+            dest_ton=m.dest_ton,
+            dest_npi=m.dest_npi,
+            data_coding=m.data_coding,
+            esm_class=m.esm_class,
+            registered_delivery=m.registered_delivery,
+            priority=m.priority,
+            parts=m.parts or (m.body,),
+            attempts=getattr(m, "attempts", 0),
+        )
 
     @property
     def lane(self) -> int:

@@ -342,7 +342,7 @@ class PartnerServer:
             self._counts["accepted"] += 1
             link.respond(make_response(pdu, message_id=str(result)))
             if not verdict.hold:
-                self.pipeline.enqueue(_outbound(result, verdict))
+                self.pipeline.enqueue(OutboundMessage.of(result, verdict.message))
 
     def _refuse(self, link: SmppLink, pdu: SubmitSm, status: int) -> None:
         self._refused[status] = self._refused.get(status, 0) + 1
@@ -417,22 +417,3 @@ class PartnerServer:
             receipts_sent=c["sent"],
             receipts_acked=c["acked"],
         )
-
-
-def _outbound(message_id: int, verdict: Admitted) -> OutboundMessage:
-    m = verdict.message
-    return OutboundMessage(
-        id=message_id,
-        partner=m.partner,
-        source_addr=m.source_addr,
-        source_ton=m.source_ton,
-        source_npi=m.source_npi,
-        destination_addr=m.destination_addr,
-        dest_ton=m.dest_ton,
-        dest_npi=m.dest_npi,
-        data_coding=m.data_coding,
-        esm_class=m.esm_class,
-        registered_delivery=m.registered_delivery,
-        priority=m.priority,
-        parts=m.parts or (m.body,),
-    )
