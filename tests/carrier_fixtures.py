@@ -48,6 +48,7 @@ class FakeSmsc:
     port: int = 0
     _count: int = 0
     _dropped: bool = False
+    _nursery: trio.Nursery | None = None
 
     async def handler(self, link: SmppLink, batch: Sequence[Pdu]) -> None:
         for pdu in batch:
@@ -76,7 +77,11 @@ class FakeSmsc:
                     self.accepted.append(carrier_id)
                     link.respond(make_response(pdu, message_id=carrier_id))
                     if self.receipts and pdu.registered_delivery:
-                        await link.send_request(self.receipt(carrier_id, pdu))
+                        # Never wait on the link's own window inside its handler: the
+                        # answers that free it come through the reader this handler
+                        # holds up (see SmppLink's docstring).
+                        assert self._nursery is not None
+                        self._nursery.start_soon(link.send_request, self.receipt(carrier_id, pdu))
 
     def receipt(self, carrier_id: str, submit: SubmitSm) -> DeliverSm:
         text = (
@@ -106,6 +111,7 @@ class FakeSmsc:
             await link.run()
 
         async with trio.open_nursery() as nursery:
+            self._nursery = nursery
             listeners = await nursery.start(
                 partial(trio.serve_tcp, on_connection, 0, host="127.0.0.1")
             )

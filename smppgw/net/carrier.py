@@ -288,8 +288,7 @@ class CarrierClient:
             )
             try:
                 if s.bind_mode.can_send:
-                    for _ in range(s.window):
-                        nursery.start_soon(self._sender, index, link)
+                    nursery.start_soon(self._sender, index, link)
                 await trio.sleep_forever()
             finally:
                 self._bound.discard(index)
@@ -377,28 +376,91 @@ class CarrierClient:
             await trio.sleep(wait)
 
     async def _sender(self, index: int, link: SmppLink) -> None:
+        """Keep the bind's window full: take a message, send its next part, move on.
+
+        The part's answer is handled by :meth:`_on_part_result` when it arrives (from the
+        link's reader), so one task keeps the whole window in flight. A message's next
+        part goes back to the front of the queue only once the previous part was
+        accepted, so parts never overtake each other.
+        """
         queue = self.pipeline.queues[self.name]
         while True:
             message = await queue.get()
             if link.closed:
                 self.pipeline.put_back(message)
                 return
-            finished = False
+            handed_over = False
             try:
-                await self._send_message(index, link, message)
-                finished = True
+                await self._throttle(index, 1)
+                part_no = message.next_part
+                await link.send_request(
+                    self._part_pdu(message, part_no),
+                    partial(self._on_part_result, index, message, part_no, trio.current_time()),
+                )
+                handed_over = True
             except LinkClosed:
                 # The link ended before this part left: back to the queue, no attempt
-                # counted, and this worker stops with its link.
-                finished = True
+                # counted, and this sender stops with its link.
+                handed_over = True
                 self.pipeline.put_back(message)
                 return
             finally:
-                if not finished:
-                    # Cancelled mid-send (the bind is going down): its part may have
-                    # reached the SMSC, so it may go out twice; never lose it.
-                    self._counts["dups"] += 1
+                if not handed_over:
+                    # Cancelled before the part left (the bind is going down).
                     self.pipeline.put_back(message)
+
+    def _on_part_result(
+        self,
+        index: int,
+        message: OutboundMessage,
+        part_no: int,
+        started: float,
+        request: Pdu,
+        result: Pdu | BaseException,
+    ) -> None:
+        """What the SMSC said about one part (or why it never will)."""
+        if isinstance(result, LinkClosed | RequestTimeout):
+            if isinstance(result, RequestTimeout):
+                self._counts["timeouts"] += 1
+            self._counts["dups"] += 1
+            self.pipeline.retry(message, str(result) or "no answer", possible_duplicate=True)
+            return
+        if isinstance(result, BaseException):  # pragma: no cover - the link sends only these
+            self.pipeline.retry(message, repr(result), possible_duplicate=True)
+            return
+        now = trio.current_time()
+        elapsed = now - started
+        self._counts["submits"] += 1
+        self._latency_sum += elapsed
+        self._counts["lat_n"] += 1
+        if self._on_latency is not None:
+            self._on_latency(self.name, elapsed)
+        status = result.command_status
+        if status == 0:
+            raw_id = getattr(result, "message_id", "")
+            try:
+                key = resp_key(raw_id, self.settings.message_id_format)
+            except MessageIdError:
+                key = raw_id.strip()
+            self.pipeline.part_accepted(message, part_no, key)
+            self.bucket.recover()
+            message.next_part = part_no + 1
+            if message.next_part < len(message.parts):
+                self.pipeline.put_back(message)  # the next part, first in line
+            return
+        self._counts["submit_errors"] += 1
+        if status in _THROTTLED:
+            self._counts["throttled"] += 1
+            self.bucket.penalise(now)
+            self._paused_until[index] = max(
+                self._paused_until.get(index, 0.0), now + THROTTLE_PAUSE
+            )
+            self.log.info("throttled by carrier", bind=index, status=describe_status(status))
+            self.pipeline.put_back(message)  # the same part again, after the pause
+        elif is_temporary(status):
+            self.pipeline.retry(message, describe_status(status), possible_duplicate=False)
+        else:
+            self.pipeline.fail(message, status, describe_status(status))
 
     def _part_pdu(self, message: OutboundMessage, part_no: int) -> SubmitSm:
         esm_class = message.esm_class | (0x40 if len(message.parts) > 1 else 0)
@@ -414,61 +476,6 @@ class CarrierClient:
             data_coding=message.data_coding,
             short_message=message.parts[part_no],
         )
-
-    async def _send_message(self, index: int, link: SmppLink, message: OutboundMessage) -> None:
-        fmt = self.settings.message_id_format
-        part_no = message.next_part
-        while part_no < len(message.parts):
-            await self._throttle(index, 1)
-            started = trio.current_time()
-            try:
-                response = await link.request(self._part_pdu(message, part_no))
-            except LinkClosed as exc:
-                if not exc.sent:
-                    raise  # nothing went out: the sender puts it back
-                self._counts["dups"] += 1
-                self.pipeline.retry(message, "connection lost", possible_duplicate=True)
-                return
-            except RequestTimeout:
-                self._counts["timeouts"] += 1
-                self._counts["dups"] += 1
-                self.pipeline.retry(message, "no submit_sm_resp", possible_duplicate=True)
-                return
-            self._counts["submits"] += 1
-            elapsed = trio.current_time() - started
-            self._latency_sum += elapsed
-            self._counts["lat_n"] += 1
-            if self._on_latency is not None:
-                self._on_latency(self.name, elapsed)
-            status = response.command_status
-            if status == 0:
-                raw_id = getattr(response, "message_id", "")
-                try:
-                    key = resp_key(raw_id, fmt)
-                except MessageIdError:
-                    key = raw_id.strip()
-                self.pipeline.part_accepted(message, part_no, key)
-                self.bucket.recover()
-                part_no += 1
-                message.next_part = part_no
-                continue
-            self._counts["submit_errors"] += 1
-            if status in _THROTTLED:
-                self._counts["throttled"] += 1
-                now = trio.current_time()
-                self.bucket.penalise(now)
-                self._paused_until[index] = max(
-                    self._paused_until.get(index, 0.0), now + THROTTLE_PAUSE
-                )
-                self.log.info(
-                    "throttled by carrier", bind=link.name, status=describe_status(status)
-                )
-                continue  # the same part again, after the pause
-            if is_temporary(status):
-                self.pipeline.retry(message, describe_status(status), possible_duplicate=False)
-            else:
-                self.pipeline.fail(message, status, describe_status(status))
-            return
 
     # -- inbound ---------------------------------------------------------------------
 

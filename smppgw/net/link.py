@@ -20,6 +20,12 @@ tasks in its own nursery (``run``):
 - the **handler** task takes request batches from the channel and awaits
   ``handler(link, batch)``; the handler answers each request with :meth:`respond`.
 
+A handler must not wait for the link's *own* window (``request``/``send_request`` on
+the same link) while it holds a batch: the responses that would free the window arrive
+through the reader, which the handler is holding up once the batch channel is full.
+Hand such sends to another task (as the simulator's receipt sender and the partner
+server's receipt deliverer do).
+
 Outbound requests are sent with :meth:`request` (await the response) or
 :meth:`send_request` (a callback gets the response or the failure, so a sender can keep
 a whole window in flight from one task). The window lives in the connection; a sender
