@@ -42,6 +42,7 @@ from smppgw.protocol.text import decode_text
 from smppgw.store import (
     FinalOutcome,
     MessageState,
+    NewReceipt,
     Requeue,
     Store,
     StoredMessage,
@@ -148,7 +149,7 @@ class MtPipeline:
         carriers: every configured carrier name (each gets a queue).
         max_attempts: sends of one message before it fails for good.
         retry_delay: seconds before a temporarily failed message is sent again.
-        on_receipts: called with the partners that have new receipts in the outbox
+        on_receipts: called with ``(outbox id, receipt)`` pairs just journaled in the
             (after they are journaled), so their sessions can deliver them.
         clock: wall-clock seconds for journal records.
     """
@@ -161,7 +162,7 @@ class MtPipeline:
         *,
         max_attempts: int = 10,
         retry_delay: float = 5.0,
-        on_receipts: Callable[[set[str]], None] | None = None,
+        on_receipts: Callable[[list[tuple[int, NewReceipt]]], None] | None = None,
         clock: Callable[[], float] = time.time,
         recent_receipt_keys: int = 200_000,
     ) -> None:
@@ -383,10 +384,11 @@ class MtPipeline:
                 await self.store.mark_submitted(submitted)
             if requeues:
                 await self.store.requeue(requeues)
+            receipt_ids: list[int] = []
             if receipts:
                 # Before the final state: a crash in between repeats a receipt rather
                 # than losing it.
-                await self.store.enqueue_receipts(receipts)
+                receipt_ids = await self.store.enqueue_receipts(receipts)
             if finals:
                 await self.store.mark_final(finals)
         except BaseException:
@@ -397,7 +399,7 @@ class MtPipeline:
             self._final_infos[:0] = infos
             raise
         if receipts and self.on_receipts is not None:
-            self.on_receipts({r.partner for r in receipts})
+            self.on_receipts(list(zip(receipt_ids, receipts, strict=True)))
 
     async def _release_delayed(self) -> None:
         while True:

@@ -29,6 +29,7 @@ submits are answered ``ESME_RMSGQFUL``; a journal that cannot write answers
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -38,7 +39,7 @@ import trio
 
 from smppgw.gateway.admission import Admission, Admitted, Refused
 from smppgw.gateway.outbound import OutboundMessage
-from smppgw.net.link import LinkClosed, RequestTimeout, SmppLink
+from smppgw.net.link import LinkClosed, SmppLink
 from smppgw.protocol.codec import decode_pdu
 from smppgw.protocol.errors import SmppError
 from smppgw.protocol.pdus import (
@@ -51,7 +52,7 @@ from smppgw.protocol.pdus import (
 from smppgw.protocol.session import SmppConnection, make_response
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus
-from smppgw.store import QuotaRefusal, Store, StoreError
+from smppgw.store import NewReceipt, QuotaRefusal, Store, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -65,8 +66,10 @@ log = structlog.get_logger("smppgw.partners")
 
 _BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
 _RECEIVING = (BindReceiver, BindTransceiver)
-#: Receipts taken from the outbox per round, per partner.
+#: Receipts taken from the outbox per read, per partner.
 RECEIPT_BATCH = 500
+#: Receipts held in memory per bound partner before the rest wait in the outbox.
+MAX_FRESH = 10_000
 
 
 @dataclass(eq=False)
@@ -76,29 +79,6 @@ class _Session:
     link: SmppLink | None = None
     system_id: str | None = None
     receives: bool = False
-
-
-class _Round:
-    """One round of receipts sent to a partner, settled by their responses."""
-
-    def __init__(self, live: _Partner, count: int) -> None:
-        self.live = live
-        self.remaining = count
-        self.acked: list[int] = []
-        self.done = trio.Event()
-        if count == 0:
-            self.done.set()
-
-    def skip(self) -> None:
-        self.remaining -= 1
-        if self.remaining <= 0:
-            self.done.set()
-
-    def settle(self, receipt_id: int, request: Pdu, result: Pdu | BaseException) -> None:
-        self.live.in_flight.discard(receipt_id)
-        if isinstance(result, Pdu) and result.command_status == 0:
-            self.acked.append(receipt_id)
-        self.skip()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +100,14 @@ class _Partner:
     system_id: str
     receivers: list[_Session] = field(default_factory=list)
     wake: trio.Event = field(default_factory=trio.Event)
-    in_flight: set[int] = field(default_factory=set)
+    #: Receipts handed over from memory as they were journaled: (outbox id, PDU octets).
+    fresh: deque[tuple[int, bytes]] = field(default_factory=deque)
+    #: The outbox may hold receipts not in ``fresh`` (sent while unbound, or failed).
+    backlog: bool = True
+    #: Outbox ids in ``fresh``, in flight, or answered but not yet marked in the outbox.
+    known: set[int] = field(default_factory=set)
+    acked: list[int] = field(default_factory=list)
+    ack_wake: trio.Event = field(default_factory=trio.Event)
     rr: int = 0
 
 
@@ -302,6 +289,7 @@ class PartnerServer:
             session.receives = True
             live = self._partner(pdu.system_id)
             live.receivers.append(session)
+            live.backlog = True
             live.wake.set()
 
     async def _on_submits(self, session: _Session, link: SmppLink, pdus: list[SubmitSm]) -> None:
@@ -358,45 +346,90 @@ class PartnerServer:
             self._nursery.start_soon(self._deliver_receipts, live)
         return live
 
-    def receipts_queued(self, partners: set[str]) -> None:
-        """The pipeline put new receipts in the outbox for these partners."""
-        for system_id in partners:
-            live = self._live.get(system_id)
-            if live is not None:
-                live.wake.set()
+    def receipts_queued(self, receipts: list[tuple[int, NewReceipt]]) -> None:
+        """The pipeline journaled these receipts: send them from memory when the partner
+        is bound (no outbox read), else they wait in the outbox for its next bind."""
+        for receipt_id, receipt in receipts:
+            live = self._live.get(receipt.partner)
+            if live is None:
+                continue
+            if live.receivers and len(live.fresh) < MAX_FRESH:
+                live.fresh.append((receipt_id, receipt.body))
+                live.known.add(receipt_id)
+            else:
+                live.backlog = True
+            live.wake.set()
 
     async def _deliver_receipts(self, live: _Partner) -> None:
-        """One task per partner that ever bound to receive: drain its outbox."""
+        """One task per partner that ever bound to receive: send its receipts, fresh
+        ones from memory and any backlog from the outbox, and mark them delivered in
+        the outbox (in batches) once the partner answered ``deliver_sm_resp``."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._ack_receipts, live)
+            while True:
+                await live.wake.wait()
+                live.wake = trio.Event()
+                while live.receivers:
+                    items = await self._next_receipts(live)
+                    if not items:
+                        break
+                    for index, (receipt_id, body) in enumerate(items):
+                        session = self._next_receiver(live)
+                        if session is None or session.link is None:
+                            for rid, _ in items[index:]:
+                                live.known.discard(rid)
+                            live.backlog = True
+                            break
+                        try:
+                            await session.link.send_request(
+                                decode_pdu(body), partial(self._receipt_answered, live, receipt_id)
+                            )
+                            self._counts["sent"] += 1
+                        except (LinkClosed, SmppError):
+                            live.known.discard(receipt_id)
+                            live.backlog = True
+
+    async def _next_receipts(self, live: _Partner) -> list[tuple[int, bytes]]:
+        items = [live.fresh.popleft() for _ in range(min(len(live.fresh), RECEIPT_BATCH))]
+        if items or not live.backlog:
+            return items
+        live.backlog = False
+        pending = await self.store.pending_receipts(live.system_id, limit=RECEIPT_BATCH)
+        items = [(r.id, r.body) for r in pending if r.id not in live.known]
+        live.known.update(rid for rid, _ in items)
+        if len(pending) == RECEIPT_BATCH:
+            live.backlog = True  # more may wait behind these
+        return items
+
+    def _receipt_answered(
+        self, live: _Partner, receipt_id: int, request: Pdu, result: Pdu | BaseException
+    ) -> None:
+        if isinstance(result, Pdu) and result.command_status == 0:
+            live.acked.append(receipt_id)
+            live.ack_wake.set()
+        else:
+            # Not delivered (refused, timed out, session gone): it stays in the outbox
+            # and is read back from there.
+            live.known.discard(receipt_id)
+            live.backlog = True
+            live.wake.set()
+
+    async def _ack_receipts(self, live: _Partner) -> None:
         while True:
-            await live.wake.wait()
-            live.wake = trio.Event()
-            while live.receivers:
-                pending = await self.store.pending_receipts(live.system_id, limit=RECEIPT_BATCH)
-                fresh = [r for r in pending if r.id not in live.in_flight]
-                if not fresh:
-                    break
-                rnd = _Round(live, len(fresh))
-                for receipt in fresh:
-                    session = self._next_receiver(live)
-                    if session is None or session.link is None:
-                        rnd.skip()
-                        continue
-                    try:
-                        pdu = decode_pdu(receipt.body)
-                        live.in_flight.add(receipt.id)
-                        await session.link.send_request(pdu, partial(rnd.settle, receipt.id))
-                        self._counts["sent"] += 1
-                    except (LinkClosed, RequestTimeout, SmppError):
-                        live.in_flight.discard(receipt.id)
-                        rnd.skip()
-                if rnd.remaining > 0:
-                    with trio.move_on_after(self.settings.response_timeout + 1):
-                        await rnd.done.wait()
-                if rnd.acked:
-                    self._counts["acked"] += len(rnd.acked)
-                    await self.store.ack_receipts(rnd.acked)
-                if len(rnd.acked) < len(fresh):
-                    await trio.sleep(1.0)  # some failed: do not spin on a sick session
+            await live.ack_wake.wait()
+            live.ack_wake = trio.Event()
+            ids, live.acked = live.acked, []
+            if not ids:
+                continue
+            try:
+                await self.store.ack_receipts(ids)
+            except StoreError:
+                live.acked[:0] = ids  # try again with the next ones
+                await trio.sleep(0.5)
+                live.ack_wake.set()
+                continue
+            self._counts["acked"] += len(ids)
+            live.known.difference_update(ids)
 
     def _next_receiver(self, live: _Partner) -> _Session | None:
         receivers = [s for s in live.receivers if s.link is not None and not s.link.closed]
