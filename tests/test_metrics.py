@@ -21,6 +21,7 @@ from smppgw.gateway.mt import MtStatistics
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage, QueueStatistics
 from smppgw.gateway.throttle import TokenBucket, TokenBucketStatistics
 from smppgw.net.carrier import CarrierStatistics
+from smppgw.net.partner_server import ServerStatistics
 from smppgw.store.health import StoreStatistics
 
 if TYPE_CHECKING:
@@ -397,11 +398,34 @@ def test_store_refusing_is_unavailable(registry: CollectorRegistry) -> None:
     assert "disk full" not in "\n".join(lines)  # free text never becomes a label
 
 
+SERVER = ServerStatistics(
+    sessions=3,
+    bound=2,
+    binds_refused=4,
+    submits=100,
+    accepted=90,
+    refused_by_status={0x58: 7, 0x0A: 3},
+    receipts_sent=80,
+    receipts_acked=79,
+)
+
+
+def test_partner_server_metrics(registry: CollectorRegistry) -> None:
+    metrics = GatewayMetrics(registry)
+    metrics.add_server(Fixed(SERVER))
+    lines = scrape(registry)
+    assert "smppgw_partner_sessions_bound 2.0" in lines
+    assert "smppgw_partner_accepted_total 90.0" in lines
+    assert 'smppgw_partner_refused_total{status="ESME_RTHROTTLED"} 7.0' in lines
+    assert 'smppgw_partner_refused_total{status="ESME_RINVSRCADR"} 3.0' in lines
+
+
 def test_every_metric_is_in_the_docstring_table(registry: CollectorRegistry) -> None:
     metrics = GatewayMetrics(registry)
     metrics.add_carrier(FakeCarrier("acme", CARRIER))
     metrics.add_pipeline(FakePipeline(MT, {"acme": Fixed(QueueStatistics("acme", (0, 0), 0, 0))}))
     metrics.add_store(Fixed(STORE))
+    metrics.add_server(Fixed(SERVER))
     exposed = {
         line.split()[2]: line.split()[3] for line in scrape(registry) if line.startswith("# TYPE ")
     }

@@ -205,6 +205,7 @@ class Daemon:
                 admission=Admission(partners),
             )
             pipeline.on_receipts = server.receipts_queued
+            self.metrics.add_server(server)
             await services.start(server.run)
 
     async def _carriers_host(

@@ -81,6 +81,14 @@ and ``transactional`` (priority >= 1).
 | store_commit_seconds              | summary   |               | hand-off to commit returned      |
 | store_commit_seconds_last         | gauge     |               | that, for the latest commit      |
 | store_commit_seconds_max          | gauge     |               | the longest since start          |
+| partner_sessions                  | gauge     |               | partner connections open         |
+| partner_sessions_bound            | gauge     |               | of those, bound                  |
+| partner_binds_refused_total       | counter   |               | partner binds refused            |
+| partner_submits_total             | counter   |               | submit_sm received from partners |
+| partner_accepted_total            | counter   |               | journaled and acknowledged (0)   |
+| partner_refused_total             | counter   | status        | refused, by command_status name  |
+| partner_receipts_sent_total       | counter   |               | receipts sent to partners        |
+| partner_receipts_acked_total      | counter   |               | receipts answered with 0         |
 """
 
 from __future__ import annotations
@@ -111,7 +119,10 @@ if TYPE_CHECKING:
     from smppgw.gateway.outbound import QueueStatistics
     from smppgw.gateway.throttle import TokenBucketStatistics
     from smppgw.net.carrier import CarrierStatistics
+    from smppgw.net.partner_server import ServerStatistics
     from smppgw.store.health import StoreStatistics
+
+from smppgw.protocol.status import CommandStatus
 
 __all__ = [
     "DEFAULT_LATENCY_BUCKETS",
@@ -434,6 +445,45 @@ _MT: Final[tuple[_Spec[MtStatistics], ...]] = (
     ),
 )
 
+_SERVER: Final[tuple[_Spec[ServerStatistics], ...]] = (
+    _Spec("smppgw_partner_sessions", "gauge", "Partner connections open.", lambda s: s.sessions),
+    _Spec(
+        "smppgw_partner_sessions_bound", "gauge", "Partner connections bound.", lambda s: s.bound
+    ),
+    _Spec(
+        "smppgw_partner_binds_refused_total",
+        "counter",
+        "Partner binds refused (any reason).",
+        lambda s: s.binds_refused,
+    ),
+    _Spec(
+        "smppgw_partner_submits_total",
+        "counter",
+        "submit_sm received from partners.",
+        lambda s: s.submits,
+    ),
+    _Spec(
+        "smppgw_partner_accepted_total",
+        "counter",
+        "submit_sm journaled and acknowledged with status 0.",
+        lambda s: s.accepted,
+    ),
+    _Spec(
+        "smppgw_partner_receipts_sent_total",
+        "counter",
+        "Delivery receipts sent to partners.",
+        lambda s: s.receipts_sent,
+    ),
+    _Spec(
+        "smppgw_partner_receipts_acked_total",
+        "counter",
+        "Delivery receipts partners answered with status 0.",
+        lambda s: s.receipts_acked,
+    ),
+)
+_REFUSED_NAME = "smppgw_partner_refused"
+_REFUSED_HELP = "submit_sm refused, by the command_status answered."
+
 _STORE: Final[tuple[_Spec[StoreStatistics], ...]] = (
     _Spec(
         "smppgw_store_available",
@@ -509,6 +559,13 @@ def _fill(
         yield family
 
 
+def _status_name(status: int) -> str:
+    try:
+        return CommandStatus(status).name
+    except ValueError:
+        return f"0x{status:08X}"
+
+
 def _le_label(bound: float) -> str:
     """A bucket bound as ``prometheus_client`` writes it (``0.005``, ``1.0``, ``+Inf``)."""
     return "+Inf" if bound == math.inf else repr(bound)
@@ -549,12 +606,17 @@ class GatewayMetrics:
         self._buckets = tuple(latency_buckets)
         LatencyHistogram(self._buckets)  # validate now, not at the first observation
         self._store: StatisticsSource[StoreStatistics] | None = None
+        self._server: StatisticsSource[ServerStatistics] | None = None
         self._pipeline: PipelineSource | None = None
         self._carriers: dict[str, CarrierSource] = {}
         self._latency: dict[str, LatencyHistogram] = {}
         registry.register(self)
 
     # -- registration ------------------------------------------------------------------
+
+    def add_server(self, server: StatisticsSource[ServerStatistics]) -> None:
+        """The partner server (sessions, submits and refusals, receipts)."""
+        self._server = server
 
     def add_store(self, store: StatisticsSource[StoreStatistics]) -> None:
         self._store = store
@@ -598,7 +660,14 @@ class GatewayMetrics:
         ``CollectorRegistry.register`` uses it to refuse a second collector exposing
         the same names, instead of failing every scrape later.
         """
-        tables: tuple[Sequence[_Spec[Any]], ...] = (_CARRIER, _BUCKET, _QUEUE, _MT, _STORE)
+        tables: tuple[Sequence[_Spec[Any]], ...] = (
+            _CARRIER,
+            _BUCKET,
+            _QUEUE,
+            _MT,
+            _STORE,
+            _SERVER,
+        )
         for table in tables:
             for spec in table:
                 yield spec.family(())
@@ -607,6 +676,7 @@ class GatewayMetrics:
         yield GaugeMetricFamily("smppgw_queue_depth", "")
         yield HistogramMetricFamily(_LATENCY_NAME, "")
         yield SummaryMetricFamily(_COMMIT_NAME, "")
+        yield CounterMetricFamily(_REFUSED_NAME, "")
 
     def collect(self) -> Iterator[Metric]:
         """Read every registered component's ``statistics()`` now (scrape time)."""
@@ -621,6 +691,13 @@ class GatewayMetrics:
             yield from self._collect_pipeline(self._pipeline)
         if self._store is not None:
             yield from self._collect_store(self._store.statistics())
+        if self._server is not None:
+            stats = self._server.statistics()
+            yield from _fill(_SERVER, [], [((), stats)])
+            refused = CounterMetricFamily(_REFUSED_NAME, _REFUSED_HELP, labels=["status"])
+            for status, count in sorted(stats.refused_by_status.items()):
+                refused.add_metric([_status_name(status)], count)
+            yield refused
 
     def _collect_carriers(self) -> Iterator[Metric]:
         names = sorted(self._carriers)
