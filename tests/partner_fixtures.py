@@ -43,6 +43,7 @@ partners:
   - system_id: acme
     password_hash: '{_HASH}'
     sources: [ACME, '8055']
+    short_codes: ['8055']
     tps: {tps}
   - system_id: beta
     password_hash: '{_HASH}'

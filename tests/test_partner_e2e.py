@@ -12,6 +12,7 @@ from partner_fixtures import partner_daemon, smpplib_partner
 
 from smppgw.protocol.receipt import parse_receipt
 from smppgw.protocol.status import CommandStatus
+from smppgw.sim.smsc import SimulatedSmsc
 from smppgw.store import NewOrder, OrderKind
 
 if TYPE_CHECKING:
@@ -94,3 +95,20 @@ async def test_receipts_wait_for_an_unbound_partner(tmp_path: Path) -> None:
         )
         got = {parse_receipt(r.short_message).message_id for r in later.receipts}
         assert got == {r.message_id.decode() for r in sent.responses}
+
+
+async def test_mo_to_a_partners_short_code_reaches_the_partner(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        await wait_for(lambda: sum(r.client.binds_up for r in daemon.carriers.values()) == 1)
+        sim.inject_mo("84912345678", "8055", "DK Nguyen Ha Noi")
+        sim.inject_mo("84912345678", "9999", "nobody owns this short code")
+        run = await trio.to_thread.run_sync(
+            partial(smpplib_partner, port, bind="receiver", receipts=1, within=5)
+        )
+        (mo,) = run.receipts
+        assert mo.esm_class == 0
+        assert mo.destination_addr.decode() == "8055"
+        assert mo.source_addr.decode() == "84912345678"
+        assert mo.short_message == b"DK Nguyen Ha Noi"

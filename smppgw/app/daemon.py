@@ -56,6 +56,7 @@ from smppgw.store import Store
 
 if TYPE_CHECKING:
     from smppgw.app.config import CarrierSettings, Config
+    from smppgw.protocol.pdus import DeliverSm
 
 __all__ = ["Daemon"]
 
@@ -227,6 +228,7 @@ class Daemon:
             settings,
             self.pipeline,
             self.store,
+            mo_sink=self._on_mo,
             on_submit_latency=self.metrics.observe_submit_latency,
         )
         running = _RunningCarrier(settings, client)
@@ -258,6 +260,20 @@ class Daemon:
         with trio.move_on_after(self.grace):
             await running.client.unbind_all(self.grace)
         running.scope.cancel()
+
+    async def _on_mo(self, inbound_id: int, pdu: DeliverSm, carrier: str) -> None:
+        """An MO was journaled: forward it to the partner owning its short code (the
+        scenario engine will take its keywords first), then mark it processed."""
+        forwarded = self.server is not None and await self.server.forward_mo(pdu)
+        if not forwarded:
+            log.info(
+                "MO for no partner's short code",
+                carrier=carrier,
+                inbound_id=inbound_id,
+                short_code=pdu.destination_addr,
+            )
+        assert self.store is not None
+        await self.store.mark_inbound_processed([inbound_id])
 
     # -- reload ----------------------------------------------------------------------
 

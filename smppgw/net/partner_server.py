@@ -40,12 +40,13 @@ import trio
 from smppgw.gateway.admission import Admission, Admitted, Refused
 from smppgw.gateway.outbound import OutboundMessage
 from smppgw.net.link import LinkClosed, SmppLink
-from smppgw.protocol.codec import decode_pdu
+from smppgw.protocol.codec import decode_pdu, encode_pdu
 from smppgw.protocol.errors import SmppError
 from smppgw.protocol.pdus import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
+    DeliverSm,
     Pdu,
     SubmitSm,
 )
@@ -148,6 +149,7 @@ class PartnerServer:
         self._accepting = trio.CancelScope()
         self._counts = {"refused_binds": 0, "submits": 0, "accepted": 0, "sent": 0, "acked": 0}
         self._refused: dict[int, int] = {}
+        self._short_codes = _short_code_owners(partners)
 
     # -- service ---------------------------------------------------------------------
 
@@ -186,6 +188,7 @@ class PartnerServer:
         """Apply a reloaded config; live binds stay (a disabled partner's next bind fails)."""
         self.settings = settings
         self.partners = dict(partners)
+        self._short_codes = _short_code_owners(partners)
         self.auth.reconfigure(partners)
         self.admission.reconfigure(partners)
 
@@ -346,6 +349,19 @@ class PartnerServer:
             self._nursery.start_soon(self._deliver_receipts, live)
         return live
 
+    async def forward_mo(self, pdu: DeliverSm) -> bool:
+        """Put an MO for a partner's short code in that partner's outbox; False when no
+        partner owns the short code. Parts of a long MO go as they came (with their
+        UDH): the partner reassembles them, as its handsets' messages always were."""
+        owner = self._short_codes.get(pdu.destination_addr.strip())
+        if owner is None:
+            return False
+        item = NewReceipt(partner=owner, message_id=None, stat="MO", err=0, body=encode_pdu(pdu))
+        [outbox_id] = await self.store.enqueue_receipts([item])
+        self._partner(owner)  # a deliverer exists even before the partner's first bind
+        self.receipts_queued([(outbox_id, item)])
+        return True
+
     def receipts_queued(self, receipts: list[tuple[int, NewReceipt]]) -> None:
         """The pipeline journaled these receipts: send them from memory when the partner
         is bound (no outbox read), else they wait in the outbox for its next bind."""
@@ -450,3 +466,11 @@ class PartnerServer:
             receipts_sent=c["sent"],
             receipts_acked=c["acked"],
         )
+
+
+def _short_code_owners(partners: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        code.strip(): system_id
+        for system_id, partner in partners.items()
+        for code in getattr(partner, "short_codes", ())
+    }

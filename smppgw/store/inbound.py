@@ -152,7 +152,7 @@ def pending_receipts(conn: sqlite3.Connection, partner: str, limit: int) -> list
         PendingReceipt(
             id=int(r[0]),
             partner=str(r[1]),
-            message_id=int(r[2]),
+            message_id=None if r[2] is None else int(r[2]),
             stat=str(r[3]),
             err=int(r[4]),
             body=bytes(r[5]),

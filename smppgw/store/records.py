@@ -225,7 +225,8 @@ class NewReceipt:
     """A delivery receipt owed to a partner (``body`` is the rendered receipt text)."""
 
     partner: str
-    message_id: int
+    #: The MT message the receipt reports on; None for an MO forwarded to the partner.
+    message_id: int | None
     stat: str
     err: int
     body: bytes
@@ -236,7 +237,8 @@ class NewReceipt:
 class PendingReceipt:
     id: int
     partner: str
-    message_id: int
+    #: The MT message the receipt reports on; None for an MO forwarded to the partner.
+    message_id: int | None
     stat: str
     err: int
     body: bytes

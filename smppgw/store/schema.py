@@ -282,9 +282,31 @@ CREATE TABLE message_log (
 CREATE INDEX message_log_by_msisdn ON message_log (msisdn, created_at);
 """
 
+# The outbox to partners carries MO too (a partner's short code), which has no MT
+# message: message_id becomes optional. SQLite cannot drop a constraint in place, so the
+# table is rebuilt (inside the migration's transaction, like every migration).
+_V3_OUTBOX = """
+CREATE TABLE receipt_outbox_v3 (
+    id         INTEGER PRIMARY KEY,
+    partner    TEXT    NOT NULL,
+    message_id INTEGER REFERENCES mt_message (id),
+    stat       TEXT    NOT NULL,
+    err        INTEGER NOT NULL,
+    body       BLOB    NOT NULL,
+    done_at    INTEGER,
+    created_at INTEGER NOT NULL
+);
+INSERT INTO receipt_outbox_v3 SELECT id, partner, message_id, stat, err, body, done_at,
+    created_at FROM receipt_outbox;
+DROP TABLE receipt_outbox;
+ALTER TABLE receipt_outbox_v3 RENAME TO receipt_outbox;
+CREATE INDEX receipt_outbox_by_partner ON receipt_outbox (partner, id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
+    Migration(3, "partner outbox also carries MO (message_id optional)", _V3_OUTBOX),
 )
 
 #: The version this code writes; a file above it is refused.
