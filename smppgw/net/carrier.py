@@ -19,7 +19,7 @@ What the SMSC answers decides what happens to a message:
 - no answer in time, or the connection lost: the message goes back to the queue from the
   unacknowledged part (possibly a duplicate at the carrier: counted).
 
-Incoming ``deliver_sm`` (receipts and MO) are journaled first and only then answered
+Incoming ``deliver_sm`` (``carrier_inbound.py``) are journaled first and only then answered
 ``deliver_sm_resp``; if the journal cannot take them they are answered
 ``ESME_RX_T_APPN`` so the carrier delivers them again. A redelivered one is recognised by
 its dedup key and answered without being processed twice.
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -41,39 +40,34 @@ import structlog
 import trio
 
 from smppgw.app.config_models import BindMode, CarrierSettings
-from smppgw.gateway.inbound import classify_receipt, is_receipt, mo_dedup_key, receipt_dedup_key
 from smppgw.gateway.throttle import TokenBucket
 from smppgw.net.backoff import Backoff
+from smppgw.net.carrier_inbound import CarrierInbound, MoSink
 from smppgw.net.link import LinkClosed, RequestTimeout, SmppLink
-from smppgw.protocol.message_id import MessageIdError, receipt_key, resp_key
+from smppgw.protocol.message_id import MessageIdError, resp_key
 from smppgw.protocol.pdus import (
-    AlertNotification,
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
-    DataSm,
-    DeliverSm,
     Outbind,
     Pdu,
     SubmitSm,
 )
-from smppgw.protocol.receipt import MessageState as ReceiptState
-from smppgw.protocol.receipt import ReceiptError
-from smppgw.protocol.session import SmppConnection, make_response
+from smppgw.protocol.session import SmppConnection
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus, describe_status, is_temporary
-from smppgw.store import InboundKind, NewInbound, Store, StoreError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from smppgw.gateway.mt import MtPipeline
     from smppgw.gateway.outbound import OutboundMessage
+    from smppgw.store import Store
 
 __all__ = ["BindRefused", "CarrierClient", "CarrierStatistics", "MoSink"]
 
 log = structlog.get_logger("smppgw.carrier")
 
-#: ``sink(inbound_id, pdu, carrier)`` is given each new MO after it is journaled.
-MoSink = Callable[[int, DeliverSm, str], Awaitable[None]]
 
 _BIND_CLASS = {
     BindMode.TRANSMITTER: BindTransmitter,
@@ -83,9 +77,6 @@ _BIND_CLASS = {
 _THROTTLED = frozenset({CommandStatus.ESME_RTHROTTLED, CommandStatus.ESME_RMSGQFUL})
 #: Pause of a bind after a throttling answer, before slow start resumes.
 THROTTLE_PAUSE = 1.0
-#: Receipts that arrive before their submit_sm_resp is known: tries and spacing.
-HELD_RECEIPT_TRIES = 5
-HELD_RECEIPT_DELAY = 2.0
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -153,14 +144,15 @@ class CarrierClient:
         self.name = settings.name
         self.pipeline = pipeline
         self.store = store
-        self._mo_sink = mo_sink
+        self.inbound = CarrierInbound(
+            settings.name, settings, pipeline, store, mo_sink=mo_sink, clock=clock
+        )
         self._clock = clock
         self._on_latency = on_submit_latency
         self.bucket = TokenBucket(settings.tps, now=0.0)
         self._links: dict[int, SmppLink] = {}
         self._bound: set[int] = set()
         self._paused_until: dict[int, float] = {}
-        self._held: list[tuple[float, int, DeliverSm, int]] = []
         self._counts = dict.fromkeys(
             (
                 "connects",
@@ -171,9 +163,6 @@ class CarrierClient:
                 "submit_errors",
                 "timeouts",
                 "dups",
-                "deliveries",
-                "refused",
-                "dup_in",
                 "lat_n",
             ),
             0,
@@ -189,7 +178,7 @@ class CarrierClient:
         async with trio.open_nursery() as nursery:
             for index in range(self.settings.binds):
                 nursery.start_soon(self._bind_loop, index)
-            nursery.start_soon(self._retry_held_receipts)
+            nursery.start_soon(self.inbound.retry_held_receipts)
             if self.settings.outbind_listen is not None:
                 endpoint = self.settings.outbind_listen
                 await nursery.start(
@@ -264,7 +253,7 @@ class CarrierClient:
             response_timeout=s.response_timeout,
             max_command_length=s.max_command_length,
         )
-        link = SmppLink(stream, connection, self._on_requests, name=bind_name)
+        link = SmppLink(stream, connection, self.inbound.handle, name=bind_name)
         async with trio.open_nursery() as nursery:
             await nursery.start(self._run_link, link, nursery.cancel_scope)
             password = s.password.get_secret_value() if s.password is not None else ""
@@ -323,7 +312,7 @@ class CarrierClient:
                 else:
                     rest.append(pdu)
             if rest:
-                await self._on_requests(link, rest)
+                await self.inbound.handle(link, rest)
 
         connection = SmppConnection(
             Role.ESME,
@@ -479,138 +468,6 @@ class CarrierClient:
 
     # -- inbound ---------------------------------------------------------------------
 
-    async def _on_requests(self, link: SmppLink, batch: Sequence[Pdu]) -> None:
-        deliveries: list[DeliverSm] = []
-        for pdu in batch:
-            if isinstance(pdu, DeliverSm):
-                deliveries.append(pdu)
-            elif isinstance(pdu, DataSm):
-                link.respond(make_response(pdu, CommandStatus.ESME_RX_R_APPN))
-            elif isinstance(pdu, AlertNotification):
-                self.log.info("alert_notification", source=pdu.source_addr)
-            else:
-                link.respond(make_response(pdu, CommandStatus.ESME_RINVCMDID))
-        if deliveries:
-            await self._on_deliveries(link, deliveries)
-
-    async def _on_deliveries(self, link: SmppLink, pdus: list[DeliverSm]) -> None:
-        now = self._clock()
-        items: list[NewInbound] = []
-        receipts: list[tuple[str, str, int, str | None] | None] = []
-        for pdu in pdus:
-            carrier_id = None
-            if is_receipt(pdu):
-                try:
-                    info = classify_receipt(pdu)
-                except ReceiptError:
-                    self.log.warning("unreadable receipt", text=pdu.short_message[:80])
-                    receipts.append(None)
-                    items.append(
-                        self._inbound(pdu, InboundKind.RECEIPT, mo_dedup_key(pdu, now), None)
-                    )
-                    continue
-                fmt = self.settings.message_id_format
-                try:
-                    key = (resp_key if info.from_tlv else receipt_key)(info.carrier_id, fmt)
-                except MessageIdError:
-                    key = info.carrier_id
-                carrier_id = key
-                receipts.append((key, info.stat, int(info.state), info.error))
-                items.append(
-                    self._inbound(pdu, InboundKind.RECEIPT, receipt_dedup_key(info), carrier_id)
-                )
-            else:
-                receipts.append(None)
-                items.append(self._inbound(pdu, InboundKind.MO, mo_dedup_key(pdu, now), None))
-        try:
-            results = await self.store.journal_inbound(items)
-        except StoreError as exc:
-            self._counts["refused"] += len(pdus)
-            self.log.warning(
-                "cannot journal deliveries; asking the carrier to retry",
-                error=str(exc),
-                count=len(pdus),
-            )
-            for pdu in pdus:
-                link.respond(make_response(pdu, CommandStatus.ESME_RX_T_APPN))
-            return
-        for pdu in pdus:
-            link.respond(make_response(pdu))
-        self._counts["deliveries"] += len(pdus)
-        processed: list[int] = []
-        for pdu, result, receipt in zip(pdus, results, receipts, strict=True):
-            if not result.new:
-                self._counts["dup_in"] += 1
-                continue
-            if receipt is not None:
-                key, _stat, state, error = receipt
-                if await self._apply_receipt(key, state, error):
-                    processed.append(result.inbound_id)
-                else:
-                    self.pipeline.receipt_held()
-                    self._held.append(
-                        (trio.current_time() + HELD_RECEIPT_DELAY, 1, pdu, result.inbound_id)
-                    )
-            elif not is_receipt(pdu):
-                if self._mo_sink is not None:
-                    await self._mo_sink(result.inbound_id, pdu, self.name)
-                else:
-                    self.log.info("MO received (no scenario engine)", inbound_id=result.inbound_id)
-                    processed.append(result.inbound_id)
-        if processed:
-            await self.store.mark_inbound_processed(processed)
-
-    def _inbound(
-        self, pdu: DeliverSm, kind: InboundKind, key: str, carrier_id: str | None
-    ) -> NewInbound:
-        return NewInbound(
-            smsc=self.name,
-            dedup_key=key,
-            kind=kind,
-            source_addr=pdu.source_addr,
-            destination_addr=pdu.destination_addr,
-            body=pdu.short_message,
-            source_ton=pdu.source_addr_ton,
-            source_npi=pdu.source_addr_npi,
-            dest_ton=pdu.dest_addr_ton,
-            dest_npi=pdu.dest_addr_npi,
-            data_coding=pdu.data_coding,
-            esm_class=pdu.esm_class,
-            carrier_id=carrier_id,
-        )
-
-    async def _apply_receipt(self, key: str, state: int, error: str | None) -> bool:
-        return await self.pipeline.match_receipt(self.name, key, ReceiptState(state), error)
-
-    async def _retry_held_receipts(self) -> None:
-        """Receipts that came before their submit_sm_resp was known: try again a few
-        times, then count them unmatched (they stay in the journal for reconciliation)."""
-        while True:
-            await trio.sleep(HELD_RECEIPT_DELAY / 2)
-            now = trio.current_time()
-            due = [h for h in self._held if h[0] <= now]
-            if not due:
-                continue
-            self._held = [h for h in self._held if h[0] > now]
-            done: list[int] = []
-            for _, tries, pdu, inbound_id in due:
-                info = classify_receipt(pdu)
-                fmt = self.settings.message_id_format
-                try:
-                    key = (resp_key if info.from_tlv else receipt_key)(info.carrier_id, fmt)
-                except MessageIdError:
-                    key = info.carrier_id
-                if await self._apply_receipt(key, int(info.state), info.error):
-                    done.append(inbound_id)
-                elif tries < HELD_RECEIPT_TRIES:
-                    self._held.append((now + HELD_RECEIPT_DELAY, tries + 1, pdu, inbound_id))
-                else:
-                    self.pipeline.receipt_unmatched()
-                    self.log.warning("receipt matches no message", carrier_id=info.carrier_id)
-                    done.append(inbound_id)
-            if done:
-                await self.store.mark_inbound_processed(done)
-
     # -- introspection -----------------------------------------------------------------
 
     @property
@@ -632,9 +489,9 @@ class CarrierClient:
             submit_errors=c["submit_errors"],
             timeouts=c["timeouts"],
             possible_duplicates=c["dups"],
-            deliveries=c["deliveries"],
-            deliveries_refused=c["refused"],
-            duplicates_inbound=c["dup_in"],
+            deliveries=self.inbound.counts["deliveries"],
+            deliveries_refused=self.inbound.counts["refused"],
+            duplicates_inbound=self.inbound.counts["dup_in"],
             window_used=used,
             window_size=self.settings.window * len(self._links),
             latency_sum=self._latency_sum,

@@ -1,0 +1,205 @@
+"""What a carrier sends us: ``deliver_sm`` (receipts and MO), journaled before answered.
+
+Split from ``carrier.py`` by concern: the bind loops and the MT senders live there, the
+inbound side here. Rules (see also the carrier module's theory of operation):
+
+- a ``deliver_sm`` is answered ``deliver_sm_resp`` only once it is in the journal; if the
+  journal cannot take it, ``ESME_RX_T_APPN`` asks the carrier to deliver it again;
+- a redelivery is recognised by its dedup key (``smppgw.gateway.inbound``) and answered
+  without being processed twice;
+- a receipt is applied to its message through the MT pipeline; one that arrives before
+  its ``submit_sm_resp`` is known is held and tried again a few times;
+- an MO goes to the ``mo_sink`` (the daemon: partners' short codes, later scenarios).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+
+from smppgw.gateway.inbound import classify_receipt, is_receipt, mo_dedup_key, receipt_dedup_key
+from smppgw.protocol.message_id import MessageIdError, receipt_key, resp_key
+from smppgw.protocol.pdus import AlertNotification, DataSm, DeliverSm, Pdu
+from smppgw.protocol.receipt import MessageState as ReceiptState
+from smppgw.protocol.receipt import ReceiptError
+from smppgw.protocol.session import make_response
+from smppgw.protocol.status import CommandStatus
+from smppgw.store import InboundKind, NewInbound, StoreError
+
+if TYPE_CHECKING:
+    from smppgw.gateway.mt import MtPipeline
+    from smppgw.net.link import SmppLink
+    from smppgw.store import Store
+
+__all__ = ["HELD_RECEIPT_DELAY", "HELD_RECEIPT_TRIES", "CarrierInbound", "MoSink"]
+
+log = structlog.get_logger("smppgw.carrier")
+
+#: ``sink(inbound_id, pdu, carrier)`` is given each new MO after it is journaled; it
+#: marks it processed once it has done with it.
+MoSink = Callable[[int, DeliverSm, str], Awaitable[None]]
+
+#: Receipts that arrive before their submit_sm_resp is known: tries and spacing.
+HELD_RECEIPT_TRIES = 5
+HELD_RECEIPT_DELAY = 2.0
+
+
+class CarrierInbound:
+    """The inbound side of one carrier's binds (all of them share it)."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Any,
+        pipeline: MtPipeline,
+        store: Store,
+        *,
+        mo_sink: MoSink | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.pipeline = pipeline
+        self.store = store
+        self._mo_sink = mo_sink
+        self._clock = clock
+        self._held: list[tuple[float, int, DeliverSm, int]] = []
+        self.counts = {"deliveries": 0, "refused": 0, "dup_in": 0}
+        self.log = log.bind(carrier=name)
+
+    async def handle(self, link: SmppLink, batch: Sequence[Pdu]) -> None:
+        """The link handler of a carrier bind: deliveries, alerts, and refusals."""
+        deliveries: list[DeliverSm] = []
+        for pdu in batch:
+            if isinstance(pdu, DeliverSm):
+                deliveries.append(pdu)
+            elif isinstance(pdu, DataSm):
+                link.respond(make_response(pdu, CommandStatus.ESME_RX_R_APPN))
+            elif isinstance(pdu, AlertNotification):
+                self.log.info("alert_notification", source=pdu.source_addr)
+            else:
+                link.respond(make_response(pdu, CommandStatus.ESME_RINVCMDID))
+        if deliveries:
+            await self._on_deliveries(link, deliveries)
+
+    async def _on_deliveries(self, link: SmppLink, pdus: list[DeliverSm]) -> None:
+        now = self._clock()
+        items: list[NewInbound] = []
+        receipts: list[tuple[str, str, int, str | None] | None] = []
+        for pdu in pdus:
+            carrier_id = None
+            if is_receipt(pdu):
+                try:
+                    info = classify_receipt(pdu)
+                except ReceiptError:
+                    self.log.warning("unreadable receipt", text=pdu.short_message[:80])
+                    receipts.append(None)
+                    items.append(
+                        self._inbound(pdu, InboundKind.RECEIPT, mo_dedup_key(pdu, now), None)
+                    )
+                    continue
+                fmt = self.settings.message_id_format
+                try:
+                    key = (resp_key if info.from_tlv else receipt_key)(info.carrier_id, fmt)
+                except MessageIdError:
+                    key = info.carrier_id
+                carrier_id = key
+                receipts.append((key, info.stat, int(info.state), info.error))
+                items.append(
+                    self._inbound(pdu, InboundKind.RECEIPT, receipt_dedup_key(info), carrier_id)
+                )
+            else:
+                receipts.append(None)
+                items.append(self._inbound(pdu, InboundKind.MO, mo_dedup_key(pdu, now), None))
+        try:
+            results = await self.store.journal_inbound(items)
+        except StoreError as exc:
+            self.counts["refused"] += len(pdus)
+            self.log.warning(
+                "cannot journal deliveries; asking the carrier to retry",
+                error=str(exc),
+                count=len(pdus),
+            )
+            for pdu in pdus:
+                link.respond(make_response(pdu, CommandStatus.ESME_RX_T_APPN))
+            return
+        for pdu in pdus:
+            link.respond(make_response(pdu))
+        self.counts["deliveries"] += len(pdus)
+        processed: list[int] = []
+        for pdu, result, receipt in zip(pdus, results, receipts, strict=True):
+            if not result.new:
+                self.counts["dup_in"] += 1
+                continue
+            if receipt is not None:
+                key, _stat, state, error = receipt
+                if await self._apply_receipt(key, state, error):
+                    processed.append(result.inbound_id)
+                else:
+                    self.pipeline.receipt_held()
+                    self._held.append(
+                        (trio.current_time() + HELD_RECEIPT_DELAY, 1, pdu, result.inbound_id)
+                    )
+            elif not is_receipt(pdu):
+                if self._mo_sink is not None:
+                    await self._mo_sink(result.inbound_id, pdu, self.name)
+                else:
+                    self.log.info("MO received (no scenario engine)", inbound_id=result.inbound_id)
+                    processed.append(result.inbound_id)
+        if processed:
+            await self.store.mark_inbound_processed(processed)
+
+    def _inbound(
+        self, pdu: DeliverSm, kind: InboundKind, key: str, carrier_id: str | None
+    ) -> NewInbound:
+        return NewInbound(
+            smsc=self.name,
+            dedup_key=key,
+            kind=kind,
+            source_addr=pdu.source_addr,
+            destination_addr=pdu.destination_addr,
+            body=pdu.short_message,
+            source_ton=pdu.source_addr_ton,
+            source_npi=pdu.source_addr_npi,
+            dest_ton=pdu.dest_addr_ton,
+            dest_npi=pdu.dest_addr_npi,
+            data_coding=pdu.data_coding,
+            esm_class=pdu.esm_class,
+            carrier_id=carrier_id,
+        )
+
+    async def _apply_receipt(self, key: str, state: int, error: str | None) -> bool:
+        return await self.pipeline.match_receipt(self.name, key, ReceiptState(state), error)
+
+    async def retry_held_receipts(self) -> None:
+        """Receipts that came before their submit_sm_resp was known: try again a few
+        times, then count them unmatched (they stay in the journal for reconciliation)."""
+        while True:
+            await trio.sleep(HELD_RECEIPT_DELAY / 2)
+            now = trio.current_time()
+            due = [h for h in self._held if h[0] <= now]
+            if not due:
+                continue
+            self._held = [h for h in self._held if h[0] > now]
+            done: list[int] = []
+            for _, tries, pdu, inbound_id in due:
+                info = classify_receipt(pdu)
+                fmt = self.settings.message_id_format
+                try:
+                    key = (resp_key if info.from_tlv else receipt_key)(info.carrier_id, fmt)
+                except MessageIdError:
+                    key = info.carrier_id
+                if await self._apply_receipt(key, int(info.state), info.error):
+                    done.append(inbound_id)
+                elif tries < HELD_RECEIPT_TRIES:
+                    self._held.append((now + HELD_RECEIPT_DELAY, tries + 1, pdu, inbound_id))
+                else:
+                    self.pipeline.receipt_unmatched()
+                    self.log.warning("receipt matches no message", carrier_id=info.carrier_id)
+                    done.append(inbound_id)
+            if done:
+                await self.store.mark_inbound_processed(done)
