@@ -28,6 +28,7 @@ submits are answered ``ESME_RMSGQFUL``; a journal that cannot write answers
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -142,6 +143,7 @@ class PartnerServer:
         self.admission = admission
         self._clock = clock
         self.port: int | None = None
+        self.tls_port: int | None = None
         self._sessions: dict[str, _Session] = {}
         self._live: dict[str, _Partner] = {}
         self._seq = 0
@@ -156,8 +158,19 @@ class PartnerServer:
     async def run(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
         """Listen and serve until cancelled; ``started(port)`` once listening."""
         listen = self.settings.listen
-        listeners = await trio.open_tcp_listeners(listen.port, host=listen.host)
+        listeners: list[Any] = list(await trio.open_tcp_listeners(listen.port, host=listen.host))
         self.port = listeners[0].socket.getsockname()[1]
+        tls = self.settings.tls
+        if tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(str(tls.cert_file), str(tls.key_file))
+            tls_listeners = await trio.open_ssl_over_tcp_listeners(
+                tls.listen.port, context, host=tls.listen.host
+            )
+            transport = tls_listeners[0].transport_listener
+            assert isinstance(transport, trio.SocketListener)
+            self.tls_port = transport.socket.getsockname()[1]
+            listeners += tls_listeners
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
 
@@ -173,7 +186,9 @@ class PartnerServer:
                     )
 
             await nursery.start(accept)
-            log.info("partner server listening", host=listen.host, port=self.port)
+            log.info(
+                "partner server listening", host=listen.host, port=self.port, tls_port=self.tls_port
+            )
             task_status.started(self.port)
 
     async def stop(self, grace: float) -> None:
@@ -192,13 +207,14 @@ class PartnerServer:
         self.auth.reconfigure(partners)
         self.admission.reconfigure(partners)
 
-    async def _on_connection(self, stream: trio.SocketStream) -> None:
+    async def _on_connection(self, stream: trio.SocketStream | trio.SSLStream[Any]) -> None:
         if len(self._sessions) >= self.settings.max_sessions:
             await stream.aclose()
             return
         self._seq += 1
+        tcp = stream.transport_stream if isinstance(stream, trio.SSLStream) else stream
         try:
-            peer_ip = str(stream.socket.getpeername()[0])
+            peer_ip = str(tcp.socket.getpeername()[0])
         except OSError:
             return
         session = _Session(f"p{self._seq}", peer_ip)
