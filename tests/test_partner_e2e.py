@@ -3,12 +3,15 @@ process with its simulator as the carrier, real loopback sockets."""
 
 from __future__ import annotations
 
+import time
 from functools import partial
 from typing import TYPE_CHECKING
 
+import smpplib.client
+import smpplib.consts
 import trio
 from carrier_fixtures import wait_for
-from partner_fixtures import partner_daemon, smpplib_partner
+from partner_fixtures import PASSWORD, PartnerRun, partner_daemon, smpplib_partner
 
 from smppgw.protocol.receipt import parse_receipt
 from smppgw.protocol.status import CommandStatus
@@ -112,3 +115,50 @@ async def test_mo_to_a_partners_short_code_reaches_the_partner(tmp_path: Path) -
         assert mo.destination_addr.decode() == "8055"
         assert mo.source_addr.decode() == "84912345678"
         assert mo.short_message == b"DK Nguyen Ha Noi"
+
+
+def _long_message_partner(port: int, text: bytes) -> PartnerRun:
+    """An smpplib partner sending one long text in message_payload, awaiting 1 receipt."""
+    run = PartnerRun()
+    client = smpplib.client.Client("127.0.0.1", port, timeout=5, allow_unknown_opt_params=True)
+    client.set_message_sent_handler(lambda pdu: run.responses.append(pdu))
+    client.set_message_received_handler(lambda pdu: run.receipts.append(pdu))
+    client.connect()
+    try:
+        client.bind_transceiver(system_id="acme", password=PASSWORD)
+        client.send_message(
+            source_addr_ton=smpplib.consts.SMPP_TON_ALNUM,
+            source_addr="ACME",
+            dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
+            destination_addr="84912345678",
+            short_message=b"",
+            message_payload=text,
+            registered_delivery=1,
+        )
+        deadline = time.monotonic() + 15
+        while (not run.responses or not run.receipts) and time.monotonic() < deadline:
+            client.read_once()
+        client.unbind()
+    finally:
+        client.disconnect()
+    return run
+
+
+async def test_long_message_goes_in_parts_and_gets_one_receipt(tmp_path: Path) -> None:
+    text = b"Long message " + b"x" * 300
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order(daemon, "acme", 10)
+        run = await trio.to_thread.run_sync(_long_message_partner, port, text)
+        (resp,) = run.responses
+        assert resp.status == 0
+        (receipt,) = run.receipts
+        parsed = parse_receipt(receipt.short_message)
+        assert parsed.message_id == resp.message_id.decode()
+        assert parsed.stat == "DELIVRD"
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        parts = [s for s in sim.submits if s.destinations == ("84912345678",)]
+        assert len(parts) == 3  # 313 GSM characters: 153 + 153 + 7
+        assert daemon.store is not None
+        orders = await daemon.store.orders("acme")
+        assert orders[0].reserved + orders[0].spent == 3  # quota counts parts
