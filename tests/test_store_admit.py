@@ -75,3 +75,26 @@ def test_concurrent_admits_never_overspend(parts: list[int], limit: int) -> None
 
     with tempfile.TemporaryDirectory() as tmp:
         trio.run(scenario, Path(tmp) / "s.sqlite")
+
+
+async def test_sub_partner_without_order_is_paid_by_its_parent(tmp_path: Path) -> None:
+    config = StoreConfig(durability=Durability.PROCESS)
+    async with open_store(tmp_path / "s.sqlite", config=config) as store:
+        parent = await store.create_order(
+            NewOrder(partner="region", kind=OrderKind.PREPAID, limit=3)
+        )
+        chain = [("shop", "region")] * 4
+        result = await store.admit([_msg("shop")] * 4, [1, 1, 1, 1], payers=chain)
+        assert [isinstance(r, int) for r in result] == [True, True, True, False]
+        assert result[3] == QuotaRefusal(RefusalReason.EXHAUSTED)
+        got = await store.get_order(parent)
+        assert got is not None
+        assert got.reserved == 3
+        # once the sub-partner has an order of its own, that one pays (and can refuse)
+        own = await store.create_order(NewOrder(partner="shop", kind=OrderKind.PREPAID, limit=1))
+        result = await store.admit([_msg("shop")] * 2, [1, 1], payers=[("shop", "region")] * 2)
+        assert isinstance(result[0], int)
+        assert result[1] == QuotaRefusal(RefusalReason.EXHAUSTED)
+        mine = await store.get_order(own)
+        assert mine is not None
+        assert mine.reserved == 1

@@ -335,7 +335,10 @@ class PartnerServer:
         metered = str(getattr(self.partners.get(system_id), "billing", "prepaid")) != "unmetered"
         quota: list[int | None] = [a.parts if metered else None for _, a in admitted]
         try:
-            results = await self.store.admit([a.message for _, a in admitted], quota)
+            chain = self._payers(system_id)
+            results = await self.store.admit(
+                [a.message for _, a in admitted], quota, payers=[chain] * len(admitted)
+            )
         except StoreError as exc:
             log.warning("journal refused submits", error=str(exc), count=len(admitted))
             for pdu, _ in admitted:
@@ -350,6 +353,16 @@ class PartnerServer:
             link.respond(make_response(pdu, message_id=str(result)))
             if not verdict.hold:
                 self.pipeline.enqueue(OutboundMessage.of(result, verdict.message))
+
+    def _payers(self, system_id: str) -> tuple[str, ...]:
+        """Whose orders may pay: the partner, then its parent, and so on up (the
+        config refuses cycles; the bound is a second guard)."""
+        chain = [system_id]
+        parent = getattr(self.partners.get(system_id), "parent", None)
+        while parent and parent not in chain and len(chain) < 16:
+            chain.append(parent)
+            parent = getattr(self.partners.get(parent), "parent", None)
+        return tuple(chain)
 
     def _refuse(self, link: SmppLink, pdu: SubmitSm, status: int) -> None:
         self._refused[status] = self._refused.get(status, 0) + 1

@@ -24,7 +24,9 @@ from smppgw.store.records import (
     MessageState,
     NewMessage,
     QuotaRefusal,
+    RefusalReason,
     Requeue,
+    Reservation,
     StoredMessage,
     Submitted,
 )
@@ -104,6 +106,7 @@ def admit(
     msgs: Sequence[NewMessage],
     quota_parts: Sequence[int | None],
     now: float,
+    payers: Sequence[Sequence[str]] | None = None,
 ) -> list[int | QuotaRefusal]:
     """Reserve quota and journal each message in one transaction, message by message.
 
@@ -112,11 +115,20 @@ def admit(
     journaled: its slot holds the :class:`QuotaRefusal`; the others get their ids. The
     reservation and the journal row commit together, so a crash can neither charge a
     message that was never accepted nor accept one that was never charged.
+
+    ``payers[i]``, when given, is whose orders may pay for message ``i``, in order (a
+    sub-partner, then its parent...): the first of them with an active order pays or
+    refuses; one with no order at all passes to the next.
     """
     out: list[int | QuotaRefusal] = []
-    for msg, parts in zip(msgs, quota_parts, strict=True):
+    for i, (msg, parts) in enumerate(zip(msgs, quota_parts, strict=True)):
         if parts is not None:
-            held = reserve(conn, msg.partner, parts, now)
+            chain = payers[i] if payers is not None else (msg.partner,)
+            held: Reservation | QuotaRefusal = QuotaRefusal(RefusalReason.NO_ORDER)
+            for payer in chain:
+                held = reserve(conn, payer, parts, now)
+                if not (isinstance(held, QuotaRefusal) and held.reason is RefusalReason.NO_ORDER):
+                    break
             if isinstance(held, QuotaRefusal):
                 out.append(held)
                 continue

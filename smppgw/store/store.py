@@ -161,6 +161,7 @@ class Store:
         msgs: Sequence[NewMessage],
         quota_parts: Sequence[int | None],
         *,
+        payers: Sequence[Sequence[str]] | None = None,
         nowait: bool = False,
     ) -> list[int | QuotaRefusal]:
         """Reserve quota and journal each message together (see ``journal.admit``);
@@ -173,6 +174,7 @@ class Store:
             msgs=msgs,
             quota_parts=quota_parts,
             now=self._clock(),
+            payers=payers,
         )
         result: list[int | QuotaRefusal] = await self._writer.submit(
             fn, rows=len(msgs), nowait=nowait
