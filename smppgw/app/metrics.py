@@ -96,8 +96,7 @@ from __future__ import annotations
 import itertools
 import math
 from bisect import bisect_left
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Generic, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -111,7 +110,7 @@ from smppgw import __version__
 
 if TYPE_CHECKING:
     # Types only: this module must not pull trio, sockets or SQLite in at import.
-    from collections.abc import Callable, Iterator, Mapping, Sequence
+    from collections.abc import Iterator, Mapping, Sequence
 
     from prometheus_client.registry import CollectorRegistry
 
@@ -122,6 +121,22 @@ if TYPE_CHECKING:
     from smppgw.net.partner_server import ServerStatistics
     from smppgw.store.health import StoreStatistics
 
+from smppgw.app.metric_families import (
+    _BUCKET,
+    _CARRIER,
+    _COMMIT_HELP,
+    _COMMIT_NAME,
+    _LATENCY_HELP,
+    _LATENCY_NAME,
+    _MT,
+    _QUEUE,
+    _REFUSED_HELP,
+    _REFUSED_NAME,
+    _SERVER,
+    _STORE,
+    _fill,
+    _Spec,
+)
 from smppgw.protocol.status import CommandStatus
 
 __all__ = [
@@ -240,323 +255,7 @@ class LatencyHistogram:
         return out
 
 
-# -- metric tables -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Spec(Generic[_S]):
-    """One metric read from one field of a snapshot.
-
-    ``name`` is the exposed name; for counters it ends in ``_total``, which
-    ``prometheus_client`` strips from the family name and puts back on the sample.
-    """
-
-    name: str
-    kind: Literal["counter", "gauge"]
-    help: str
-    value: Callable[[_S], float]
-
-    def family(self, labels: Sequence[str]) -> CounterMetricFamily | GaugeMetricFamily:
-        if self.kind == "counter":
-            return CounterMetricFamily(self.name, self.help, labels=labels)
-        return GaugeMetricFamily(self.name, self.help, labels=labels)
-
-
-_CARRIER: Final[tuple[_Spec[CarrierStatistics], ...]] = (
-    _Spec(
-        "smppgw_carrier_binds_configured",
-        "gauge",
-        "Binds the configuration asks for.",
-        lambda s: s.binds_configured,
-    ),
-    _Spec("smppgw_carrier_binds_up", "gauge", "Binds currently bound.", lambda s: s.binds_up),
-    _Spec(
-        "smppgw_carrier_connects_total",
-        "counter",
-        "TCP/TLS connections opened.",
-        lambda s: s.connects,
-    ),
-    _Spec(
-        "smppgw_carrier_bind_failures_total",
-        "counter",
-        "Binds refused by the SMSC or timed out.",
-        lambda s: s.bind_failures,
-    ),
-    _Spec(
-        "smppgw_carrier_reconnects_total",
-        "counter",
-        "Bind loop restarts after a loss or a failure.",
-        lambda s: s.reconnects,
-    ),
-    _Spec(
-        "smppgw_carrier_submits_total",
-        "counter",
-        "submit_sm answered by the SMSC (any status).",
-        lambda s: s.submits,
-    ),
-    _Spec(
-        "smppgw_carrier_submit_errors_total",
-        "counter",
-        "submit_sm_resp with an error status (throttling included).",
-        lambda s: s.submit_errors,
-    ),
-    _Spec(
-        "smppgw_carrier_throttled_total",
-        "counter",
-        "Throttling answers from the SMSC (the part is sent again).",
-        lambda s: s.throttled,
-    ),
-    _Spec(
-        "smppgw_carrier_timeouts_total",
-        "counter",
-        "submit_sm with no answer in time.",
-        lambda s: s.timeouts,
-    ),
-    _Spec(
-        "smppgw_carrier_possible_duplicates_total",
-        "counter",
-        "Parts sent again after a lost answer.",
-        lambda s: s.possible_duplicates,
-    ),
-    _Spec(
-        "smppgw_carrier_deliveries_total",
-        "counter",
-        "deliver_sm journaled and acknowledged.",
-        lambda s: s.deliveries,
-    ),
-    _Spec(
-        "smppgw_carrier_deliveries_refused_total",
-        "counter",
-        "deliver_sm refused while the journal was unavailable.",
-        lambda s: s.deliveries_refused,
-    ),
-    _Spec(
-        "smppgw_carrier_inbound_duplicates_total",
-        "counter",
-        "deliver_sm redelivered by the SMSC and not processed twice.",
-        lambda s: s.duplicates_inbound,
-    ),
-    _Spec(
-        "smppgw_carrier_window_used",
-        "gauge",
-        "submit_sm awaiting their answer, over all binds.",
-        lambda s: s.window_used,
-    ),
-    _Spec(
-        "smppgw_carrier_window_size",
-        "gauge",
-        "Window slots of the live binds.",
-        lambda s: s.window_size,
-    ),
-)
-
-_BUCKET: Final[tuple[_Spec[TokenBucketStatistics], ...]] = (
-    _Spec(
-        "smppgw_carrier_tps_limit",
-        "gauge",
-        "Configured parts per second (0: unlimited).",
-        lambda s: s.configured_rate,
-    ),
-    _Spec(
-        "smppgw_carrier_tps_current",
-        "gauge",
-        "Current send rate after throttling penalties.",
-        lambda s: s.current_rate,
-    ),
-    _Spec(
-        "smppgw_carrier_tps_waits_total",
-        "counter",
-        "Sends that waited for the TPS token bucket.",
-        lambda s: s.refusals,
-    ),
-)
-
-_QUEUE: Final[tuple[_Spec[QueueStatistics], ...]] = (
-    _Spec(
-        "smppgw_queue_put_total",
-        "counter",
-        "Messages queued for the carrier (put-backs not counted).",
-        lambda s: s.put,
-    ),
-    _Spec(
-        "smppgw_queue_taken_total",
-        "counter",
-        "Messages taken by the carrier's senders.",
-        lambda s: s.taken,
-    ),
-)
-
-_MT: Final[tuple[_Spec[MtStatistics], ...]] = (
-    _Spec("smppgw_mt_queued", "gauge", "Messages in all carrier queues.", lambda s: s.queued),
-    _Spec(
-        "smppgw_mt_awaiting_receipts",
-        "gauge",
-        "Accepted messages tracked for their receipts.",
-        lambda s: s.in_flight_receipts,
-    ),
-    _Spec(
-        "smppgw_mt_submitted_parts_total",
-        "counter",
-        "Parts accepted by a carrier.",
-        lambda s: s.submitted_parts,
-    ),
-    _Spec("smppgw_mt_failed_total", "counter", "Messages failed for good.", lambda s: s.failed),
-    _Spec(
-        "smppgw_mt_retried_total",
-        "counter",
-        "Messages scheduled to be sent again.",
-        lambda s: s.retried,
-    ),
-    _Spec(
-        "smppgw_mt_possible_duplicates_total",
-        "counter",
-        "Messages sent again whose previous answer was lost.",
-        lambda s: s.possible_duplicates,
-    ),
-    _Spec(
-        "smppgw_mt_receipts_matched_total",
-        "counter",
-        "Receipts matched to a message.",
-        lambda s: s.receipts_matched,
-    ),
-    _Spec(
-        "smppgw_mt_receipts_unmatched_total",
-        "counter",
-        "Receipts that matched no message.",
-        lambda s: s.receipts_unmatched,
-    ),
-    _Spec(
-        "smppgw_mt_receipts_held_total",
-        "counter",
-        "Receipts held because they came before their submit_sm_resp.",
-        lambda s: s.receipts_held,
-    ),
-    _Spec(
-        "smppgw_mt_unroutable_total",
-        "counter",
-        "Messages with no route to any carrier.",
-        lambda s: s.unroutable,
-    ),
-    _Spec(
-        "smppgw_mt_flush_errors_total",
-        "counter",
-        "Failed journal writes of carrier outcomes.",
-        lambda s: s.flush_errors,
-    ),
-)
-
-_SERVER: Final[tuple[_Spec[ServerStatistics], ...]] = (
-    _Spec("smppgw_partner_sessions", "gauge", "Partner connections open.", lambda s: s.sessions),
-    _Spec(
-        "smppgw_partner_sessions_bound", "gauge", "Partner connections bound.", lambda s: s.bound
-    ),
-    _Spec(
-        "smppgw_partner_binds_refused_total",
-        "counter",
-        "Partner binds refused (any reason).",
-        lambda s: s.binds_refused,
-    ),
-    _Spec(
-        "smppgw_partner_submits_total",
-        "counter",
-        "submit_sm received from partners.",
-        lambda s: s.submits,
-    ),
-    _Spec(
-        "smppgw_partner_accepted_total",
-        "counter",
-        "submit_sm journaled and acknowledged with status 0.",
-        lambda s: s.accepted,
-    ),
-    _Spec(
-        "smppgw_partner_receipts_sent_total",
-        "counter",
-        "Delivery receipts sent to partners.",
-        lambda s: s.receipts_sent,
-    ),
-    _Spec(
-        "smppgw_partner_receipts_acked_total",
-        "counter",
-        "Delivery receipts partners answered with status 0.",
-        lambda s: s.receipts_acked,
-    ),
-)
-_REFUSED_NAME = "smppgw_partner_refused"
-_REFUSED_HELP = "submit_sm refused, by the command_status answered."
-
-_STORE: Final[tuple[_Spec[StoreStatistics], ...]] = (
-    _Spec(
-        "smppgw_store_available",
-        "gauge",
-        "1 while the journal accepts writes, 0 while it refuses them.",
-        lambda s: 0 if s.refusing else 1,
-    ),
-    _Spec(
-        "smppgw_store_queue_depth",
-        "gauge",
-        "Work items waiting for the writer thread.",
-        lambda s: s.queue_depth,
-    ),
-    _Spec(
-        "smppgw_store_queue_capacity",
-        "gauge",
-        "Bound of the writer queue.",
-        lambda s: s.queue_capacity,
-    ),
-    _Spec("smppgw_store_commits_total", "counter", "Group commits.", lambda s: s.commits),
-    _Spec("smppgw_store_items_total", "counter", "Work items committed.", lambda s: s.items),
-    _Spec("smppgw_store_rows_total", "counter", "Rows written.", lambda s: s.rows),
-    _Spec(
-        "smppgw_store_item_errors_total",
-        "counter",
-        "Items whose own write failed.",
-        lambda s: s.item_errors,
-    ),
-    _Spec(
-        "smppgw_store_batch_errors_total",
-        "counter",
-        "Commits that failed as a whole.",
-        lambda s: s.batch_errors,
-    ),
-    _Spec(
-        "smppgw_store_last_batch_items",
-        "gauge",
-        "Work items in the latest commit.",
-        lambda s: s.last_batch_items,
-    ),
-    _Spec(
-        "smppgw_store_commit_seconds_last",
-        "gauge",
-        "Commit time of the latest commit.",
-        lambda s: s.commit_latency_last,
-    ),
-    _Spec(
-        "smppgw_store_commit_seconds_max",
-        "gauge",
-        "Longest commit time since start.",
-        lambda s: s.commit_latency_max,
-    ),
-)
-
-_LATENCY_NAME: Final = "smppgw_carrier_submit_latency_seconds"
-_LATENCY_HELP: Final = "Time from submit_sm to its submit_sm_resp."
-_COMMIT_NAME: Final = "smppgw_store_commit_seconds"
-_COMMIT_HELP: Final = "Time from handing a batch to the writer thread to its commit returning."
-
-
-def _fill(
-    specs: Sequence[_Spec[_S]],
-    labels: Sequence[str],
-    rows: Sequence[tuple[Sequence[str], _S]],
-) -> Iterator[Metric]:
-    """One family per spec, one sample per row; empty families are left out."""
-    if not rows:
-        return
-    for spec in specs:
-        family = spec.family(labels)
-        for label_values, snapshot in rows:
-            family.add_metric(label_values, spec.value(snapshot))
-        yield family
+# -- helpers (the metric tables are in metric_families.py) ------------------------------
 
 
 def _status_name(status: int) -> str:
