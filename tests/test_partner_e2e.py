@@ -162,3 +162,30 @@ async def test_long_message_goes_in_parts_and_gets_one_receipt(tmp_path: Path) -
         assert daemon.store is not None
         orders = await daemon.store.orders("acme")
         assert orders[0].reserved + orders[0].spent == 3  # quota counts parts
+
+
+async def test_reload_adds_a_partner_without_dropping_live_binds(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        assert daemon.config_path is not None
+        before = await trio.to_thread.run_sync(partial(smpplib_partner, port, system_id="gamma"))
+        assert before.bind_status == CommandStatus.ESME_RINVSYSID
+        text = daemon.config_path.read_text()
+        acme_hash = text.split("password_hash: '")[1].split("'")[0]
+        daemon.config_path.write_text(
+            text + f"  - {{system_id: gamma, password_hash: '{acme_hash}', billing: unmetered}}\n"
+        )
+        carrier_before = daemon.carriers["sim"].client
+        assert await daemon.reload()
+        assert daemon.carriers["sim"].client is carrier_before  # unchanged: bind kept
+        after = await trio.to_thread.run_sync(
+            partial(
+                smpplib_partner,
+                port,
+                system_id="gamma",
+                count=1,
+                source="ANY",
+                registered_delivery=0,
+            )
+        )
+        assert after.bind_status == 0
+        assert [r.status for r in after.responses] == [0]
