@@ -80,6 +80,7 @@ def write_config(workdir: Path, sim_port: int, metrics_port: int, binds: int) ->
 store: {{path: '{workdir / "gw.sqlite"}', durability: process}}
 metrics: {{listen: '127.0.0.1:{metrics_port}'}}
 logging: {{level: warning, format: json}}
+server: {{enabled: false}}
 carriers:
   - name: sim
     host: 127.0.0.1

@@ -52,6 +52,7 @@ carriers:
     reconnect: {{initial: 0.1, max: 0.5}}
 {extra_carrier}
 default_route: [sim]
+server: {{listen: '127.0.0.1:{free_port()}'}}
 """
     path = tmp_path / "smppgw.yaml"
     path.write_text(text)
