@@ -48,6 +48,10 @@ partners:
   - system_id: beta
     password_hash: '{_HASH}'
     sources: [BETA]
+  - system_id: mod
+    password_hash: '{_HASH}'
+    moderation: all
+    billing: unmetered
 """
     path = tmp_path / "smppgw.yaml"
     path.write_text(text)

@@ -189,3 +189,25 @@ async def test_reload_adds_a_partner_without_dropping_live_binds(tmp_path: Path)
         )
         assert after.bind_status == 0
         assert [r.status for r in after.responses] == [0]
+
+
+async def test_moderated_messages_are_held_not_sent(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        run = await trio.to_thread.run_sync(
+            partial(
+                smpplib_partner, port, system_id="mod", count=3, source="ANY", registered_delivery=0
+            )
+        )
+        assert [r.status for r in run.responses] == [0, 0, 0]
+        await trio.sleep(0.5)
+        assert daemon.store is not None
+        for r in run.responses:
+            stored = await daemon.store.get_message(int(r.message_id))
+            assert stored is not None
+            assert str(stored.state) == "held"
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        assert not sim.submits
+        # a restart's recovery does not send them either
+        assert daemon.pipeline is not None
+        assert await daemon.pipeline.recover() == 0

@@ -31,7 +31,7 @@ from __future__ import annotations
 import ssl
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -336,9 +336,8 @@ class PartnerServer:
         quota: list[int | None] = [a.parts if metered else None for _, a in admitted]
         try:
             chain = self._payers(system_id)
-            results = await self.store.admit(
-                [a.message for _, a in admitted], quota, payers=[chain] * len(admitted)
-            )
+            messages = [replace(a.message, held=True) if a.hold else a.message for _, a in admitted]
+            results = await self.store.admit(messages, quota, payers=[chain] * len(admitted))
         except StoreError as exc:
             log.warning("journal refused submits", error=str(exc), count=len(admitted))
             for pdu, _ in admitted:

@@ -89,7 +89,7 @@ _INSERT_MESSAGE = (
     " destination_addr, dest_ton, dest_npi, data_coding, esm_class, registered_delivery,"
     " priority, body, part_count, state, smsc, order_id, reservation_id,"
     " created_at, updated_at, next_attempt_at, expires_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,'accepted',?,?,?,?,?,?,?)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -170,6 +170,7 @@ def accept_many(
                     m.priority,
                     m.body,
                     len(m.parts) or 1,
+                    "held" if m.held else "accepted",
                     m.smsc,
                     m.order_id,
                     m.reservation_id,
@@ -335,4 +336,7 @@ def unfinished_messages(conn: sqlite3.Connection) -> list[StoredMessage]:
     return [_message(conn, r) for r in rows]
 
 
-assert set(_UNFINISHED) == {s.value for s in MessageState} - {s.value for s in FINAL_STATES}
+# Every state is final, unfinished (sent or resent by recovery), or held for moderation.
+assert set(_UNFINISHED) == (
+    {s.value for s in MessageState} - {s.value for s in FINAL_STATES} - {MessageState.HELD.value}
+)

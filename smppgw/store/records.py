@@ -46,6 +46,7 @@ class MessageState(enum.StrEnum):
     """
 
     ACCEPTED = "accepted"  # journaled, acknowledged to the partner, not yet at a carrier
+    HELD = "held"  # acknowledged, waiting for moderation: never sent, never recovered
     SUBMITTED = "submitted"  # a carrier accepted it (carrier id known), receipt pending
     DELIVERED = "delivered"
     FAILED = "failed"  # undeliverable, rejected by the carrier, out of retries
@@ -65,6 +66,7 @@ class NewMessage:
     ``body`` is the whole user data as the partner sent it; ``parts`` optionally holds the
     segments (with UDH) when the message was split before journaling. ``priority`` is the
     lane (higher goes first). ``reservation_id`` links the quota reserved at admission.
+    ``held`` journals it for moderation: it is not sent, and recovery leaves it alone.
     """
 
     partner: str
@@ -85,6 +87,7 @@ class NewMessage:
     smsc: str | None = None
     expires_at: float | None = None
     next_attempt_at: float | None = None
+    held: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
