@@ -211,3 +211,37 @@ async def test_moderated_messages_are_held_not_sent(tmp_path: Path) -> None:
         # a restart's recovery does not send them either
         assert daemon.pipeline is not None
         assert await daemon.pipeline.recover() == 0
+
+
+async def test_query_sm_reports_the_partners_own_message_only(tmp_path: Path) -> None:
+    from smppgw.net.link import SmppLink
+    from smppgw.protocol.pdus import BindTransceiver, QuerySm, QuerySmResp
+    from smppgw.protocol.session import SmppConnection
+    from smppgw.protocol.states import Role
+
+    async def ignore(link: SmppLink, batch: object) -> None:
+        return None
+
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order(daemon, "acme", 10)
+        run = await trio.to_thread.run_sync(partial(smpplib_partner, port, count=1, receipts=1))
+        message_id = run.responses[0].message_id.decode()
+        await wait_for(
+            lambda: (
+                daemon.pipeline is not None and daemon.pipeline.statistics().receipts_matched == 1
+            )
+        )
+        await trio.sleep(0.3)  # the final state is flushed to the journal
+        async with trio.open_nursery() as nursery:
+            for system_id, expected in (("acme", 0), ("beta", CommandStatus.ESME_RINVMSGID)):
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                link = SmppLink(stream, SmppConnection(Role.ESME), ignore)
+                await nursery.start(link.run)
+                await link.request(BindTransceiver(system_id=system_id, password="s3cret"))
+                resp = await link.request(QuerySm(message_id=message_id, source_addr="ACME"))
+                assert isinstance(resp, QuerySmResp)
+                assert resp.command_status == expected
+                if expected == 0:
+                    assert resp.message_state == 2  # DELIVERED
+                    assert len(resp.final_date) == 16
+                link.close()

@@ -32,6 +32,7 @@ import ssl
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -49,9 +50,12 @@ from smppgw.protocol.pdus import (
     BindTransmitter,
     DeliverSm,
     Pdu,
+    QuerySm,
     SubmitSm,
 )
+from smppgw.protocol.receipt import MessageState as ReceiptState
 from smppgw.protocol.session import SmppConnection, make_response
+from smppgw.protocol.smpp_time import format_smpp_time
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus
 from smppgw.store import NewReceipt, QuotaRefusal, Store, StoreError
@@ -260,8 +264,10 @@ class PartnerServer:
                 await self._on_bind(session, link, pdu)
             elif isinstance(pdu, SubmitSm):
                 submits.append(pdu)
+            elif isinstance(pdu, QuerySm):
+                link.respond(await self._query(session, pdu))
             else:
-                # data_sm, submit_multi, query/cancel/replace: not offered (yet).
+                # data_sm, submit_multi, cancel/replace: not offered (yet).
                 link.respond(make_response(pdu, CommandStatus.ESME_RINVCMDID))
         if submits:
             await self._on_submits(session, link, submits)
@@ -362,6 +368,31 @@ class PartnerServer:
             chain.append(parent)
             parent = getattr(self.partners.get(parent), "parent", None)
         return tuple(chain)
+
+    async def _query(self, session: _Session, pdu: QuerySm) -> Pdu:
+        """``query_sm``: the state of one of the partner's own messages (SMPP 3.4 4.8)."""
+        try:
+            message_id = int(pdu.message_id)
+        except ValueError:
+            return make_response(pdu, CommandStatus.ESME_RINVMSGID)
+        try:
+            stored = await self.store.get_message(message_id)
+        except StoreError:
+            return make_response(pdu, CommandStatus.ESME_RQUERYFAIL)
+        if stored is None or stored.partner != session.system_id:
+            # Another partner's message is as unknown as a missing one.
+            return make_response(pdu, CommandStatus.ESME_RINVMSGID)
+        state = _QUERY_STATE.get(str(stored.state), ReceiptState.UNKNOWN)
+        final = state not in (ReceiptState.ENROUTE, ReceiptState.ACCEPTED)
+        return make_response(
+            pdu,
+            message_id=pdu.message_id,
+            final_date=(
+                format_smpp_time(datetime.fromtimestamp(stored.updated_at, tz=UTC)) if final else ""
+            ),
+            message_state=int(state),
+            error_code=(stored.final_status or 0) & 0xFF,
+        )
 
     def _refuse(self, link: SmppLink, pdu: SubmitSm, status: int) -> None:
         self._refused[status] = self._refused.get(status, 0) + 1
@@ -494,6 +525,18 @@ class PartnerServer:
             receipts_sent=c["sent"],
             receipts_acked=c["acked"],
         )
+
+
+#: The journal's states as ``message_state`` values (SMPP 3.4 section 5.2.28).
+_QUERY_STATE = {
+    "accepted": ReceiptState.ENROUTE,
+    "submitted": ReceiptState.ENROUTE,
+    "held": ReceiptState.ACCEPTED,
+    "delivered": ReceiptState.DELIVERED,
+    "expired": ReceiptState.EXPIRED,
+    "failed": ReceiptState.UNDELIVERABLE,
+    "rejected": ReceiptState.REJECTED,
+}
 
 
 def _short_code_owners(partners: Mapping[str, Any]) -> dict[str, str]:
