@@ -113,6 +113,55 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_moderation(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "moderation",
+        help="list, approve or reject messages held for moderation (daemon running)",
+        description="Talk to the running daemon through its admin socket.",
+    )
+    parser.add_argument("action", choices=("list", "approve", "reject"))
+    parser.add_argument("ids", nargs="*", type=int, help="message ids (approve, reject)")
+    parser.add_argument("--reason", default=None, help="why (reject)")
+    parser.add_argument("--socket", default="var/smppgw.sock", help="the admin socket")
+    parser.add_argument("--json", action="store_true", help="print the answer as JSON")
+    parser.set_defaults(handler=_moderation)
+
+
+def _moderation(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from smppgw.app.admin import admin_request
+
+    request: dict[str, object] = {"cmd": f"moderation.{args.action}"}
+    if args.action != "list":
+        if not args.ids:
+            print("give the ids of the messages", file=sys.stderr)
+            return 2
+        request["ids"] = args.ids
+        if args.reason:
+            request["reason"] = args.reason
+    try:
+        answer = admin_request(Path(args.socket), request)
+    except OSError as exc:
+        print(f"cannot reach the daemon at {args.socket}: {exc}", file=sys.stderr)
+        return 1
+    if args.json or not answer.get("ok"):
+        print(json.dumps(answer, indent=2))
+        return 0 if answer.get("ok") else 1
+    if args.action == "list":
+        print(f"{'id':>8}  {'partner':<12} {'source':<12} {'destination':<16} text (hex)")
+        for m in answer["messages"]:
+            print(
+                f"{m['id']:>8}  {m['partner']:<12} {m['source']:<12} "
+                f"{m['destination']:<16} {m['body_hex'][:40]}"
+            )
+    else:
+        done = answer.get("approved", answer.get("rejected", []))
+        print(f"{args.action}d: {', '.join(map(str, done)) or 'none (not held)'}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``smppgw`` console script."""
     parser = argparse.ArgumentParser(prog="smppgw", description=__doc__)
@@ -122,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_hash_password(commands)
     add_sim_commands(commands)
     _add_run(commands)
+    _add_moderation(commands)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -35,6 +35,7 @@ def write_config(
     text = f"""
 store: {{path: '{tmp_path / "gw.sqlite"}', durability: process}}
 {metrics}
+admin_socket: '{tmp_path / "admin.sock"}'
 logging: {{level: info, format: json}}
 simulator:
   enabled: true

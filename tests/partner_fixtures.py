@@ -27,6 +27,7 @@ _HASH = hash_password(PASSWORD)
 def write_partner_config(tmp_path: Path, *, sim_port: int, server_port: int, tps: int = 0) -> Path:
     text = f"""
 store: {{path: '{tmp_path / "gw.sqlite"}', durability: process}}
+admin_socket: '{tmp_path / "admin.sock"}'
 metrics: {{enabled: false}}
 logging: {{level: warning, format: json}}
 simulator:

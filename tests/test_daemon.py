@@ -143,6 +143,8 @@ def test_smppgw_run_process_binds_serves_health_and_stops_on_sigterm(tmp_path: P
     try:
         assert b"READY=1" in notify.recv(4096)  # systemd Type=notify
         lines = _wait_line(proc, '"logger": "smppgw.carrier", "event": "bound"', within=20)
+        if not any('"event": "smppgw started"' in line for line in lines):
+            lines += _wait_line(proc, '"event": "smppgw started"', within=20)
         assert any(f"127.0.0.1:{metrics_port}/metrics" in line for line in lines)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/healthz", timeout=5) as r:
             assert r.status == 200

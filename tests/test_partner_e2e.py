@@ -245,3 +245,38 @@ async def test_query_sm_reports_the_partners_own_message_only(tmp_path: Path) ->
                     assert resp.message_state == 2  # DELIVERED
                     assert len(resp.final_date) == 16
                 link.close()
+
+
+async def test_moderation_approve_sends_and_reject_finalises(tmp_path: Path) -> None:
+    from smppgw.app.admin import admin_request
+
+    async with partner_daemon(tmp_path) as (daemon, port):
+        run = await trio.to_thread.run_sync(
+            partial(
+                smpplib_partner, port, system_id="mod", count=2, source="ANY", registered_delivery=0
+            )
+        )
+        ids = [int(r.message_id) for r in run.responses]
+        sock = tmp_path / "admin.sock"
+        listed = await trio.to_thread.run_sync(admin_request, sock, {"cmd": "moderation.list"})
+        assert [m["id"] for m in listed["messages"]] == ids
+        approved = await trio.to_thread.run_sync(
+            admin_request, sock, {"cmd": "moderation.approve", "ids": [ids[0]]}
+        )
+        assert approved == {"ok": True, "approved": [ids[0]]}
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        await wait_for(lambda: len(sim.submits) == 1)
+        rejected = await trio.to_thread.run_sync(
+            admin_request, sock, {"cmd": "moderation.reject", "ids": [ids[1]], "reason": "spam"}
+        )
+        assert rejected == {"ok": True, "rejected": [ids[1]]}
+        assert daemon.store is not None
+        stored = await daemon.store.get_message(ids[1])
+        assert stored is not None
+        assert str(stored.state) == "rejected"
+        again = await trio.to_thread.run_sync(
+            admin_request, sock, {"cmd": "moderation.approve", "ids": [ids[1]]}
+        )
+        assert again["approved"] == []  # no longer held
+        assert len(sim.submits) == 1

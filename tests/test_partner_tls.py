@@ -35,6 +35,7 @@ async def test_partner_binds_and_submits_over_tls(tmp_path: Path) -> None:
     path.write_text(
         f"""
 store: {{path: '{tmp_path / "gw.sqlite"}', durability: process}}
+admin_socket: '{tmp_path / "admin.sock"}'
 metrics: {{enabled: false}}
 logging: {{level: warning, format: json}}
 simulator: {{enabled: true, listen: '127.0.0.1:{sim_port}',

@@ -484,6 +484,9 @@ class Config(_Model):
     routes: tuple[RouteSettings, ...] = ()
     #: Carriers for destinations no route prefix matches; empty rejects them.
     default_route: tuple[str, ...] = ()
+    #: The admin control socket (a Unix socket, mode 0600) for ``smppgw moderation``;
+    #: None turns it off.
+    admin_socket: Path | None = Path("var/smppgw.sock")
     #: The SMPP server partners bind to, and the partner accounts.
     server: partner_models.ServerSettings = Field(
         default_factory=lambda: partner_models.ServerSettings()

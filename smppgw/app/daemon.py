@@ -40,6 +40,7 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from smppgw import __version__
+from smppgw.app.admin import AdminCommands, serve_admin
 from smppgw.app.config import ConfigError, load_config
 from smppgw.app.logs import configure_logging
 from smppgw.app.metrics import GatewayMetrics
@@ -208,6 +209,10 @@ class Daemon:
             pipeline.on_receipts = server.receipts_queued
             self.metrics.add_server(server)
             await services.start(server.run)
+        if cfg.admin_socket is not None:
+            await services.start(
+                serve_admin, Path(cfg.admin_socket), AdminCommands(self.store, pipeline)
+            )
 
     async def _carriers_host(
         self, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED

@@ -260,6 +260,14 @@ class MtPipeline:
             _info_from_outbound(message, self._clock()),
         )
 
+    def reject_held(self, stored: StoredMessage, reason: str) -> None:
+        """Moderation refused a held message: final ``rejected``, nothing charged, and
+        the partner's receipt (REJECTD) if it asked for one."""
+        self._add_final(
+            FinalOutcome(stored.id, MessageState.REJECTED, None, reason, charge_parts=0),
+            _info_from_stored(stored),
+        )
+
     def retry(self, message: OutboundMessage, error: str, *, possible_duplicate: bool) -> None:
         """Send again later: a temporary refusal, a timeout, or a lost connection."""
         if possible_duplicate:

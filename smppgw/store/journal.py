@@ -41,11 +41,13 @@ __all__ = [
     "accept_many",
     "admit",
     "get_message",
+    "held_messages",
     "lookup_carrier",
     "mark_final",
     "mark_submitted",
     "ms",
     "opt_ms",
+    "release_held",
     "requeue",
     "sec",
     "unfinished_messages",
@@ -229,7 +231,7 @@ def mark_final(
             raise ValueError(f"{o.state!r} is not a final state")
         row = conn.execute(
             "UPDATE mt_message SET state = ?, final_status = ?, error = ?, updated_at = ?,"
-            " next_attempt_at = NULL WHERE id = ? AND state IN ('accepted', 'submitted')"
+            " next_attempt_at = NULL WHERE id = ? AND state IN ('accepted', 'submitted', 'held')"
             " RETURNING reservation_id",
             (o.state.value, o.status, o.error, t, o.message_id),
         ).fetchone()
@@ -334,6 +336,30 @@ def unfinished_messages(conn: sqlite3.Connection) -> list[StoredMessage]:
         " WHERE m.state IN ('accepted', 'submitted') ORDER BY m.priority DESC, m.id"
     ).fetchall()
     return [_message(conn, r) for r in rows]
+
+
+def held_messages(conn: sqlite3.Connection, limit: int) -> list[StoredMessage]:
+    """Messages waiting for moderation, oldest first."""
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m WHERE m.state = 'held' ORDER BY m.id LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [_message(conn, r) for r in rows]
+
+
+def release_held(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> list[int]:
+    """Approved by moderation: ``held`` -> ``accepted``; returns the ids that were held."""
+    t = ms(now)
+    out: list[int] = []
+    for message_id in ids:
+        row = conn.execute(
+            "UPDATE mt_message SET state = 'accepted', updated_at = ?"
+            " WHERE id = ? AND state = 'held' RETURNING id",
+            (t, message_id),
+        ).fetchone()
+        if row is not None:
+            out.append(int(row[0]))
+    return out
 
 
 # Every state is final, unfinished (sent or resent by recovery), or held for moderation.

@@ -181,6 +181,15 @@ class Store:
         )
         return result
 
+    async def held_messages(self, limit: int = 100) -> list[StoredMessage]:
+        """Messages waiting for moderation, oldest first."""
+        return await self._readers.run(partial(journal.held_messages, limit=limit))
+
+    async def release_held(self, ids: Sequence[int], *, nowait: bool = False) -> list[int]:
+        """Moderation approved these: they become ``accepted``; returns those that were held."""
+        fn = partial(journal.release_held, ids=list(ids), now=self._clock())
+        return await self._writer.submit(fn, rows=len(ids) or 1, nowait=nowait)
+
     async def mark_submitted(self, updates: Sequence[Submitted], *, nowait: bool = False) -> int:
         """Record the carrier ids a carrier gave; returns how many messages changed state."""
         fn = partial(journal.mark_submitted, updates=updates, now=self._clock())
