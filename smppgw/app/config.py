@@ -7,6 +7,7 @@ is the single place other code imports them from.
 
 from __future__ import annotations
 
+from smppgw.app.config_default import default_config
 from smppgw.app.config_load import ConfigError, Problem, load_config, load_config_text
 from smppgw.app.config_models import (
     BindMode,
@@ -32,7 +33,6 @@ from smppgw.app.config_models import (
     SplitMode,
     StoreSettings,
     TlsSettings,
-    default_config,
 )
 from smppgw.app.partner_models import (
     Billing,

@@ -77,7 +77,6 @@ __all__ = [
     "SplitMode",
     "StoreSettings",
     "TlsSettings",
-    "default_config",
     "dotted_key",
 ]
 
@@ -572,43 +571,6 @@ class Config(_Model):
 def _same_socket(a: Endpoint, b: Endpoint) -> bool:
     wildcard = ("0.0.0.0", "::", "")
     return a.port == b.port and (a.host == b.host or a.host in wildcard or b.host in wildcard)
-
-
-def default_config() -> Config:
-    """The embedded default: SQLite under ``var/``, the built-in simulator as the carrier.
-
-    ``config/smppgw.yaml`` spells out the same thing (a test holds them equal), so
-    ``smppgw run`` from a fresh checkout works with no file written by hand.
-    """
-    return Config(
-        store=StoreSettings(durability=Durability.PROCESS),
-        simulator=SimulatorSettings(enabled=True),
-        carriers=(
-            CarrierSettings(
-                name="sim",
-                host="127.0.0.1",
-                port=2776,
-                system_id="smppgw",
-                password=SecretStr("smppgw"),
-            ),
-        ),
-        default_route=("sim",),
-        server=partner_models.ServerSettings(listen=Endpoint("127.0.0.1", 2775)),
-        partners=(
-            partner_models.PartnerSettings(
-                system_id="demo",
-                password_hash=DEMO_PASSWORD_HASH,
-                sources=("DEMO", "8055"),
-                billing=partner_models.Billing.UNMETERED,
-            ),
-        ),
-    )
-
-
-#: ``demo``'s password is ``demo`` (the embedded default is for trying things locally).
-DEMO_PASSWORD_HASH = (
-    "scrypt$16384$8$1$c21wcGd3LWRlbW8tc2FsdA==$xQvSO5y1WBlt0Dgs8NEcYKkfvetah2UIEBCHTF5VpJg="
-)
 
 
 # At the end: partner_models reuses Endpoint and EndpointField from this module, so it
