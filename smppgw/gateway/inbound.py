@@ -18,7 +18,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from smppgw.protocol.receipt import MessageState, ReceiptError, parse_receipt, state_from_stat
+from smppgw.protocol.receipt import MessageState, ReceiptError, parse_receipt
 from smppgw.protocol.tlv import Tag
 
 if TYPE_CHECKING:
@@ -96,8 +96,3 @@ def mo_dedup_key(pdu: DeliverSm, now: float, bucket_seconds: float = 600.0) -> s
     digest.update(pdu.short_message)
     digest.update(pdu.tlv_octets(Tag.MESSAGE_PAYLOAD) or b"")
     return f"m:{int(now // bucket_seconds)}:{digest.hexdigest()}"
-
-
-def stat_state(word: str) -> MessageState:
-    """Map a receipt's stat word to a state (UNKNOWN when unrecognised)."""
-    return state_from_stat(word) or MessageState.UNKNOWN

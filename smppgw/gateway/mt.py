@@ -430,10 +430,15 @@ class MtPipeline:
                 count += 1
         return count
 
+    @property
+    def queued(self) -> int:
+        """Messages waiting in all carrier queues (cheap: admission reads it per batch)."""
+        return sum(len(q) for q in self.queues.values())
+
     def statistics(self) -> MtStatistics:
         c = self._counts
         return MtStatistics(
-            queued=sum(len(q) for q in self.queues.values()),
+            queued=self.queued,
             in_flight_receipts=len(self._tracked),
             submitted_parts=c["submitted"],
             failed=c["failed"],

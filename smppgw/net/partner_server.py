@@ -324,7 +324,7 @@ class PartnerServer:
                 link.respond(make_response(pdu, CommandStatus.ESME_RINVBNDSTS))
             return
         self._counts["submits"] += len(pdus)
-        if self.pipeline.statistics().queued >= self.settings.max_pending_messages:
+        if self.pipeline.queued >= self.settings.max_pending_messages:
             for pdu in pdus:
                 self._refuse(link, pdu, CommandStatus.ESME_RMSGQFUL)
             return
