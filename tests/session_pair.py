@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from smppgw.protocol.pdus import BindTransceiver, Pdu
+from smppgw.protocol.pdus import BindTransceiver, DeliverSm, Pdu, SubmitSm
 from smppgw.protocol.session import (
     NEED_DATA,
     ConnectionClosed,
@@ -22,6 +22,23 @@ from smppgw.protocol.session import (
 from smppgw.protocol.states import BOUND_STATES, Role
 
 ESME, SMSC = Role.ESME, Role.SMSC
+
+SUBMIT = SubmitSm(source_addr="8055", destination_addr="84912345678", short_message=b"hi")
+RECEIPT = DeliverSm(
+    source_addr="84912345678",
+    destination_addr="8055",
+    esm_class=0x04,
+    short_message=b"id:abc sub:001 dlvrd:001 submit date:2401010000 done date:2401010001"
+    b" stat:DELIVRD err:000 text:hi",
+)
+
+
+def drain(conn: SmppConnection) -> list[Any]:
+    """Every event the connection can give now, up to ``NEED_DATA``."""
+    events = []
+    while (event := conn.next_event()) is not NEED_DATA:
+        events.append(event)
+    return events
 
 
 class SessionPair:

@@ -5,10 +5,9 @@ hypothesis state machine holding the session's invariants under random interleav
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import pytest
-from session_pair import ESME, SMSC, SessionPair
+from session_pair import ESME, RECEIPT, SMSC, SUBMIT, SessionPair, drain
 
 from smppgw.protocol import pdus as p
 from smppgw.protocol.codec import encode_pdu
@@ -36,26 +35,10 @@ from smppgw.protocol.session import (
 from smppgw.protocol.states import Role, State
 from smppgw.protocol.status import CommandStatus as CS
 
-SUBMIT = p.SubmitSm(source_addr="8055", destination_addr="84912345678", short_message=b"hi")
-RECEIPT = p.DeliverSm(
-    source_addr="84912345678",
-    destination_addr="8055",
-    esm_class=0x04,
-    short_message=b"id:abc sub:001 dlvrd:001 submit date:2401010000 done date:2401010001"
-    b" stat:DELIVRD err:000 text:hi",
-)
-
 
 @pytest.fixture(params=[False, True], ids=["whole", "bytewise"])
 def pair(request: pytest.FixtureRequest) -> SessionPair:
     return SessionPair(byte_at_a_time=request.param)
-
-
-def drain(conn: SmppConnection) -> list[Any]:
-    events = []
-    while (event := conn.next_event()) is not NEED_DATA:
-        events.append(event)
-    return events
 
 
 # -- whole flows ------------------------------------------------------------------------

@@ -11,37 +11,18 @@ from typing import Any
 import pytest
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
-from session_pair import ESME, SMSC, SessionPair
+from session_pair import ESME, RECEIPT, SMSC, SUBMIT, SessionPair
 
 from smppgw.protocol import pdus as p
 from smppgw.protocol.session import (
-    NEED_DATA,
     EnquireLinkDue,
     RequestTimedOut,
     ResponseReceived,
-    SmppConnection,
     WindowFullError,
     make_response,
 )
 from smppgw.protocol.states import Role, State
 from smppgw.protocol.status import CommandStatus as CS
-
-SUBMIT = p.SubmitSm(source_addr="8055", destination_addr="84912345678", short_message=b"hi")
-RECEIPT = p.DeliverSm(
-    source_addr="84912345678",
-    destination_addr="8055",
-    esm_class=0x04,
-    short_message=b"id:abc sub:001 dlvrd:001 submit date:2401010000 done date:2401010001"
-    b" stat:DELIVRD err:000 text:hi",
-)
-
-
-def drain(conn: SmppConnection) -> list[Any]:
-    events = []
-    while (event := conn.next_event()) is not NEED_DATA:
-        events.append(event)
-    return events
-
 
 # -- random interleavings ---------------------------------------------------------------------
 
