@@ -200,3 +200,29 @@ def test_migration_statements_split() -> None:
         assert all(sqlite3.complete_statement(s) for s in statements)
     with pytest.raises(ValueError, match="incomplete"):
         Migration(9, "x", "CREATE TABLE y (a)").statements()
+
+
+async def test_mt_tlvs_survive_the_journal_and_reach_the_sending_view(tmp_path: Path) -> None:
+    from smppgw.gateway.outbound import OutboundMessage
+    from smppgw.protocol.codec import pack_tlvs, unpack_tlvs
+    from smppgw.protocol.tlv import Tag, Tlv
+
+    tlvs = (Tlv(Tag.USSD_SERVICE_OP, b"\x11"), Tlv(Tag.ITS_SESSION_INFO, b"\x01\x02"))
+    async with open_store(tmp_path / "j.db") as store:
+        [with_tlvs, plain] = await store.journal_accept([msg(1, tlvs=pack_tlvs(tlvs)), msg(2)])
+        stored = await store.get_message(with_tlvs)
+        assert stored is not None
+        assert unpack_tlvs(stored.tlvs) == tlvs
+        assert OutboundMessage.of(stored.id, stored).tlvs == tlvs
+        other = await store.get_message(plain)
+        assert other is not None
+        assert other.tlvs == b""
+        assert OutboundMessage.of(other.id, other).tlvs == ()
+
+
+def test_unpack_tlvs_refuses_a_truncated_stream() -> None:
+    from smppgw.protocol.codec import unpack_tlvs
+    from smppgw.protocol.errors import PduDecodeError
+
+    with pytest.raises(PduDecodeError):
+        unpack_tlvs(b"\x05\x01\x00\x05ab")

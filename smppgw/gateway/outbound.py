@@ -20,7 +20,10 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from smppgw.protocol.codec import unpack_tlvs
+
 if TYPE_CHECKING:
+    from smppgw.protocol.tlv import Tlv
     from smppgw.store import NewMessage, StoredMessage
 
 __all__ = ["LANES", "CarrierQueue", "OutboundMessage", "QueueStatistics"]
@@ -46,6 +49,7 @@ class OutboundMessage:
     registered_delivery: int
     priority: int
     parts: tuple[bytes, ...]
+    tlvs: tuple[Tlv, ...] = ()
     attempts: int = 0
     next_part: int = 0
     carrier: str | None = None
@@ -69,6 +73,7 @@ class OutboundMessage:
             registered_delivery=m.registered_delivery,
             priority=m.priority,
             parts=m.parts or (m.body,),
+            tlvs=unpack_tlvs(m.tlvs) if m.tlvs else (),
             attempts=getattr(m, "attempts", 0),
         )
 

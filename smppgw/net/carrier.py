@@ -464,6 +464,7 @@ class CarrierClient:
             registered_delivery=1 if message.registered_delivery & 0x03 else 0,
             data_coding=message.data_coding,
             short_message=message.parts[part_no],
+            tlvs=message.tlvs,
         )
 
     # -- inbound ---------------------------------------------------------------------

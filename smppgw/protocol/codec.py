@@ -89,6 +89,8 @@ __all__ = [
     "decode_pdu",
     "encode_pdu",
     "generated_source",
+    "pack_tlvs",
+    "unpack_tlvs",
     "with_sequence_number",
 ]
 
@@ -300,6 +302,19 @@ def _encode_tlvs(tlvs: tuple[Tlv, ...]) -> bytes:
         parts.append(_TLV_HEAD.pack(tag, len(value)))
         parts.append(value)
     return b"".join(parts)
+
+
+def pack_tlvs(tlvs: tuple[Tlv, ...]) -> bytes:
+    """TLVs as they go on the wire (the journal keeps an MT's TLVs this way)."""
+    return _encode_tlvs(tlvs)
+
+
+def unpack_tlvs(data: bytes) -> tuple[Tlv, ...]:
+    """The inverse of :func:`pack_tlvs`; raises :class:`PduDecodeError` on a bad stream."""
+    try:
+        return _decode_tlvs(data, 0, len(data))
+    except _BodyError as exc:
+        raise PduDecodeError(str(exc), command_status=exc.status) from None
 
 
 # -- the generated functions ---------------------------------------------------------

@@ -90,8 +90,8 @@ _INSERT_MESSAGE = (
     "INSERT INTO mt_message (id, partner, source_addr, source_ton, source_npi,"
     " destination_addr, dest_ton, dest_npi, data_coding, esm_class, registered_delivery,"
     " priority, body, part_count, state, smsc, order_id, reservation_id,"
-    " created_at, updated_at, next_attempt_at, expires_at)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+    " created_at, updated_at, next_attempt_at, expires_at, tlvs)"
+    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
 
 
@@ -180,6 +180,7 @@ def accept_many(
                     t,
                     None if m.next_attempt_at is None else round(m.next_attempt_at * 1000),
                     None if m.expires_at is None else round(m.expires_at * 1000),
+                    m.tlvs or None,
                 )
             )
             if m.parts:
@@ -264,7 +265,7 @@ _MESSAGE_COLUMNS = (
     " m.dest_ton, m.dest_npi, m.data_coding, m.esm_class, m.registered_delivery, m.priority,"
     " m.body, m.part_count, m.state, m.smsc, m.carrier_id, m.attempts, m.order_id,"
     " m.reservation_id, m.created_at, m.updated_at, m.next_attempt_at, m.expires_at,"
-    " m.final_status, m.error"
+    " m.final_status, m.error, m.tlvs"
 )
 
 
@@ -306,6 +307,7 @@ def _message(conn: sqlite3.Connection, r: Any) -> StoredMessage:
         expires_at=sec(r[23]),
         final_status=None if r[24] is None else int(r[24]),
         error=None if r[25] is None else str(r[25]),
+        tlvs=b"" if r[26] is None else bytes(r[26]),
     )
 
 

@@ -88,6 +88,9 @@ class NewMessage:
     expires_at: float | None = None
     next_attempt_at: float | None = None
     held: bool = False
+    #: Optional TLVs as wire octets (``smppgw.protocol.codec.pack_tlvs``), sent with
+    #: every part: a USSD reply's ``ussd_service_op`` and ``its_session_info``.
+    tlvs: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -121,6 +124,7 @@ class StoredMessage:
     expires_at: float | None
     final_status: int | None
     error: str | None
+    tlvs: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)

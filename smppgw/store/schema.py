@@ -303,10 +303,63 @@ ALTER TABLE receipt_outbox_v3 RENAME TO receipt_outbox;
 CREATE INDEX receipt_outbox_by_partner ON receipt_outbox (partner, id);
 """
 
+# The scenario engine (issue 6): exactly-once MO processing records its outcome and a
+# correlation id beside each logged MO/MT; events from the operator's systems are
+# deduplicated by their key; a few per-scenario facts get their own small tables.
+_V4_SCENARIO_ENGINE = """
+ALTER TABLE message_log ADD COLUMN outcome TEXT;
+ALTER TABLE message_log ADD COLUMN member_id TEXT;
+ALTER TABLE message_log ADD COLUMN correlation TEXT;
+CREATE INDEX message_log_by_member ON message_log (member_id, created_at)
+    WHERE member_id IS NOT NULL;
+CREATE INDEX message_log_by_time ON message_log (created_at);
+ALTER TABLE event ADD COLUMN event_key TEXT;
+ALTER TABLE event ADD COLUMN processed_at INTEGER;
+CREATE UNIQUE INDEX event_by_key ON event (event_key) WHERE event_key IS NOT NULL;
+CREATE INDEX event_unprocessed ON event (id) WHERE processed_at IS NULL;
+ALTER TABLE code_inventory ADD COLUMN last_query_at INTEGER;
+ALTER TABLE code_inventory ADD COLUMN last_query_by TEXT;
+ALTER TABLE member ADD COLUMN monthly_spend INTEGER;
+-- Optional TLVs of an MT (for example a USSD reply's ussd_service_op and
+-- its_session_info), encoded as they go on the wire.
+ALTER TABLE mt_message ADD COLUMN tlvs BLOB;
+
+-- Wrong scratch-card codes per number and day (the anti-guessing limit).
+CREATE TABLE code_attempt (
+    msisdn TEXT    NOT NULL,
+    day    TEXT    NOT NULL,
+    wrong  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (msisdn, day)
+) WITHOUT ROWID;
+
+-- A question a scenario asked and waits for (redemption: "DOI <gift>" then "Y").
+CREATE TABLE pending_confirmation (
+    msisdn     TEXT    NOT NULL,
+    scenario   TEXT    NOT NULL,
+    action     TEXT    NOT NULL,
+    payload    TEXT    NOT NULL DEFAULT '{}',
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (msisdn, scenario)
+) WITHOUT ROWID;
+
+-- The built-in charging adapter: subscriber balances and their history (minor units).
+CREATE TABLE balance_ledger (
+    id            INTEGER PRIMARY KEY,
+    msisdn        TEXT    NOT NULL,
+    delta         INTEGER NOT NULL,
+    balance_after INTEGER NOT NULL,
+    reason        TEXT    NOT NULL,
+    ref           TEXT,
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX balance_ledger_by_msisdn ON balance_ledger (msisdn, created_at);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
     Migration(3, "partner outbox also carries MO (message_id optional)", _V3_OUTBOX),
+    Migration(4, "scenario engine: outcomes, event keys, attempts", _V4_SCENARIO_ENGINE),
 )
 
 #: The version this code writes; a file above it is refused.
