@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -31,7 +32,11 @@ if TYPE_CHECKING:
     from smppgw.gateway.mt import MtPipeline
     from smppgw.store import Store
 
-__all__ = ["AdminCommands", "admin_request", "serve_admin"]
+__all__ = ["AdminCommand", "AdminCommands", "admin_request", "serve_admin"]
+
+#: A command another module adds (``AdminCommands.register``): the request in, the
+#: answer out (a dict with ``ok``). Raising ``ValueError`` answers ``ok: false``.
+AdminCommand = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 log = structlog.get_logger("smppgw.admin")
 
@@ -45,9 +50,20 @@ class AdminCommands:
     def __init__(self, store: Store, pipeline: MtPipeline) -> None:
         self.store = store
         self.pipeline = pipeline
+        self._extra: dict[str, AdminCommand] = {}
+
+    def register(self, name: str, command: AdminCommand) -> None:
+        """Add a command (scenario events, imports...) owned by another module."""
+        self._extra[name] = command
 
     async def run(self, request: dict[str, Any]) -> dict[str, Any]:
         cmd = request.get("cmd")
+        extra = self._extra.get(str(cmd))
+        if extra is not None:
+            try:
+                return await extra(request)
+            except ValueError as exc:
+                return {"ok": False, "error": str(exc)}
         if cmd == "moderation.list":
             held = await self.store.held_messages(int(request.get("limit", 100)))
             return {
