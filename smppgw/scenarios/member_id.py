@@ -17,12 +17,15 @@ Uniqueness is the caller's: it tries again on a collision (the store's primary k
 
 from __future__ import annotations
 
-import random
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from smppgw.scenarios.keywords import normalize
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Mapping
 
 __all__ = ["MemberIdFormat", "PatternError"]
 
