@@ -32,7 +32,17 @@ from smppgw.app.config_models import Config, CrossFieldError, dotted_key
 if typing.TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
-__all__ = ["ConfigError", "Problem", "load_config", "load_config_text"]
+__all__ = [
+    "ConfigError",
+    "Problem",
+    "load_config",
+    "load_config_text",
+    "load_model_text",
+    "parse_yaml",
+    "validation_problems",
+]
+
+M = typing.TypeVar("M", bound=BaseModel)
 
 _SECRET_WORDS = ("password", "secret", "token")
 # pydantic error types whose message says what was wrong but not what was given.
@@ -90,6 +100,47 @@ def load_config_text(
     Raises:
         ConfigError: listing every problem found.
     """
+    context = {"env": os.environ if env is None else env}
+    return load_model_text(Config, text, source_name, context=context)
+
+
+def load_model_text(
+    model: type[M],
+    text: str,
+    source_name: str,
+    *,
+    context: dict[str, Any] | None = None,
+    problems: list[Problem] | None = None,
+) -> M:
+    """Parse YAML ``text`` and validate it as ``model`` (the main config, a scenario
+    file...), every problem with its file, line and dotted key.
+
+    Raises:
+        ConfigError: listing every problem found (plus any ``problems`` passed in).
+    """
+    root, data = parse_yaml(text, source_name)
+    found = _duplicate_keys(root, source_name) + list(problems or [])
+    if not isinstance(data, dict):
+        line = 1 if root is None else root.start_mark.line + 1
+        found.append(Problem(source_name, line, "", "the top level must be a mapping"))
+        raise ConfigError(found)
+    result = None
+    try:
+        result = model.model_validate(data, context=context)
+    except ValidationError as exc:
+        found += validation_problems(exc, root, source_name, model)
+    if found or result is None:
+        found.sort(key=lambda p: (p.line or 0, p.key))
+        raise ConfigError(found)
+    return result
+
+
+def parse_yaml(text: str, source_name: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML node tree (for line numbers) and the plain data of ``text``.
+
+    Raises:
+        ConfigError: the text is not YAML.
+    """
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
@@ -100,20 +151,7 @@ def load_config_text(
         raise ConfigError([Problem(source_name, None, "", f"yaml: {exc}")]) from None
     finally:
         loader.dispose()
-
-    problems = _duplicate_keys(root, source_name)
-    if not isinstance(data, dict):
-        line = 1 if root is None else root.start_mark.line + 1
-        problems.append(Problem(source_name, line, "", "the top level must be a mapping"))
-        raise ConfigError(problems)
-    try:
-        config = Config.model_validate(data, context={"env": os.environ if env is None else env})
-    except ValidationError as exc:
-        problems += _validation_problems(exc, root, source_name)
-    if problems:
-        problems.sort(key=lambda p: (p.line or 0, p.key))
-        raise ConfigError(problems)
-    return config
+    return root, data
 
 
 def _yaml_problem(source: str, exc: yaml.MarkedYAMLError) -> Problem:
@@ -147,28 +185,35 @@ def _duplicate_keys(node: yaml.Node | None, source: str) -> list[Problem]:
     return problems
 
 
-def _validation_problems(
-    exc: ValidationError, root: yaml.Node | None, source: str
+def validation_problems(
+    exc: ValidationError,
+    root: yaml.Node | None,
+    source: str,
+    model: type[BaseModel] = Config,
+    prefix: tuple[str | int, ...] = (),
 ) -> list[Problem]:
+    """Problems of a pydantic error; ``prefix`` places a nested model's errors in the
+    file (a scenario's ``settings:`` validated by its handler)."""
     problems: list[Problem] = []
     for error in exc.errors():
-        loc = tuple(error["loc"])
+        loc = prefix + tuple(error["loc"])
         cause = error.get("ctx", {}).get("error")
         if isinstance(cause, CrossFieldError):
             for sub_loc, reason in cause.problems:
                 full = loc + sub_loc
                 problems.append(Problem(source, _line_of(root, full), dotted_key(full), reason))
             continue
-        problems.append(Problem(source, _line_of(root, loc), dotted_key(loc), _reason(error, loc)))
+        reason = _reason(error, loc, model)
+        problems.append(Problem(source, _line_of(root, loc), dotted_key(loc), reason))
     return problems
 
 
-def _reason(error: Any, loc: tuple[str | int, ...]) -> str:
+def _reason(error: Any, loc: tuple[str | int, ...], model: type[BaseModel]) -> str:
     kind = error["type"]
     if kind == "missing":
         return "required key is missing"
     if kind == "extra_forbidden":
-        known = _fields_at(loc[:-1])
+        known = _fields_at(loc[:-1], model)
         close = difflib.get_close_matches(str(loc[-1]), known, n=1) if known else []
         return "unknown key" + (f" (did you mean {close[0]!r}?)" if close else "")
     if kind == "too_short":
@@ -189,9 +234,8 @@ def _echoable(value: object) -> bool:
     return isinstance(value, int | float | bool) or value is None
 
 
-def _fields_at(loc: tuple[str | int, ...]) -> list[str]:
+def _fields_at(loc: tuple[str | int, ...], model: type[BaseModel]) -> list[str]:
     """The keys the model at ``loc`` accepts, for "did you mean" hints."""
-    model: type[BaseModel] = Config
     for part in loc:
         if isinstance(part, int):
             continue

@@ -21,7 +21,12 @@ from smppgw.protocol.receipt import Receipt, format_receipt
 from smppgw.protocol.tlv import Tag, Tlv
 from smppgw.store import MessageState, NewReceipt
 
-__all__ = ["MessageInfo", "partner_receipt"]
+__all__ = ["SCENARIO_PARTNER_PREFIX", "MessageInfo", "partner_receipt"]
+
+#: The ``partner`` of the gateway's own MTs (scenario replies): ``scenario:<name>``.
+#: They ask the carrier for receipts (the journal records the final state) but no
+#: partner is owed one.
+SCENARIO_PARTNER_PREFIX = "scenario:"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,8 @@ def partner_receipt(
 ) -> NewReceipt | None:
     """The receipt owed for ``info`` reaching ``state``, or None when none was asked."""
     wanted = info.registered_delivery & 0x03
+    if info.partner.startswith(SCENARIO_PARTNER_PREFIX):
+        return None
     if wanted == 0 or (wanted == 2 and state is MessageState.DELIVERED):
         return None
     stat, receipt_state = _STAT.get(state, ("UNKNOWN", ReceiptState.UNKNOWN))

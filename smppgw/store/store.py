@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from smppgw.store import inbound, journal, quota
+from smppgw.store import inbound, journal, quota, scenario_tx
 from smppgw.store.config import StoreConfig
 from smppgw.store.readers import ReaderPool
 from smppgw.store.writer import GroupCommitWriter
@@ -280,6 +280,30 @@ class Store:
 
     async def orders(self, partner: str) -> list[Order]:
         return await self._readers.run(partial(quota.orders_of, partner=partner))
+
+    # ------------------------------------------------------------------ scenarios
+
+    async def commit_step(
+        self,
+        step: Callable[[sqlite3.Connection], scenario_tx.StepWrite],
+        on_error: Callable[[BaseException], scenario_tx.StepWrite],
+        *,
+        inbound_id: int | None = None,
+        event: scenario_tx.EventIntake | None = None,
+    ) -> scenario_tx.StepResult | None:
+        """One scenario step committed whole, exactly once (``scenario_tx``): None when
+        the inbound row was already processed or the event key already seen."""
+        fn = partial(
+            scenario_tx.commit_step,
+            state=self._journal,
+            step=step,
+            on_error=on_error,
+            now=self._clock(),
+            inbound_id=inbound_id,
+            event=event,
+        )
+        result: scenario_tx.StepResult | None = await self._writer.submit(fn)
+        return result
 
     # ------------------------------------------------------------------ escape hatches
 

@@ -1,0 +1,1 @@
+"""The built-in handlers, named in scenario files by ``handler:`` (see ``registry.BUILTIN``)."""
