@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from smppgw import __version__
+from smppgw.imports.cli import add_commands as add_import_commands
 from smppgw.sim.cli import add_commands as add_sim_commands
 
 #: The embedded default, relative to the working directory (a checkout's root).
@@ -170,6 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_check_config(commands)
     _add_hash_password(commands)
     add_sim_commands(commands)
+    add_import_commands(commands)
     _add_run(commands)
     _add_moderation(commands)
     args = parser.parse_args(argv)
