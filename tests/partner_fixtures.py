@@ -28,6 +28,7 @@ def write_partner_config(tmp_path: Path, *, sim_port: int, server_port: int, tps
     text = f"""
 store: {{path: '{tmp_path / "gw.sqlite"}', durability: process}}
 admin_socket: '{tmp_path / "admin.sock"}'
+scenarios: {{directory: '{tmp_path / "scenarios"}', events_dir: '{tmp_path / "events"}'}}
 metrics: {{enabled: false}}
 logging: {{level: warning, format: json}}
 simulator:

@@ -36,6 +36,7 @@ async def test_partner_binds_and_submits_over_tls(tmp_path: Path) -> None:
         f"""
 store: {{path: '{tmp_path / "gw.sqlite"}', durability: process}}
 admin_socket: '{tmp_path / "admin.sock"}'
+scenarios: {{directory: '{tmp_path / "scenarios"}', events_dir: '{tmp_path / "events"}'}}
 metrics: {{enabled: false}}
 logging: {{level: warning, format: json}}
 simulator: {{enabled: true, listen: '127.0.0.1:{sim_port}',
