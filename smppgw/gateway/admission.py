@@ -276,9 +276,22 @@ class Admission:
             self._held += 1
         return admitted
 
+    def check_replace(self, system_id: str, pdu: SubmitSm) -> Admitted | Refused:
+        """The checks of :meth:`check` for a ``replace_sm``'s new text, rebuilt by the
+        caller as a submit of the original message: a replacement must pass the same
+        validation, source and content policy as a new message, or replace_sm would be a
+        way round them. The throttle is not applied (no new message is sent) and nothing
+        is counted in :meth:`statistics` (they count submits)."""
+        try:
+            return self._check(system_id, pdu, 0.0, throttle=False)
+        except _Refusal as refusal:
+            return Refused(refusal.status, refusal.reason)
+
     # -- the checks, in order -------------------------------------------------------------
 
-    def _check(self, system_id: str, pdu: SubmitSm, now: float) -> Admitted:
+    def _check(
+        self, system_id: str, pdu: SubmitSm, now: float, *, throttle: bool = True
+    ) -> Admitted:
         partner = self._partners.get(system_id)
         if partner is None or not partner.settings.enabled:
             raise _Refusal(S.ESME_RINVSYSID, f"partner {system_id!r} is unknown or disabled")
@@ -286,9 +299,9 @@ class Admission:
         shape = self._validate(pdu, settings)
         self._check_source(pdu.source_addr, partner)
         hold, verdict = self._check_content(shape, partner)
-        if partner.bucket is None:
+        if throttle and partner.bucket is None:
             partner.bucket = TokenBucket(settings.tps, now=now)
-        wait = partner.bucket.try_take(shape.count, now)
+        wait = partner.bucket.try_take(shape.count, now) if partner.bucket and throttle else 0.0
         if wait > 0:
             raise _Refusal(
                 S.ESME_RTHROTTLED, f"over {settings.tps:g} parts/s; retry in {wait:.3f} s"

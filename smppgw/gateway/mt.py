@@ -294,6 +294,17 @@ class MtPipeline:
         else:
             queue.put_front(message)
 
+    def withdraw(self, message_id: int) -> OutboundMessage | None:
+        """Take a message out of the carrier queues before any part of it was sent (a
+        partner's cancel or replace); None when it is not waiting untouched in a queue:
+        being sent, waiting for a retry, or gone. Synchronous, so no sender can take it
+        between the look and the removal."""
+        for queue in self.queues.values():
+            message = queue.remove(message_id)
+            if message is not None:
+                return message
+        return None
+
     # -- receipts ----------------------------------------------------------------------
 
     async def match_receipt(

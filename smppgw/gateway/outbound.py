@@ -137,6 +137,22 @@ class CarrierQueue:
             self._nonempty = trio.Event()
             await self._nonempty.wait()
 
+    def remove(self, message_id: int) -> OutboundMessage | None:
+        """Take message ``message_id`` out of its lane if it waits here untouched (no part
+        sent, never tried): a partner cancelled or replaces it. None otherwise.
+
+        A linear scan: cancels are rare and a queue is bounded by
+        ``max_pending_messages``, so this is cheaper than an index kept per message.
+        """
+        for lane in self._lanes:
+            for index, message in enumerate(lane):
+                if message.id == message_id:
+                    if message.next_part or message.attempts or message.carrier_ids:
+                        return None
+                    del lane[index]
+                    return message
+        return None
+
     def drain(self) -> list[OutboundMessage]:
         """Take every queued message (to re-route them when this carrier is down)."""
         out = [m for lane in reversed(self._lanes) for m in lane]

@@ -40,6 +40,7 @@ __all__ = [
     "accept",
     "accept_many",
     "admit",
+    "cancel_queued",
     "get_message",
     "held_messages",
     "lookup_carrier",
@@ -48,6 +49,7 @@ __all__ = [
     "ms",
     "opt_ms",
     "release_held",
+    "replace_queued",
     "requeue",
     "sec",
     "unfinished_messages",
@@ -362,6 +364,102 @@ def release_held(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> li
         if row is not None:
             out.append(int(row[0]))
     return out
+
+
+# ------------------------------------------------------------------ partner commands
+
+
+def cancel_queued(
+    conn: sqlite3.Connection, message_id: int, from_state: MessageState, error: str, now: float
+) -> bool:
+    """A partner's ``cancel_sm``: ``from_state`` -> ``rejected`` with ``error``, and its
+    quota reservation released (nothing charged). False when the message is no longer in
+    ``from_state`` (a moderator or a carrier got there first): nothing changes.
+
+    Conditional on the state the caller saw, unlike :func:`mark_final`, so a cancel of a
+    held message that a moderator approved meanwhile cannot finalise a queued one.
+    """
+    if from_state not in (MessageState.ACCEPTED, MessageState.HELD):
+        raise ValueError(f"only an accepted or held message can be cancelled, not {from_state!r}")
+    row = conn.execute(
+        "UPDATE mt_message SET state = 'rejected', error = ?, updated_at = ?,"
+        " next_attempt_at = NULL WHERE id = ? AND state = ? RETURNING reservation_id",
+        (error, ms(now), message_id, from_state.value),
+    ).fetchone()
+    if row is None:
+        return False
+    if row[0] is not None:
+        settle(conn, int(row[0]), 0, now)
+    return True
+
+
+def replace_queued(
+    conn: sqlite3.Connection,
+    message_id: int,
+    from_state: MessageState,
+    new: NewMessage,
+    quota_parts: int | None,
+    payers: Sequence[str],
+    now: float,
+) -> bool | QuotaRefusal:
+    """A partner's ``replace_sm``: the body, parts, receipt request and times of a message
+    still in ``from_state`` become ``new``'s; its state becomes ``held`` when ``new.held``.
+
+    Quota: when the message holds a reservation and the new text takes a different
+    number of parts (``quota_parts``), the old reservation is released and a new one
+    taken from ``payers`` (as :func:`admit` does), under a savepoint: if no order can pay,
+    nothing changes and the :class:`QuotaRefusal` is returned. False when the message is
+    no longer in ``from_state``.
+    """
+    if from_state not in (MessageState.ACCEPTED, MessageState.HELD):
+        raise ValueError(f"only an accepted or held message can be replaced, not {from_state!r}")
+    row = conn.execute(
+        "SELECT m.state, m.reservation_id, m.order_id, q.parts FROM mt_message m"
+        " LEFT JOIN quota_ledger q ON q.id = m.reservation_id WHERE m.id = ?",
+        (message_id,),
+    ).fetchone()
+    if row is None or row[0] != from_state.value:
+        return False
+    reservation_id = None if row[1] is None else int(row[1])
+    order_id = None if row[2] is None else int(row[2])
+    if quota_parts is not None and reservation_id is not None and row[3] != quota_parts:
+        conn.execute("SAVEPOINT replace_quota")
+        settle(conn, reservation_id, 0, now)
+        held: Reservation | QuotaRefusal = QuotaRefusal(RefusalReason.NO_ORDER)
+        for payer in payers:
+            held = reserve(conn, payer, quota_parts, now)
+            if not (isinstance(held, QuotaRefusal) and held.reason is RefusalReason.NO_ORDER):
+                break
+        if isinstance(held, QuotaRefusal):
+            conn.execute("ROLLBACK TO replace_quota")
+            conn.execute("RELEASE replace_quota")
+            return held
+        conn.execute("RELEASE replace_quota")
+        reservation_id, order_id = held.reservation_id, held.order_id
+    conn.execute(
+        "UPDATE mt_message SET body = ?, part_count = ?, registered_delivery = ?,"
+        " expires_at = ?, next_attempt_at = ?, state = ?, reservation_id = ?, order_id = ?,"
+        " updated_at = ? WHERE id = ?",
+        (
+            new.body,
+            len(new.parts) or 1,
+            new.registered_delivery,
+            opt_ms(new.expires_at),
+            opt_ms(new.next_attempt_at),
+            "held" if new.held else from_state.value,
+            reservation_id,
+            order_id,
+            ms(now),
+            message_id,
+        ),
+    )
+    conn.execute("DELETE FROM mt_part WHERE message_id = ?", (message_id,))
+    if new.parts:
+        conn.executemany(
+            "INSERT INTO mt_part (message_id, part_no, payload) VALUES (?,?,?)",
+            [(message_id, n, payload) for n, payload in enumerate(new.parts)],
+        )
+    return True
 
 
 # Every state is final, unfinished (sent or resent by recovery), or held for moderation.

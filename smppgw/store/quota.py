@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import sqlite3
 
 __all__ = [
+    "active_orders",
     "create_order",
     "get_order",
     "orders_of",
@@ -198,5 +199,14 @@ def get_order(conn: sqlite3.Connection, order_id: int) -> Order | None:
 def orders_of(conn: sqlite3.Connection, partner: str) -> list[Order]:
     rows = conn.execute(
         f"SELECT {_ORDER_COLUMNS} FROM partner_order WHERE partner = ? ORDER BY id", (partner,)
+    ).fetchall()
+    return [_order(r) for r in rows]
+
+
+def active_orders(conn: sqlite3.Connection, now: float) -> list[Order]:
+    """Every order active at ``now`` (started, not expired), for the quota gauges."""
+    rows = conn.execute(
+        f"SELECT {_ORDER_COLUMNS} FROM partner_order WHERE {_ACTIVE} ORDER BY partner, id",
+        {"now": _ms(now)},
     ).fetchall()
     return [_order(r) for r in rows]

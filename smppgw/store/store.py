@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         CarrierLookup,
         FinalOutcome,
         InboundResult,
+        MessageState,
         NewInbound,
         NewMessage,
         NewOrder,
@@ -215,6 +216,44 @@ class Store:
         fn = partial(journal.lookup_carrier, smsc=smsc, carrier_id=carrier_id)
         return await self._readers.run(fn)
 
+    async def cancel_queued(
+        self, message_id: int, from_state: MessageState, error: str, *, nowait: bool = False
+    ) -> bool:
+        """A partner's cancel: ``from_state`` -> ``rejected``, quota released; False when
+        the message has left ``from_state`` (see ``journal.cancel_queued``)."""
+        fn = partial(
+            journal.cancel_queued,
+            message_id=message_id,
+            from_state=from_state,
+            error=error,
+            now=self._clock(),
+        )
+        return await self._writer.submit(fn, nowait=nowait)
+
+    async def replace_queued(
+        self,
+        message_id: int,
+        from_state: MessageState,
+        new: NewMessage,
+        quota_parts: int | None,
+        *,
+        payers: Sequence[str] = (),
+        nowait: bool = False,
+    ) -> bool | QuotaRefusal:
+        """A partner's replace of a message still in ``from_state`` (see
+        ``journal.replace_queued``): True once durable, False when it left that state,
+        or the :class:`QuotaRefusal` when the new part count cannot be paid for."""
+        fn = partial(
+            journal.replace_queued,
+            message_id=message_id,
+            from_state=from_state,
+            new=new,
+            quota_parts=quota_parts,
+            payers=tuple(payers) or (new.partner,),
+            now=self._clock(),
+        )
+        return await self._writer.submit(fn, rows=len(new.parts) or 1, nowait=nowait)
+
     # ------------------------------------------------------------------ inbound
 
     async def journal_inbound(
@@ -280,6 +319,10 @@ class Store:
 
     async def orders(self, partner: str) -> list[Order]:
         return await self._readers.run(partial(quota.orders_of, partner=partner))
+
+    async def active_orders(self) -> list[Order]:
+        """Every order active now, every partner's (for the quota gauges)."""
+        return await self._readers.run(partial(quota.active_orders, now=self._clock()))
 
     # ------------------------------------------------------------------ scenarios
 
