@@ -24,7 +24,12 @@ PASSWORD = "s3cret"
 _HASH = hash_password(PASSWORD)
 
 
-def write_partner_config(tmp_path: Path, *, sim_port: int, server_port: int, tps: int = 0) -> Path:
+def write_partner_config(
+    tmp_path: Path, *, sim_port: int, server_port: int, tps: int = 0, carrier_down: bool = False
+) -> Path:
+    """``carrier_down``: the carrier points at a port nobody listens on, so accepted
+    messages wait in its queue (to cancel or replace them there)."""
+    carrier_port = free_port() if carrier_down else sim_port
     text = f"""
 store: {{path: '{tmp_path / "gw.sqlite"}', durability: process}}
 admin_socket: '{tmp_path / "admin.sock"}'
@@ -37,7 +42,7 @@ simulator:
   accounts: [{{system_id: gw, password: secret}}]
   receipt: {{delay_ms: 10}}
 carriers:
-  - {{name: sim, host: 127.0.0.1, port: {sim_port}, system_id: gw, password: secret,
+  - {{name: sim, host: 127.0.0.1, port: {carrier_port}, system_id: gw, password: secret,
       window: 32, reconnect: {{initial: 0.1, max: 0.5}}}}
 default_route: [sim]
 server: {{listen: '127.0.0.1:{server_port}', window: 64}}
@@ -50,6 +55,7 @@ partners:
   - system_id: beta
     password_hash: '{_HASH}'
     sources: [BETA]
+    content: {{block_keywords: [casino]}}
   - system_id: mod
     password_hash: '{_HASH}'
     moderation: all

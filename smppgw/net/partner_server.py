@@ -13,13 +13,23 @@ hands each read's requests to :meth:`PartnerServer._on_batch`:
   throttle: :mod:`smppgw.gateway.admission`), then all admitted ones are reserved against
   quota and journaled in ONE store call, and only then answered ``submit_sm_resp`` with
   the gateway's message id. A message is acknowledged only once it is durable;
-- admitted messages go to the MT pipeline (held ones wait for moderation instead).
+  ``data_sm`` and every destination of a ``submit_multi`` take the same path, as
+  :mod:`smppgw.net.partner_commands` turns them into submits;
+- admitted messages go to the MT pipeline (held ones wait for moderation instead);
+- ``query_sm``, ``cancel_sm`` and ``replace_sm`` are answered by
+  :class:`~smppgw.net.partner_commands.MessageCommands`.
 
 Receipts: the pipeline journals each partner's receipts in the outbox and tells the
-server which partners have new ones; a per-partner deliverer sends them through any of
-the partner's receiver/transceiver sessions and acknowledges them in the outbox only
-after the partner's ``deliver_sm_resp`` (at-least-once). Receipts of a partner that is
-not bound stay in the outbox and go out when it binds.
+server which partners have new ones; a per-partner deliverer
+(:mod:`smppgw.net.partner_delivery`) sends them through any of the partner's
+receiver/transceiver sessions and acknowledges them in the outbox only after the
+partner's ``deliver_sm_resp`` (at-least-once). Receipts of a partner that is not bound
+stay in the outbox and go out when it binds.
+
+Metrics: :meth:`PartnerServer.statistics` (``partner_stats.py``), with per-partner
+counts, the time from accepting a message to sending its receipt (for messages accepted
+since start: ``partner_stats.py``), and the orders' remaining
+quota, read from the journal every ``quota_refresh`` seconds (a scrape cannot await).
 
 Back-pressure: when the gateway holds more than ``max_pending_messages`` unsent, new
 submits are answered ``ESME_RMSGQFUL``; a journal that cannot write answers
@@ -30,9 +40,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from collections import deque
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -41,21 +49,33 @@ import trio
 
 from smppgw.gateway.admission import Admission, Admitted, Refused
 from smppgw.gateway.outbound import OutboundMessage
-from smppgw.net.link import LinkClosed, SmppLink
-from smppgw.protocol.codec import decode_pdu, encode_pdu
-from smppgw.protocol.errors import SmppError
+from smppgw.net.link import SmppLink
+from smppgw.net.partner_commands import (
+    MessageCommands,
+    Multi,
+    Submit,
+    data_sm_as_submit,
+    multi_answer,
+    multi_destinations,
+)
+from smppgw.net.partner_delivery import ReceiptDelivery
+from smppgw.net.partner_stats import ServerCounters, ServerStatistics
+from smppgw.protocol.codec import encode_pdu
+from smppgw.protocol.fields import UnsuccessSme
 from smppgw.protocol.pdus import (
     BindReceiver,
     BindTransceiver,
     BindTransmitter,
+    CancelSm,
+    DataSm,
     DeliverSm,
     Pdu,
     QuerySm,
+    ReplaceSm,
+    SubmitMulti,
     SubmitSm,
 )
-from smppgw.protocol.receipt import MessageState as ReceiptState
 from smppgw.protocol.session import SmppConnection, make_response
-from smppgw.protocol.smpp_time import format_smpp_time
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus
 from smppgw.store import NewReceipt, QuotaRefusal, Store, StoreError
@@ -66,16 +86,14 @@ if TYPE_CHECKING:
     from smppgw.gateway.auth import Authenticator
     from smppgw.gateway.mt import MtPipeline
 
-__all__ = ["PartnerServer", "ServerStatistics"]
+__all__ = ["PartnerServer", "ServerStatistics"]  # ServerStatistics: partner_stats.py
 
 log = structlog.get_logger("smppgw.partners")
 
 _BINDS = (BindTransmitter, BindReceiver, BindTransceiver)
 _RECEIVING = (BindReceiver, BindTransceiver)
-#: Receipts taken from the outbox per read, per partner.
-RECEIPT_BATCH = 500
-#: Receipts held in memory per bound partner before the rest wait in the outbox.
-MAX_FRESH = 10_000
+#: registered_delivery bits asking for a receipt (SMPP 3.4 5.2.17).
+_RECEIPT_ASKED = 0x03
 
 
 @dataclass(eq=False)
@@ -87,36 +105,6 @@ class _Session:
     receives: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class ServerStatistics:
-    sessions: int
-    bound: int
-    binds_refused: int
-    submits: int
-    accepted: int
-    refused_by_status: Mapping[int, int]
-    receipts_sent: int
-    receipts_acked: int
-
-
-@dataclass
-class _Partner:
-    """The live state of one partner: its receiving sessions and receipt deliverer."""
-
-    system_id: str
-    receivers: list[_Session] = field(default_factory=list)
-    wake: trio.Event = field(default_factory=trio.Event)
-    #: Receipts handed over from memory as they were journaled: (outbox id, PDU octets).
-    fresh: deque[tuple[int, bytes]] = field(default_factory=deque)
-    #: The outbox may hold receipts not in ``fresh`` (sent while unbound, or failed).
-    backlog: bool = True
-    #: Outbox ids in ``fresh``, in flight, or answered but not yet marked in the outbox.
-    known: set[int] = field(default_factory=set)
-    acked: list[int] = field(default_factory=list)
-    ack_wake: trio.Event = field(default_factory=trio.Event)
-    rr: int = 0
-
-
 class PartnerServer:
     """See the module docstring.
 
@@ -126,6 +114,7 @@ class PartnerServer:
             whose ``billing`` is not ``unmetered``: a message needs an order to cover it).
         store, pipeline: the journal and the MT pipeline.
         authenticator, admission: the decisions (``smppgw.gateway``).
+        quota_refresh: seconds between reads of the orders' remaining quota (metrics).
     """
 
     def __init__(
@@ -138,6 +127,7 @@ class PartnerServer:
         authenticator: Authenticator,
         admission: Admission,
         clock: Callable[[], float] = time.time,
+        quota_refresh: float = 15.0,
     ) -> None:
         self.settings = settings
         self.partners = dict(partners)
@@ -149,13 +139,21 @@ class PartnerServer:
         self.port: int | None = None
         self.tls_port: int | None = None
         self._sessions: dict[str, _Session] = {}
-        self._live: dict[str, _Partner] = {}
         self._seq = 0
         self._nursery: trio.Nursery | None = None
         self._accepting = trio.CancelScope()
-        self._counts = {"refused_binds": 0, "submits": 0, "accepted": 0, "sent": 0, "acked": 0}
-        self._refused: dict[int, int] = {}
+        self.counters = ServerCounters()
         self._short_codes = _short_code_owners(partners)
+        self.delivery = ReceiptDelivery(store, on_sent=self._receipt_sent)
+        self.quota_refresh = quota_refresh
+        self.commands = MessageCommands(
+            store,
+            pipeline,
+            admission,
+            payers=self._payers,
+            metered=self._metered,
+            counts=self.counters.partner,
+        )
 
     # -- service ---------------------------------------------------------------------
 
@@ -177,6 +175,7 @@ class PartnerServer:
             listeners += tls_listeners
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            self.delivery.start(nursery)
 
             async def accept(
                 *, task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED
@@ -190,6 +189,7 @@ class PartnerServer:
                     )
 
             await nursery.start(accept)
+            nursery.start_soon(self._refresh_quota_loop)
             log.info(
                 "partner server listening", host=listen.host, port=self.port, tls_port=self.tls_port
             )
@@ -250,27 +250,49 @@ class PartnerServer:
         self._sessions.pop(session.sid, None)
         if session.system_id is not None:
             self.auth.bind_closed(session.system_id)
-            live = self._live.get(session.system_id)
-            if live is not None and session in live.receivers:
-                live.receivers.remove(session)
+            if session.link is not None:
+                self.delivery.receiver_gone(session.system_id, session.link)
             log.info("partner unbound", session=session.sid, system_id=session.system_id)
 
     # -- requests --------------------------------------------------------------------
 
     async def _on_batch(self, session: _Session, link: SmppLink, batch: Sequence[Pdu]) -> None:
-        submits: list[SubmitSm] = []
+        submits: list[Submit] = []
+        multis: list[Multi] = []
         for pdu in batch:
             if isinstance(pdu, _BINDS):
                 await self._on_bind(session, link, pdu)
             elif isinstance(pdu, SubmitSm):
-                submits.append(pdu)
-            elif isinstance(pdu, QuerySm):
-                link.respond(await self._query(session, pdu))
+                submits.append(Submit(pdu, pdu))
+            elif isinstance(pdu, DataSm):
+                converted = data_sm_as_submit(pdu)
+                if isinstance(converted, SubmitSm):
+                    submits.append(Submit(pdu, converted))
+                else:
+                    self.counters.submits += 1
+                    self.counters.refusal(session.system_id, converted)
+                    link.respond(make_response(pdu, converted))
+            elif isinstance(pdu, SubmitMulti):
+                multi = Multi(pdu)
+                multis.append(multi)
+                for item in multi_destinations(pdu):
+                    if isinstance(item, SubmitSm):
+                        submits.append(Submit(pdu, item, multi))
+                    else:
+                        self.counters.submits += 1
+                        self.counters.refusal(session.system_id, item.error_status_code)
+                        multi.unsuccess.append(item)
+            elif isinstance(pdu, (QuerySm, CancelSm, ReplaceSm)):
+                if session.system_id is None:  # pragma: no cover - the state machine refuses
+                    link.respond(make_response(pdu, CommandStatus.ESME_RINVBNDSTS))
+                else:
+                    link.respond(await self.commands.answer(session.system_id, pdu))
             else:
-                # data_sm, submit_multi, cancel/replace: not offered (yet).
                 link.respond(make_response(pdu, CommandStatus.ESME_RINVCMDID))
         if submits:
             await self._on_submits(session, link, submits)
+        for multi in multis:
+            link.respond(multi_answer(multi))
 
     async def _on_bind(
         self,
@@ -286,7 +308,7 @@ class PartnerServer:
             self.auth.check_bind, pdu.system_id, pdu.password, session.peer_ip, trio.current_time()
         )
         if status != 0:
-            self._counts["refused_binds"] += 1
+            self.counters.binds_refused += 1
             log.info(
                 "bind refused",
                 session=session.sid,
@@ -298,7 +320,7 @@ class PartnerServer:
             return
         if not self.auth.bind_opened(pdu.system_id):
             # Another bind took the last slot while this one was being checked.
-            self._counts["refused_binds"] += 1
+            self.counters.binds_refused += 1
             link.respond(make_response(pdu, CommandStatus.ESME_RBINDFAIL))
             return
         session.system_id = pdu.system_id
@@ -312,52 +334,65 @@ class PartnerServer:
         )
         if isinstance(pdu, _RECEIVING):
             session.receives = True
-            live = self._partner(pdu.system_id)
-            live.receivers.append(session)
-            live.backlog = True
-            live.wake.set()
+            self.delivery.receiver_bound(pdu.system_id, link)
 
-    async def _on_submits(self, session: _Session, link: SmppLink, pdus: list[SubmitSm]) -> None:
+    async def _on_submits(self, session: _Session, link: SmppLink, items: list[Submit]) -> None:
         system_id = session.system_id
+        self.counters.submits += len(items)
         if system_id is None:  # pragma: no cover - the state machine refuses it first
-            for pdu in pdus:
-                link.respond(make_response(pdu, CommandStatus.ESME_RINVBNDSTS))
+            for item in items:
+                self._reject(link, item, CommandStatus.ESME_RINVBNDSTS, None, whole=True)
             return
-        self._counts["submits"] += len(pdus)
         if self.pipeline.queued >= self.settings.max_pending_messages:
-            for pdu in pdus:
-                self._refuse(link, pdu, CommandStatus.ESME_RMSGQFUL)
+            for item in items:
+                self._reject(link, item, CommandStatus.ESME_RMSGQFUL, system_id, whole=True)
             return
         now = trio.current_time()
-        admitted: list[tuple[SubmitSm, Admitted]] = []
-        for pdu in pdus:
-            verdict = self.admission.check(system_id, pdu, now)
+        admitted: list[tuple[Submit, Admitted]] = []
+        for item in items:
+            verdict = self.admission.check(system_id, item.submit, now)
             if isinstance(verdict, Refused):
-                self._refuse(link, pdu, verdict.status)
+                self._reject(link, item, verdict.status, system_id)
             else:
-                admitted.append((pdu, verdict))
+                admitted.append((item, verdict))
         if not admitted:
             return
-        metered = str(getattr(self.partners.get(system_id), "billing", "prepaid")) != "unmetered"
-        quota: list[int | None] = [a.parts if metered else None for _, a in admitted]
+        quota: list[int | None] = [
+            a.parts if self._metered(system_id) else None for _, a in admitted
+        ]
         try:
             chain = self._payers(system_id)
             messages = [replace(a.message, held=True) if a.hold else a.message for _, a in admitted]
             results = await self.store.admit(messages, quota, payers=[chain] * len(admitted))
         except StoreError as exc:
             log.warning("journal refused submits", error=str(exc), count=len(admitted))
-            for pdu, _ in admitted:
-                self._refuse(link, pdu, exc.command_status)
+            for item, _ in admitted:
+                self._reject(link, item, exc.command_status, system_id, whole=True)
             return
-        for (pdu, verdict), result in zip(admitted, results, strict=True):
+        counts = self.counters.partner(system_id)
+        for (item, verdict), result in zip(admitted, results, strict=True):
             if isinstance(result, QuotaRefusal):
                 # No active order, or not enough left: the message cannot be paid for.
-                self._refuse(link, pdu, CommandStatus.ESME_RX_R_APPN)
+                self._reject(link, item, CommandStatus.ESME_RX_R_APPN, system_id)
                 continue
-            self._counts["accepted"] += 1
-            link.respond(make_response(pdu, message_id=str(result)))
+            self.counters.accepted += 1
+            if verdict.hold:
+                counts.held += 1
+                counts.content_held += not verdict.content.ok
+            else:
+                counts.accepted += 1
+            if verdict.message.registered_delivery & _RECEIPT_ASKED:
+                self.counters.receipt_expected(result, now)
+            if item.multi is not None:
+                item.multi.ids.append(result)
+            else:
+                link.respond(make_response(item.request, message_id=str(result)))
             if not verdict.hold:
                 self.pipeline.enqueue(OutboundMessage.of(result, verdict.message))
+
+    def _metered(self, system_id: str) -> bool:
+        """Whether quota applies: every partner whose billing is not ``unmetered``."""
+        return str(getattr(self.partners.get(system_id), "billing", "prepaid")) != "unmetered"
 
     def _payers(self, system_id: str) -> tuple[str, ...]:
         """Whose orders may pay: the partner, then its parent, and so on up (the
@@ -369,44 +404,31 @@ class PartnerServer:
             parent = getattr(self.partners.get(parent), "parent", None)
         return tuple(chain)
 
-    async def _query(self, session: _Session, pdu: QuerySm) -> Pdu:
-        """``query_sm``: the state of one of the partner's own messages (SMPP 3.4 4.8)."""
-        try:
-            message_id = int(pdu.message_id)
-        except ValueError:
-            return make_response(pdu, CommandStatus.ESME_RINVMSGID)
-        try:
-            stored = await self.store.get_message(message_id)
-        except StoreError:
-            return make_response(pdu, CommandStatus.ESME_RQUERYFAIL)
-        if stored is None or stored.partner != session.system_id:
-            # Another partner's message is as unknown as a missing one.
-            return make_response(pdu, CommandStatus.ESME_RINVMSGID)
-        state = _QUERY_STATE.get(str(stored.state), ReceiptState.UNKNOWN)
-        final = state not in (ReceiptState.ENROUTE, ReceiptState.ACCEPTED)
-        return make_response(
-            pdu,
-            message_id=pdu.message_id,
-            final_date=(
-                format_smpp_time(datetime.fromtimestamp(stored.updated_at, tz=UTC)) if final else ""
-            ),
-            message_state=int(state),
-            error_code=(stored.final_status or 0) & 0xFF,
+    def _reject(
+        self,
+        link: SmppLink,
+        item: Submit,
+        status: int,
+        system_id: str | None,
+        *,
+        whole: bool = False,
+    ) -> None:
+        """Refuse one message: answer its request, or list it among its submit_multi's
+        unsuccessful destinations (``whole``: the failure is the PDU's, not the
+        destination's, and answers the submit_multi when nothing was accepted)."""
+        self.counters.refusal(system_id, status)
+        multi = item.multi
+        if multi is None:
+            link.respond(make_response(item.request, status))
+            return
+        s = item.submit
+        multi.unsuccess.append(
+            UnsuccessSme(s.dest_addr_ton, s.dest_addr_npi, s.destination_addr, status)
         )
-
-    def _refuse(self, link: SmppLink, pdu: SubmitSm, status: int) -> None:
-        self._refused[status] = self._refused.get(status, 0) + 1
-        link.respond(make_response(pdu, status))
+        if whole:
+            multi.failed = status
 
     # -- receipts to partners ----------------------------------------------------------
-
-    def _partner(self, system_id: str) -> _Partner:
-        live = self._live.get(system_id)
-        if live is None:
-            live = self._live[system_id] = _Partner(system_id)
-            assert self._nursery is not None
-            self._nursery.start_soon(self._deliver_receipts, live)
-        return live
 
     async def forward_mo(self, pdu: DeliverSm) -> bool:
         """Put an MO for a partner's short code in that partner's outbox; False when no
@@ -417,126 +439,42 @@ class PartnerServer:
             return False
         item = NewReceipt(partner=owner, message_id=None, stat="MO", err=0, body=encode_pdu(pdu))
         [outbox_id] = await self.store.enqueue_receipts([item])
-        self._partner(owner)  # a deliverer exists even before the partner's first bind
+        self.delivery.partner(owner)  # a deliverer exists even before the partner's first bind
         self.receipts_queued([(outbox_id, item)])
         return True
 
     def receipts_queued(self, receipts: list[tuple[int, NewReceipt]]) -> None:
-        """The pipeline journaled these receipts: send them from memory when the partner
-        is bound (no outbox read), else they wait in the outbox for its next bind."""
-        for receipt_id, receipt in receipts:
-            live = self._live.get(receipt.partner)
-            if live is None:
-                continue
-            if live.receivers and len(live.fresh) < MAX_FRESH:
-                live.fresh.append((receipt_id, receipt.body))
-                live.known.add(receipt_id)
-            else:
-                live.backlog = True
-            live.wake.set()
+        """The pipeline journaled these receipts (see :class:`ReceiptDelivery`)."""
+        self.delivery.queued(receipts)
 
-    async def _deliver_receipts(self, live: _Partner) -> None:
-        """One task per partner that ever bound to receive: send its receipts, fresh
-        ones from memory and any backlog from the outbox, and mark them delivered in
-        the outbox (in batches) once the partner answered ``deliver_sm_resp``."""
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._ack_receipts, live)
-            while True:
-                await live.wake.wait()
-                live.wake = trio.Event()
-                while live.receivers:
-                    items = await self._next_receipts(live)
-                    if not items:
-                        break
-                    for index, (receipt_id, body) in enumerate(items):
-                        session = self._next_receiver(live)
-                        if session is None or session.link is None:
-                            for rid, _ in items[index:]:
-                                live.known.discard(rid)
-                            live.backlog = True
-                            break
-                        try:
-                            await session.link.send_request(
-                                decode_pdu(body), partial(self._receipt_answered, live, receipt_id)
-                            )
-                            self._counts["sent"] += 1
-                        except (LinkClosed, SmppError):
-                            live.known.discard(receipt_id)
-                            live.backlog = True
+    def _receipt_sent(self, system_id: str, message_id: int) -> None:
+        """Observe accept -> receipt sent, once per message (a resend is not observed)."""
+        self.counters.receipt_sent(system_id, message_id, trio.current_time())
 
-    async def _next_receipts(self, live: _Partner) -> list[tuple[int, bytes]]:
-        items = [live.fresh.popleft() for _ in range(min(len(live.fresh), RECEIPT_BATCH))]
-        if items or not live.backlog:
-            return items
-        live.backlog = False
-        pending = await self.store.pending_receipts(live.system_id, limit=RECEIPT_BATCH)
-        items = [(r.id, r.body) for r in pending if r.id not in live.known]
-        live.known.update(rid for rid, _ in items)
-        if len(pending) == RECEIPT_BATCH:
-            live.backlog = True  # more may wait behind these
-        return items
+    async def refresh_quota(self) -> None:
+        """Read every active order's remaining quota for :meth:`statistics`."""
+        orders = await self.store.active_orders()
+        self.counters.quota = {(o.partner, o.id): o.remaining for o in orders}
 
-    def _receipt_answered(
-        self, live: _Partner, receipt_id: int, request: Pdu, result: Pdu | BaseException
-    ) -> None:
-        if isinstance(result, Pdu) and result.command_status == 0:
-            live.acked.append(receipt_id)
-            live.ack_wake.set()
-        else:
-            # Not delivered (refused, timed out, session gone): it stays in the outbox
-            # and is read back from there.
-            live.known.discard(receipt_id)
-            live.backlog = True
-            live.wake.set()
-
-    async def _ack_receipts(self, live: _Partner) -> None:
+    async def _refresh_quota_loop(self) -> None:
         while True:
-            await live.ack_wake.wait()
-            live.ack_wake = trio.Event()
-            ids, live.acked = live.acked, []
-            if not ids:
-                continue
             try:
-                await self.store.ack_receipts(ids)
-            except StoreError:
-                live.acked[:0] = ids  # try again with the next ones
-                await trio.sleep(0.5)
-                live.ack_wake.set()
-                continue
-            self._counts["acked"] += len(ids)
-            live.known.difference_update(ids)
-
-    def _next_receiver(self, live: _Partner) -> _Session | None:
-        receivers = [s for s in live.receivers if s.link is not None and not s.link.closed]
-        if not receivers:
-            return None
-        live.rr = (live.rr + 1) % len(receivers)
-        return receivers[live.rr]
+                await self.refresh_quota()
+            except StoreError as exc:
+                log.debug("quota gauges not refreshed", error=str(exc))
+            await trio.sleep(self.quota_refresh)
 
     def statistics(self) -> ServerStatistics:
-        c = self._counts
-        return ServerStatistics(
+        binds: dict[str, int] = dict.fromkeys(self.partners, 0)
+        for session in self._sessions.values():
+            if session.system_id is not None:
+                binds[session.system_id] = binds.get(session.system_id, 0) + 1
+        return self.counters.snapshot(
             sessions=len(self._sessions),
-            bound=sum(1 for s in self._sessions.values() if s.system_id is not None),
-            binds_refused=c["refused_binds"],
-            submits=c["submits"],
-            accepted=c["accepted"],
-            refused_by_status=dict(self._refused),
-            receipts_sent=c["sent"],
-            receipts_acked=c["acked"],
+            binds=binds,
+            receipts_sent=self.delivery.sent,
+            receipts_acked=self.delivery.acked,
         )
-
-
-#: The journal's states as ``message_state`` values (SMPP 3.4 section 5.2.28).
-_QUERY_STATE = {
-    "accepted": ReceiptState.ENROUTE,
-    "submitted": ReceiptState.ENROUTE,
-    "held": ReceiptState.ACCEPTED,
-    "delivered": ReceiptState.DELIVERED,
-    "expired": ReceiptState.EXPIRED,
-    "failed": ReceiptState.UNDELIVERABLE,
-    "rejected": ReceiptState.REJECTED,
-}
 
 
 def _short_code_owners(partners: Mapping[str, Any]) -> dict[str, str]:

@@ -1,0 +1,193 @@
+"""Receipts (and MOs) to partners: one deliverer task per partner, at-least-once.
+
+The pipeline journals each partner's receipts in the outbox and tells the server which
+partners have new ones (:meth:`ReceiptDelivery.queued`); the partner's deliverer sends
+them through any of its receiver/transceiver links, round robin, and acknowledges them
+in the outbox (in batches) only after the partner's ``deliver_sm_resp``. Receipts of a
+partner that is not bound stay in the outbox and go out when it binds; a receipt that
+was refused or timed out is read back from the outbox.
+
+Split from ``partner_server.py`` (sessions, binds and submits stay there).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from functools import partial
+from typing import TYPE_CHECKING
+
+import trio
+
+from smppgw.net.link import LinkClosed, SmppLink
+from smppgw.protocol.codec import decode_pdu
+from smppgw.protocol.errors import SmppError
+from smppgw.protocol.pdus import Pdu
+from smppgw.store import StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from smppgw.store import NewReceipt, Store
+
+__all__ = ["MAX_FRESH", "RECEIPT_BATCH", "ReceiptDelivery"]
+
+#: Receipts taken from the outbox per read, per partner.
+RECEIPT_BATCH = 500
+#: Receipts held in memory per bound partner before the rest wait in the outbox.
+MAX_FRESH = 10_000
+
+
+@dataclass
+class _Partner:
+    """The live state of one partner: its receiving links and receipt deliverer."""
+
+    system_id: str
+    receivers: list[SmppLink] = field(default_factory=list)
+    wake: trio.Event = field(default_factory=trio.Event)
+    #: Receipts handed over from memory as they were journaled: (outbox id, PDU octets,
+    #: the message id it reports on, None for an MO).
+    fresh: deque[tuple[int, bytes, int | None]] = field(default_factory=deque)
+    #: The outbox may hold receipts not in ``fresh`` (sent while unbound, or failed).
+    backlog: bool = True
+    #: Outbox ids in ``fresh``, in flight, or answered but not yet marked in the outbox.
+    known: set[int] = field(default_factory=set)
+    acked: list[int] = field(default_factory=list)
+    ack_wake: trio.Event = field(default_factory=trio.Event)
+    rr: int = 0
+
+
+class ReceiptDelivery:
+    """The deliverers of every partner that ever bound to receive (or got an MO).
+
+    Args:
+        store: the outbox.
+        on_sent: called with ``(system_id, message_id)`` when a receipt for an MT
+            message was written to the partner (the server's latency histogram).
+    """
+
+    def __init__(self, store: Store, *, on_sent: Callable[[str, int], None]) -> None:
+        self.store = store
+        self._on_sent = on_sent
+        self._live: dict[str, _Partner] = {}
+        self._nursery: trio.Nursery | None = None
+        self.sent = 0
+        self.acked = 0
+
+    def start(self, nursery: trio.Nursery) -> None:
+        """Deliverer tasks run in ``nursery`` (the server's)."""
+        self._nursery = nursery
+
+    def receiver_bound(self, system_id: str, link: SmppLink) -> None:
+        live = self.partner(system_id)
+        live.receivers.append(link)
+        live.backlog = True
+        live.wake.set()
+
+    def receiver_gone(self, system_id: str, link: SmppLink) -> None:
+        live = self._live.get(system_id)
+        if live is not None and link in live.receivers:
+            live.receivers.remove(link)
+
+    def queued(self, receipts: list[tuple[int, NewReceipt]]) -> None:
+        """These receipts were journaled: send them from memory when the partner is bound
+        (no outbox read), else they wait in the outbox for its next bind."""
+        for receipt_id, receipt in receipts:
+            live = self._live.get(receipt.partner)
+            if live is None:
+                continue
+            if live.receivers and len(live.fresh) < MAX_FRESH:
+                live.fresh.append((receipt_id, receipt.body, receipt.message_id))
+                live.known.add(receipt_id)
+            else:
+                live.backlog = True
+            live.wake.set()
+
+    def partner(self, system_id: str) -> _Partner:
+        """The partner's live state; its deliverer task starts with it."""
+        live = self._live.get(system_id)
+        if live is None:
+            live = self._live[system_id] = _Partner(system_id)
+            assert self._nursery is not None
+            self._nursery.start_soon(self._deliver, live)
+        return live
+
+    async def _deliver(self, live: _Partner) -> None:
+        """One task per partner that ever bound to receive: send its receipts, fresh
+        ones from memory and any backlog from the outbox, and mark them delivered in
+        the outbox (in batches) once the partner answered ``deliver_sm_resp``."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._ack, live)
+            while True:
+                await live.wake.wait()
+                live.wake = trio.Event()
+                while live.receivers:
+                    items = await self._next_receipts(live)
+                    if not items:
+                        break
+                    for index, (receipt_id, body, message_id) in enumerate(items):
+                        link = self._next_receiver(live)
+                        if link is None:
+                            for rid, _, _ in items[index:]:
+                                live.known.discard(rid)
+                            live.backlog = True
+                            break
+                        try:
+                            await link.send_request(
+                                decode_pdu(body), partial(self._receipt_answered, live, receipt_id)
+                            )
+                            self.sent += 1
+                            if message_id is not None:
+                                self._on_sent(live.system_id, message_id)
+                        except (LinkClosed, SmppError):
+                            live.known.discard(receipt_id)
+                            live.backlog = True
+
+    async def _next_receipts(self, live: _Partner) -> list[tuple[int, bytes, int | None]]:
+        items = [live.fresh.popleft() for _ in range(min(len(live.fresh), RECEIPT_BATCH))]
+        if items or not live.backlog:
+            return items
+        live.backlog = False
+        pending = await self.store.pending_receipts(live.system_id, limit=RECEIPT_BATCH)
+        items = [(r.id, r.body, r.message_id) for r in pending if r.id not in live.known]
+        live.known.update(rid for rid, _, _ in items)
+        if len(pending) == RECEIPT_BATCH:
+            live.backlog = True  # more may wait behind these
+        return items
+
+    def _receipt_answered(
+        self, live: _Partner, receipt_id: int, request: Pdu, result: Pdu | BaseException
+    ) -> None:
+        if isinstance(result, Pdu) and result.command_status == 0:
+            live.acked.append(receipt_id)
+            live.ack_wake.set()
+        else:
+            # Not delivered (refused, timed out, session gone): it stays in the outbox
+            # and is read back from there.
+            live.known.discard(receipt_id)
+            live.backlog = True
+            live.wake.set()
+
+    async def _ack(self, live: _Partner) -> None:
+        while True:
+            await live.ack_wake.wait()
+            live.ack_wake = trio.Event()
+            ids, live.acked = live.acked, []
+            if not ids:
+                continue
+            try:
+                await self.store.ack_receipts(ids)
+            except StoreError:
+                live.acked[:0] = ids  # try again with the next ones
+                await trio.sleep(0.5)
+                live.ack_wake.set()
+                continue
+            self.acked += len(ids)
+            live.known.difference_update(ids)
+
+    def _next_receiver(self, live: _Partner) -> SmppLink | None:
+        receivers = [link for link in live.receivers if not link.closed]
+        if not receivers:
+            return None
+        live.rr = (live.rr + 1) % len(receivers)
+        return receivers[live.rr]
