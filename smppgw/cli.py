@@ -26,14 +26,19 @@ def _add_check_config(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def _check_config(args: argparse.Namespace) -> int:
     # Imported here so that ``--version`` and ``--help`` do not pay for pydantic.
     from smppgw.app.config import ConfigError, load_config
+    from smppgw.app.scenario_load import load_scenarios
 
     try:
         config = load_config(args.config)
+        scenarios = load_scenarios(config.scenarios.directory) if config.scenarios.enabled else None
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
     print(f"ok: {args.config}")
     print(config.summary())
+    if scenarios is not None:
+        names = ", ".join(sorted(scenarios.scenarios)) or "none"
+        print(f"scenarios in {config.scenarios.directory}: {names}")
     return 0
 
 
@@ -102,11 +107,14 @@ def _run(args: argparse.Namespace) -> int:
 
     from smppgw.app.config import ConfigError, default_config, load_config
     from smppgw.app.daemon import run_daemon
+    from smppgw.app.scenario_load import load_scenarios
 
     candidate = Path(args.config) if args.config else Path(DEFAULT_CONFIG)
     path: Path | None = candidate if args.config or candidate.exists() else None
     try:
         config = load_config(path) if path is not None else default_config()
+        if config.scenarios.enabled:
+            load_scenarios(config.scenarios.directory)  # refused here, before anything starts
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

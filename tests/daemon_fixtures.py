@@ -36,6 +36,7 @@ def write_config(
 store: {{path: '{tmp_path / "gw.sqlite"}', durability: process}}
 {metrics}
 admin_socket: '{tmp_path / "admin.sock"}'
+scenarios: {{directory: '{tmp_path / "scenarios"}', events_dir: '{tmp_path / "events"}'}}
 logging: {{level: info, format: json}}
 simulator:
   enabled: true

@@ -35,6 +35,7 @@ if typing.TYPE_CHECKING:
 __all__ = [
     "ConfigError",
     "Problem",
+    "line_of",
     "load_config",
     "load_config_text",
     "load_model_text",
@@ -201,10 +202,10 @@ def validation_problems(
         if isinstance(cause, CrossFieldError):
             for sub_loc, reason in cause.problems:
                 full = loc + sub_loc
-                problems.append(Problem(source, _line_of(root, full), dotted_key(full), reason))
+                problems.append(Problem(source, line_of(root, full), dotted_key(full), reason))
             continue
         reason = _reason(error, loc, model)
-        problems.append(Problem(source, _line_of(root, loc), dotted_key(loc), reason))
+        problems.append(Problem(source, line_of(root, loc), dotted_key(loc), reason))
     return problems
 
 
@@ -259,7 +260,7 @@ def _model_in(annotation: object) -> type[BaseModel] | None:
     return None
 
 
-def _line_of(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
+def line_of(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
     """The 1-based line of ``loc`` in the tree, or of its nearest ancestor that exists."""
     if root is None:
         return 1

@@ -491,6 +491,10 @@ class Config(_Model):
         default_factory=lambda: partner_models.ServerSettings()
     )
     partners: tuple[partner_models.PartnerSettings, ...] = ()
+    #: The MO scenario engine: where its files are, engine-wide rules.
+    scenarios: scenario_models.ScenarioSettings = Field(
+        default_factory=lambda: scenario_models.ScenarioSettings()
+    )
 
     @field_validator("carriers")
     @classmethod
@@ -576,4 +580,4 @@ def _same_socket(a: Endpoint, b: Endpoint) -> bool:
 # At the end: partner_models reuses Endpoint and EndpointField from this module, so it
 # cannot be imported before they exist. Config's annotations name it through the module,
 # which pydantic resolves on first use, so either module may be imported first.
-from smppgw.app import partner_models  # noqa: E402
+from smppgw.app import partner_models, scenario_models  # noqa: E402

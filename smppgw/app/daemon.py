@@ -45,11 +45,12 @@ from smppgw.app.config import ConfigError, load_config
 from smppgw.app.logs import configure_logging
 from smppgw.app.metrics import GatewayMetrics
 from smppgw.app.metrics_http import serve_metrics
+from smppgw.app.scenario_service import ScenarioMetrics, ScenarioService, replay_unprocessed_mo
 from smppgw.app.systemd import Notifier
 from smppgw.gateway.admission import Admission
 from smppgw.gateway.auth import Authenticator
 from smppgw.gateway.mt import MtPipeline
-from smppgw.gateway.outbound import CarrierQueue
+from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier import CarrierClient
 from smppgw.net.partner_server import PartnerServer
@@ -58,6 +59,7 @@ from smppgw.store import Store
 if TYPE_CHECKING:
     from smppgw.app.config import CarrierSettings, Config
     from smppgw.protocol.pdus import DeliverSm
+    from smppgw.store import NewMessage
 
 __all__ = ["Daemon"]
 
@@ -105,6 +107,7 @@ class Daemon:
         self.metrics_port: int | None = None
         self.carriers: dict[str, _RunningCarrier] = {}
         self.server: PartnerServer | None = None
+        self.scenarios: ScenarioService | None = None
         self._stop = trio.Event()
         self.notifier = Notifier.from_environment()
         self._carrier_nursery: trio.Nursery | None = None
@@ -187,6 +190,13 @@ class Daemon:
         recovered = await pipeline.recover()
         if recovered:
             log.info("recovered unfinished messages from the journal", count=recovered)
+        if cfg.scenarios.enabled:
+            # Before the carriers: an MO delivered at once must find its scenario.
+            scenarios = self.scenarios = ScenarioService(
+                cfg.scenarios, self.store, self._submit_replies
+            )
+            self.registry.register(ScenarioMetrics(scenarios))
+            await services.start(scenarios.run)
         self._carrier_nursery = await services.start(self._carriers_host)
         for settings in cfg.carriers:
             await self._start_carrier(settings)
@@ -210,9 +220,17 @@ class Daemon:
             self.metrics.add_server(server)
             await services.start(server.run)
         if cfg.admin_socket is not None:
-            await services.start(
-                serve_admin, Path(cfg.admin_socket), AdminCommands(self.store, pipeline)
-            )
+            commands = AdminCommands(self.store, pipeline)
+            if self.scenarios is not None:
+                self.scenarios.register_admin(commands)
+            await services.start(serve_admin, Path(cfg.admin_socket), commands)
+        await replay_unprocessed_mo(self.store, self._on_mo)
+
+    def _submit_replies(self, ids: list[int], messages: list[NewMessage]) -> None:
+        """Journaled scenario replies go out like any accepted message."""
+        assert self.pipeline is not None
+        for message_id, message in zip(ids, messages, strict=True):
+            self.pipeline.enqueue(OutboundMessage.of(message_id, message))
 
     async def _carriers_host(
         self, *, task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED
@@ -267,8 +285,15 @@ class Daemon:
         running.scope.cancel()
 
     async def _on_mo(self, inbound_id: int, pdu: DeliverSm, carrier: str) -> None:
-        """An MO was journaled: forward it to the partner owning its short code (the
-        scenario engine will take its keywords first), then mark it processed."""
+        """An MO was journaled: a scenario claiming its keyword takes it (and marks it
+        processed with its reply); else the partner owning its short code gets it; else
+        the help reply of a scenario short code; else it is only logged."""
+        short_code = pdu.destination_addr.strip()
+        owned = any(short_code in p.short_codes for p in self.config.partners)
+        if self.scenarios is not None and await self.scenarios.on_mo(
+            inbound_id, pdu, partner_owned=owned
+        ):
+            return
         forwarded = self.server is not None and await self.server.forward_mo(pdu)
         if not forwarded:
             log.info(
@@ -303,6 +328,8 @@ class Daemon:
         self.pipeline.router = PrefixRouter(new.route_table(), new.default_route)
         if self.server is not None:
             self.server.reconfigure(new.server, {p.system_id: p for p in new.partners})
+        if self.scenarios is not None:
+            self.scenarios.reload(new.scenarios)
         await self._stop_carriers(changed + removed)
         for name in changed + added:
             await self._start_carrier(fresh[name])

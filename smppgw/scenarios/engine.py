@@ -128,8 +128,12 @@ class ScenarioEngine:
 
     # -- MO ----------------------------------------------------------------------------
 
-    async def on_mo(self, inbound_id: int, pdu: DeliverSm) -> bool:
-        """Process a journaled MO exactly once; False if its short code is not ours."""
+    async def on_mo(
+        self, inbound_id: int, pdu: DeliverSm, *, help_if_unmatched: bool = True
+    ) -> bool:
+        """Process a journaled MO exactly once; False if it is not ours: its short code is
+        no scenario's, or no keyword matched and ``help_if_unmatched`` is off (the short
+        code is also a partner's, who gets the MO instead)."""
         short_code = pdu.destination_addr.strip()
         if not self.owns(short_code):
             return False
@@ -160,6 +164,8 @@ class ScenarioEngine:
         correlation = f"mo-{inbound_id}"
         bound = log.bind(correlation=correlation, short_code=short_code)
         if found is None:
+            if not help_if_unmatched:
+                return False
             await self._help(mo, correlation, reply_tlvs, bound)
             return True
         scenario, command = found
@@ -247,6 +253,30 @@ class ScenarioEngine:
             return StepWrite(outcome="error")
 
         intake = EventIntake(event.kind, event.msisdn, dict(event.data), key)
+        result = await self.store.commit_step(step, on_error, event=intake)
+        self._finish(result, pending, scenario.name, bound)
+        return "duplicate" if result is None else result.outcome
+
+    async def scheduled(
+        self, scenario: LoadedScenario, key: str, fn: Callable[[Context], Outcome]
+    ) -> str:
+        """A scheduled step of ``scenario`` (the monthly statement), once per ``key``:
+        ``fn(ctx)`` runs in the transaction and its extras are sent. Returns the outcome,
+        or ``"duplicate"`` when the key was done before."""
+        correlation = f"job-{key}"
+        bound = log.bind(correlation=correlation)
+        pending = _Pending()
+        mo = Mo("", "", "", f"job:{key}", (), self._clock())
+
+        def step(conn: sqlite3.Connection) -> StepWrite:
+            outcome = fn(self._context(conn, scenario))
+            return self._write(scenario, mo, outcome, correlation, b"", pending, free=False)
+
+        def on_error(exc: BaseException) -> StepWrite:
+            bound.error("scheduled scenario step failed", scenario=scenario.name, exc_info=exc)
+            raise exc  # not marked done: tried again at the next tick
+
+        intake = EventIntake("job", None, {"key": key}, key)
         result = await self.store.commit_step(step, on_error, event=intake)
         self._finish(result, pending, scenario.name, bound)
         return "duplicate" if result is None else result.outcome

@@ -89,6 +89,9 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     mo.add_argument("--text", dest="mo_body", required=True)
     mo.add_argument("--data-coding", type=int, default=None)
     mo.add_argument("--system-id", dest="mo_system_id", default=None)
+    mo.add_argument(
+        "--ussd-session", type=int, default=None, help="send it as USSD in this session number"
+    )
     mo.set_defaults(handler=_post_mo)
 
     faults = actions.add_parser("faults", help="show or change faults (--set name=value)")
@@ -99,6 +102,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     stats = actions.add_parser("stats", help="print the simulator's statistics")
     _control_arg(stats)
     stats.set_defaults(handler=_stats)
+
+    messages = actions.add_parser(
+        "messages", help="the last messages the simulator received (decoded), newest last"
+    )
+    _control_arg(messages)
+    messages.add_argument("--last", type=int, default=10)
+    messages.set_defaults(handler=_messages)
 
     load = commands.add_parser("loadgen", help="load an SMPP server as a partner would")
     load.add_argument("--host", default="127.0.0.1")
@@ -249,7 +259,13 @@ def _post_mo(args: argparse.Namespace) -> int:
         payload["data_coding"] = args.data_coding
     if args.mo_system_id is not None:
         payload["system_id"] = args.mo_system_id
+    if args.ussd_session is not None:
+        payload["ussd_session"] = args.ussd_session
     return _call_control(args, "POST", "/mo", payload)
+
+
+def _messages(args: argparse.Namespace) -> int:
+    return _call_control(args, "GET", f"/messages?last={max(1, min(args.last, 1000))}")
 
 
 def _faults(args: argparse.Namespace) -> int:

@@ -3,8 +3,11 @@
 Routes (JSON in, JSON out, one request per connection):
 
 - ``POST /mo`` ``{"from": "84912345678", "to": "8055", "text": "TD ABC123"}`` (optional
+  ``ussd_session``: the MO comes as USSD in that session;
   ``data_coding``, ``system_id``): injects an MO; answers ``{"parts": n}``.
 - ``GET /stats``: the simulator's statistics and the faults in force.
+- ``GET /messages?last=10``: the last messages submitted to it, text decoded (a long
+  message shows as its parts).
 - ``GET /faults``, ``POST /faults`` ``{"throttle_every": 10, ...}``: read or change the
   faults; an invalid change is refused whole with ``400``.
 
@@ -23,11 +26,12 @@ from typing import TYPE_CHECKING, Any, Final
 import structlog
 import trio
 
-from smppgw.protocol.text import TextEncodeError
+from smppgw.protocol.text import TextEncodeError, decode_text
 from smppgw.sim.faults import FaultError
+from smppgw.sim.mo import ussd_tlvs
 
 if TYPE_CHECKING:
-    from smppgw.sim.smsc import SimulatedSmsc
+    from smppgw.sim.smsc import SimulatedSmsc, SubmitRecord
 
 __all__ = ["MAX_REQUEST_BYTES", "request_json", "serve_control"]
 
@@ -90,12 +94,34 @@ async def _serve_one(
         await trio.aclose_forcefully(stream)
 
 
+def _message_view(record: SubmitRecord) -> dict[str, Any]:
+    payload = record.short_message
+    if record.esm_class & 0x40 and payload:
+        payload = payload[payload[0] + 1 :]
+    return {
+        "from": record.source,
+        "to": list(record.destinations),
+        "text": decode_text(payload, record.data_coding),
+        "message_id": record.message_id,
+        "system_id": record.system_id,
+    }
+
+
 def _route(sim: SimulatedSmsc, method: str, path: str, body: bytes) -> tuple[http.HTTPStatus, Any]:
     ok = http.HTTPStatus.OK
     if path == "/stats" and method == "GET":
         return ok, {**sim.statistics().to_dict(), "faults": sim.faults.to_dict()}
     if path == "/faults" and method == "GET":
         return ok, sim.faults.to_dict()
+    if path.startswith("/messages") and method == "GET":
+        _, _, query = path.partition("?")
+        last = 10
+        for item in query.split("&"):
+            name, _, value = item.partition("=")
+            if name == "last" and value.isdigit():
+                last = max(1, min(int(value), 1000))
+        records = list(sim.submits)[-last:]
+        return ok, {"messages": [_message_view(r) for r in records]}
     if path == "/faults" and method == "POST":
         changes = _json_object(body)
         try:
@@ -112,12 +138,16 @@ def _route(sim: SimulatedSmsc, method: str, path: str, body: bytes) -> tuple[htt
             system_id = mo.get("system_id")
             if data_coding is not None and not isinstance(data_coding, int):
                 raise ValueError("data_coding must be an integer")
+            session = mo.get("ussd_session")
+            if session is not None and not isinstance(session, int):
+                raise ValueError("ussd_session must be an integer")
             parts = sim.inject_mo(
                 source,
                 destination,
                 text,
                 data_coding=data_coding,
                 system_id=None if system_id is None else str(system_id),
+                tlvs=() if session is None else ussd_tlvs(session),
             )
         except KeyError as exc:
             raise _HttpError(http.HTTPStatus.BAD_REQUEST, f"missing {exc}") from None

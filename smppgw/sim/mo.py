@@ -16,18 +16,34 @@ import trio
 from smppgw.protocol.concat import split_message
 from smppgw.protocol.pdus import DeliverSm
 from smppgw.protocol.text import SplitMode, choose_encoding, encode_text
+from smppgw.protocol.tlv import Tag, Tlv
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["ESM_CLASS_UDHI", "build_mo", "generate_mo"]
+__all__ = ["ESM_CLASS_UDHI", "build_mo", "generate_mo", "ussd_tlvs"]
 
 #: esm_class UDH indicator (SMPP 3.4 5.2.12).
 ESM_CLASS_UDHI = 0x40
 
 
+def ussd_tlvs(session: int) -> tuple[Tlv, ...]:
+    """An MO as a USSD PSSR indication (``ussd_service_op`` 1) in session ``session``
+    (``its_session_info``, two octets), as an SMSC relaying USSD over SMPP sends it."""
+    return (
+        Tlv(Tag.USSD_SERVICE_OP, b"\x01"),
+        Tlv(Tag.ITS_SESSION_INFO, (session & 0xFFFF).to_bytes(2, "big")),
+    )
+
+
 def build_mo(
-    source: str, destination: str, text: str, *, data_coding: int | None = None, reference: int = 0
+    source: str,
+    destination: str,
+    text: str,
+    *,
+    data_coding: int | None = None,
+    reference: int = 0,
+    tlvs: tuple[Tlv, ...] = (),
 ) -> list[DeliverSm]:
     """The ``deliver_sm`` PDUs (esm_class 0, or UDHI for parts) that carry ``text``.
 
@@ -48,6 +64,7 @@ def build_mo(
             esm_class=ESM_CLASS_UDHI if segment.udhi else 0,
             data_coding=encoded.data_coding,
             short_message=segment.short_message,
+            tlvs=tlvs,
         )
         for segment in segments
     ]

@@ -71,6 +71,8 @@ from smppgw.sim.receipts import wants_receipt as _wants_receipt
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
 
+    from smppgw.protocol.tlv import Tlv
+
 __all__ = [
     "Account",
     "BindRecord",
@@ -153,6 +155,8 @@ class SubmitRecord:
     registered_delivery: int
     data_coding: int
     short_message: bytes
+    esm_class: int = 0
+    tlvs: tuple[Tlv, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,6 +401,8 @@ class SimulatedSmsc:
                 pdu.registered_delivery,
                 pdu.data_coding,
                 short_message,
+                pdu.esm_class,
+                pdu.tlvs,
             )
         )
 
@@ -477,10 +483,12 @@ class SimulatedSmsc:
         *,
         data_coding: int | None = None,
         system_id: str | None = None,
+        tlvs: tuple[Tlv, ...] = (),
     ) -> int:
         """Send ``text`` as an MO (several UDH parts if long) to a receiver of
         ``system_id`` (None: any bound receiver, else the first account); queued until
-        one binds. Returns the number of parts.
+        one binds. Returns the number of parts. ``tlvs`` go on every part (USSD:
+        see :func:`smppgw.sim.mo.ussd_tlvs`).
 
         Raises:
             TextEncodeError: the text does not fit ``data_coding``.
@@ -490,7 +498,9 @@ class SimulatedSmsc:
             bound = self._router.bound_system_ids()
             system_id = bound[0] if bound else self.config.accounts[0].system_id
         self._mo_ref = (self._mo_ref + 1) & 0xFF
-        pdus = build_mo(source, destination, text, data_coding=data_coding, reference=self._mo_ref)
+        pdus = build_mo(
+            source, destination, text, data_coding=data_coding, reference=self._mo_ref, tlvs=tlvs
+        )
         for pdu in pdus:
             self._router.deliver(Delivery(system_id, pdu, "mo"))
         self.mos.append(MoRecord(system_id, source, destination, text, len(pdus)))

@@ -1,0 +1,291 @@
+"""The scenario engine inside the daemon: MO routing, replay, reload, events, statements.
+
+What the daemon needs around :class:`~smppgw.scenarios.engine.ScenarioEngine`:
+
+- **MO routing**: a keyword a scenario claims wins; an unknown keyword on a short code a
+  partner owns goes to that partner (issue 5: "that no scenario handles"); on one of the
+  scenarios' own short codes it gets the help reply.
+- **Replay at start**: an MO journaled (and acknowledged to the carrier) but not
+  processed when the daemon died is processed now; the processed mark makes it once.
+- **Reload** (SIGHUP): the scenario files are read again; any problem keeps the
+  running set, and is logged with its file and line.
+- **Events**: from the admin socket (``smppgw event ...``) and from ``*.jsonl`` files
+  dropped in ``scenarios.events_dir`` (each line one event; a line's key defaults to
+  ``<file>:<line>`` so a file processed twice after a crash counts once; the file then
+  moves to ``done/``, or to ``failed/`` beside a ``.errors`` report).
+- **Monthly statement**: at the configured day and time, once per month and scenario
+  (keyed ``statement:<scenario>:<YYYY-MM>``, so a restart does not send it twice).
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+import structlog
+import trio
+from prometheus_client.core import CounterMetricFamily
+
+from smppgw.app.config_load import ConfigError
+from smppgw.app.scenario_load import load_scenarios
+from smppgw.protocol.pdus import DeliverSm
+from smppgw.scenarios.engine import ScenarioEngine
+from smppgw.scenarios.handler import Event, Extra, Outcome
+from smppgw.store import InboundKind
+from smppgw.store.inbound import unprocessed_inbound
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterator
+    from pathlib import Path
+
+    from prometheus_client.core import Metric
+
+    from smppgw.app.admin import AdminCommands
+    from smppgw.app.scenario_models import ScenarioSettings
+    from smppgw.scenarios.handler import Context
+    from smppgw.scenarios.registry import LoadedScenario
+    from smppgw.store import NewMessage, Store
+
+__all__ = ["ScenarioMetrics", "ScenarioService", "replay_unprocessed_mo", "statement_due"]
+
+log = structlog.get_logger("smppgw.scenarios")
+
+EVENTS_POLL = 2.0
+STATEMENT_POLL = 60.0
+MAX_EVENT_LINE = 1 << 16
+
+
+def statement_due(local: datetime, day: str | int, at: str) -> str | None:
+    """The month (``YYYY-MM``) whose statement is due at local time ``local``, or None.
+
+    Due from the configured day and time of that month until the month ends.
+    """
+    hour, minute = (int(x) for x in at.split(":"))
+    last = calendar.monthrange(local.year, local.month)[1]
+    target_day = last if day == "last" else int(day)
+    due = local.replace(day=target_day, hour=hour, minute=minute, second=0, microsecond=0)
+    return local.strftime("%Y-%m") if local >= due else None
+
+
+class ScenarioService:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        settings: ScenarioSettings,
+        store: Store,
+        submit: Callable[[list[int], list[NewMessage]], None],
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self._clock = clock
+        table = load_scenarios(settings.directory)  # ConfigError: refuse to start
+        self.engine = ScenarioEngine(store, table, settings.engine_settings(), submit, clock=clock)
+        log.info(
+            "scenarios loaded",
+            directory=str(settings.directory),
+            scenarios=sorted(table.scenarios),
+            short_codes=sorted(table.short_codes),
+        )
+
+    # -- MO --------------------------------------------------------------------------
+
+    async def on_mo(self, inbound_id: int, pdu: DeliverSm, *, partner_owned: bool) -> bool:
+        """True when a scenario (or the help reply) took the MO and marked it processed."""
+        return await self.engine.on_mo(inbound_id, pdu, help_if_unmatched=not partner_owned)
+
+    # -- reload ----------------------------------------------------------------------
+
+    def reload(self, settings: ScenarioSettings) -> bool:
+        """Read the scenario files again; False (logged) and the old set kept on error."""
+        try:
+            table = load_scenarios(settings.directory)
+        except ConfigError as exc:
+            log.error("scenario reload refused", problems=str(exc))
+            return False
+        self.settings = settings
+        self.engine.reconfigure(table, settings.engine_settings())
+        log.info("scenarios reloaded", scenarios=sorted(table.scenarios))
+        return True
+
+    # -- background work -------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_events_dir)
+            nursery.start_soon(self._statements)
+            task_status.started()
+
+    async def feed_event(
+        self, kind: str, msisdn: str, data: dict[str, Any], key: str | None
+    ) -> list[tuple[str, str]]:
+        if not kind or not msisdn.strip().lstrip("+").isdigit():
+            raise ValueError("an event needs a kind and a subscriber number (digits)")
+        event = Event(kind, msisdn.strip().lstrip("+"), data, key)
+        return await self.engine.on_event(event)
+
+    async def _watch_events_dir(self) -> None:
+        while True:
+            directory = self.settings.events_dir
+            if directory is not None:
+                for path in await trio.to_thread.run_sync(_event_files, directory):
+                    await self._process_event_file(path)
+            await trio.sleep(EVENTS_POLL)
+
+    async def _process_event_file(self, path: Path) -> None:
+        lines = await trio.to_thread.run_sync(_read_lines, path)
+        errors: list[str] = []
+        handled = 0
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+                if not isinstance(item, dict):
+                    raise ValueError("not a JSON object")
+                kind = str(item.pop("kind", ""))
+                msisdn = str(item.pop("msisdn", ""))
+                key = str(item.pop("key", f"{path.name}:{number}"))
+                await self.feed_event(kind, msisdn, item, key)
+                handled += 1
+            except (ValueError, TypeError) as exc:
+                errors.append(f"{path.name}:{number}: {exc}")
+        target = "failed" if errors else "done"
+        await trio.to_thread.run_sync(_move, path, target, errors)
+        log.info("event file processed", file=path.name, events=handled, errors=len(errors))
+
+    async def _statements(self) -> None:
+        while True:
+            settings = self.settings.statement
+            if settings.enabled:
+                offset = self.engine.settings.utc_offset
+                local = datetime.fromtimestamp(self._clock(), timezone(offset))
+                month = statement_due(local, settings.day, settings.time)
+                if month is not None:
+                    for scenario in list(self.engine.table.scenarios.values()):
+                        if scenario.file.enabled and hasattr(scenario.handler, "statement"):
+                            await self.send_statement(scenario, month)
+            await trio.sleep(STATEMENT_POLL)
+
+    async def send_statement(self, scenario: LoadedScenario, month: str) -> str:
+        """The month's statement of one scenario, once (its key); the step's outcome."""
+        handler: Any = scenario.handler
+
+        def step(ctx: Context) -> Outcome:
+            extras: list[Extra] = handler.statement(ctx, month)
+            return Outcome("statement", {"month": month, "count": len(extras)}, extras, reply=False)
+
+        return await self.engine.scheduled(scenario, f"statement:{scenario.name}:{month}", step)
+
+    # -- admin -----------------------------------------------------------------------
+
+    def register_admin(self, commands: AdminCommands) -> None:
+        async def event(request: dict[str, Any]) -> dict[str, Any]:
+            data = request.get("data") or {}
+            if not isinstance(data, dict):
+                raise ValueError("data must be a JSON object")
+            key = request.get("key")
+            results = await self.feed_event(
+                str(request.get("kind", "")),
+                str(request.get("msisdn", "")),
+                data,
+                None if key is None else str(key),
+            )
+            return {"ok": True, "results": [{"scenario": s, "outcome": o} for s, o in results]}
+
+        async def scenarios(request: dict[str, Any]) -> dict[str, Any]:
+            table = self.engine.table
+            return {
+                "ok": True,
+                "scenarios": [
+                    {
+                        "name": s.name,
+                        "handler": s.file.handler,
+                        "short_codes": list(s.file.short_codes),
+                        "keywords": s.file.keyword_map(),
+                        "enabled": s.file.enabled,
+                        "file": s.source,
+                    }
+                    for s in table.scenarios.values()
+                ],
+            }
+
+        commands.register("scenario.event", event)
+        commands.register("scenario.list", scenarios)
+
+
+async def replay_unprocessed_mo(
+    store: Store, on_mo: Callable[[int, DeliverSm, str], Awaitable[None]]
+) -> int:
+    """Give every journaled but unprocessed MO to ``on_mo`` again (at start: the daemon
+    died between acknowledging it to the carrier and processing it); how many."""
+    rows = await store.read(unprocessed_inbound)
+    count = 0
+    for row in rows:
+        if row.kind is not InboundKind.MO:
+            continue
+        pdu = DeliverSm(
+            source_addr_ton=row.source_ton,
+            source_addr_npi=row.source_npi,
+            source_addr=row.source_addr,
+            dest_addr_ton=row.dest_ton,
+            dest_addr_npi=row.dest_npi,
+            destination_addr=row.destination_addr,
+            esm_class=row.esm_class,
+            data_coding=row.data_coding,
+            short_message=row.body,
+        )
+        await on_mo(row.id, pdu, row.smsc)
+        count += 1
+    if count:
+        log.info("replayed MO journaled before the last stop", count=count)
+    return count
+
+
+class ScenarioMetrics:
+    """``smppgw_scenario_steps_total{scenario, outcome}`` and duplicates, read at scrape."""
+
+    def __init__(self, service: ScenarioService) -> None:
+        self.service = service
+
+    def collect(self) -> Iterator[Metric]:
+        engine = self.service.engine
+        steps = CounterMetricFamily(
+            "smppgw_scenario_steps",
+            "Scenario steps committed (MO, events, statements) by scenario and outcome",
+            labels=["scenario", "outcome"],
+        )
+        for (scenario, outcome), count in sorted(engine.outcomes.items()):
+            steps.add_metric([scenario, outcome], count)
+        yield steps
+        yield CounterMetricFamily(
+            "smppgw_scenario_duplicates",
+            "MO redeliveries and repeated event keys recognised and not processed again",
+            value=engine.duplicates,
+        )
+
+
+def _event_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.glob("*.jsonl") if p.is_file())
+
+
+def _read_lines(path: Path) -> list[str]:
+    with path.open(encoding="utf-8", errors="replace") as f:
+        return [line[:MAX_EVENT_LINE] for line in f]
+
+
+def _move(path: Path, target: str, errors: list[str]) -> None:
+    folder = path.parent / target
+    folder.mkdir(exist_ok=True)
+    stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
+    dest = folder / f"{path.stem}.{stamp}{path.suffix}"
+    path.rename(dest)
+    if errors:
+        dest.with_suffix(".errors").write_text("\n".join(errors) + "\n", encoding="utf-8")
