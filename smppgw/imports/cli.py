@@ -111,6 +111,7 @@ def _import(args: argparse.Namespace) -> int:
         file = Path(args.file).resolve()
         if not file.is_file():
             raise _Usage(f"no file {args.file}")
+        _check_suffix(file, args.sheet)
         sock = _daemon_socket(config)
         if sock is not None:
             data = _import_via_daemon(sock, args, file)
@@ -125,6 +126,16 @@ def _import(args: argparse.Namespace) -> int:
     else:
         print(report)
     return 0 if report.ok else 1
+
+
+def _check_suffix(file: Path, sheet: str | None) -> None:
+    """Refuse a file type we cannot read before a store is opened (or created) for it."""
+    from smppgw.imports.tabular import TabularError, read_rows
+
+    try:
+        read_rows(file, sheet=sheet).close()
+    except TabularError as exc:
+        raise _Usage(str(exc)) from None
 
 
 class _Progress:
