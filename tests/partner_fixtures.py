@@ -15,6 +15,10 @@ from daemon_fixtures import free_port
 from smppgw.app.config import load_config
 from smppgw.app.daemon import Daemon
 from smppgw.gateway.auth import hash_password
+from smppgw.net.link import SmppLink
+from smppgw.protocol.pdus import BindTransceiver, BindTransmitter
+from smppgw.protocol.session import SmppConnection
+from smppgw.protocol.states import Role
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -77,6 +81,30 @@ async def partner_daemon(tmp_path: Path, **kw: Any) -> AsyncIterator[tuple[Daemo
             yield daemon, server_port
         finally:
             daemon.request_stop()
+
+
+async def _ignore(link: SmppLink, batch: object) -> None:
+    return None
+
+
+@asynccontextmanager
+async def esme(
+    port: int,
+    system_id: str = "acme",
+    *,
+    bind: type[BindTransmitter | BindTransceiver] = BindTransmitter,
+) -> AsyncIterator[SmppLink]:
+    """Our own link as a bound partner, for the PDUs smpplib does not speak."""
+    async with trio.open_nursery() as nursery:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        link = SmppLink(stream, SmppConnection(Role.ESME), _ignore)
+        await nursery.start(link.run)
+        resp = await link.request(bind(system_id=system_id, password=PASSWORD))
+        assert resp.command_status == 0
+        try:
+            yield link
+        finally:
+            link.close()
 
 
 @dataclass

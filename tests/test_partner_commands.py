@@ -5,20 +5,17 @@ own link as the ESME for the PDUs smpplib lacks)."""
 from __future__ import annotations
 
 import time
-from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 import smpplib.client
 import smpplib.consts
 import trio
 from carrier_fixtures import wait_for
-from partner_fixtures import PASSWORD, partner_daemon
+from partner_fixtures import PASSWORD, esme, partner_daemon
 
-from smppgw.net.link import SmppLink
 from smppgw.protocol.fields import DestAddress, DestFlag, UnsuccessSme
 from smppgw.protocol.pdus import (
     BindTransceiver,
-    BindTransmitter,
     CancelSm,
     DataSm,
     Pdu,
@@ -29,18 +26,16 @@ from smppgw.protocol.pdus import (
     SubmitSm,
 )
 from smppgw.protocol.receipt import MessageState as ReceiptState
-from smppgw.protocol.session import SmppConnection
-from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus as S
 from smppgw.protocol.tlv import Tag, Tlv
 from smppgw.sim.smsc import SimulatedSmsc
 from smppgw.store import NewOrder, OrderKind
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
     from pathlib import Path
 
     from smppgw.app.daemon import Daemon
+    from smppgw.net.link import SmppLink
 
 
 async def _order(daemon: Daemon, partner: str, parts: int) -> int:
@@ -48,25 +43,6 @@ async def _order(daemon: Daemon, partner: str, parts: int) -> int:
     return await daemon.store.create_order(
         NewOrder(partner=partner, kind=OrderKind.PREPAID, limit=parts)
     )
-
-
-async def _ignore(link: SmppLink, batch: object) -> None:
-    return None
-
-
-@asynccontextmanager
-async def esme(port: int, system_id: str = "acme") -> AsyncIterator[SmppLink]:
-    """Our own link as a bound transmitter partner."""
-    async with trio.open_nursery() as nursery:
-        stream = await trio.open_tcp_stream("127.0.0.1", port)
-        link = SmppLink(stream, SmppConnection(Role.ESME), _ignore)
-        await nursery.start(link.run)
-        resp = await link.request(BindTransmitter(system_id=system_id, password=PASSWORD))
-        assert resp.command_status == 0
-        try:
-            yield link
-        finally:
-            link.close()
 
 
 def _submit(text: bytes = b"hello", destination: str = "84912345678", **kw: Any) -> SubmitSm:
@@ -356,12 +332,7 @@ async def test_replace_text_must_pass_the_content_policy(tmp_path: Path) -> None
 async def test_transceiver_binds_get_the_commands_too(tmp_path: Path) -> None:
     async with partner_daemon(tmp_path, carrier_down=True) as (daemon, port):
         await _order(daemon, "acme", 10)
-        async with trio.open_nursery() as nursery:
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            link = SmppLink(stream, SmppConnection(Role.ESME), _ignore)
-            await nursery.start(link.run)
-            await link.request(BindTransceiver(system_id="acme", password=PASSWORD))
+        async with esme(port, bind=BindTransceiver) as link:
             message_id = await _accepted(link)
             resp: Pdu = await link.request(_cancel(message_id))
             assert resp.command_status == 0
-            link.close()

@@ -7,10 +7,17 @@ family from snapshots.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final, Generic, Literal, TypeVar
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
+
+from smppgw.net.partner_stats import RECEIPT_LATENCY_BUCKETS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -243,13 +250,13 @@ _SERVER: Final[tuple[_Spec[ServerStatistics], ...]] = (
     _Spec(
         "smppgw_partner_submits_total",
         "counter",
-        "submit_sm received from partners.",
+        "Messages submitted by partners (submit_sm, data_sm, submit_multi destinations).",
         lambda s: s.submits,
     ),
     _Spec(
         "smppgw_partner_accepted_total",
         "counter",
-        "submit_sm journaled and acknowledged with status 0.",
+        "Messages journaled and acknowledged with status 0 (held ones included).",
         lambda s: s.accepted,
     ),
     _Spec(
@@ -266,7 +273,82 @@ _SERVER: Final[tuple[_Spec[ServerStatistics], ...]] = (
     ),
 )
 _REFUSED_NAME = "smppgw_partner_refused"
-_REFUSED_HELP = "submit_sm refused, by the command_status answered."
+_REFUSED_HELP = "Messages refused, by the command_status answered."
+
+# Per partner (label ``partner``: the configured system_id, never a number). Empty
+# families are still exposed, so a dashboard sees the names before the first bind.
+_PARTNER_BINDS: Final = "smppgw_partner_binds"
+_PARTNER_OUTCOMES: Final = "smppgw_partner_submit_outcomes"
+_PARTNER_THROTTLED: Final = "smppgw_partner_throttled"
+_PARTNER_CONTENT: Final = "smppgw_partner_content_filtered"
+_PARTNER_COMMANDS: Final = "smppgw_partner_commands"
+_PARTNER_QUOTA: Final = "smppgw_partner_quota_remaining"
+_PARTNER_LATENCY: Final = "smppgw_partner_receipt_latency_seconds"
+
+
+def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
+    """The per-partner families of one server snapshot."""
+    binds = GaugeMetricFamily(_PARTNER_BINDS, "Bound sessions, by partner.", labels=["partner"])
+    outcomes = CounterMetricFamily(
+        _PARTNER_OUTCOMES,
+        "Messages submitted (submit_sm, data_sm, submit_multi destinations) by partner and"
+        " outcome: accepted, held (for moderation), refused (any error status).",
+        labels=["partner", "outcome"],
+    )
+    throttled = CounterMetricFamily(
+        _PARTNER_THROTTLED, "Messages refused ESME_RTHROTTLED, by partner.", labels=["partner"]
+    )
+    content = CounterMetricFamily(
+        _PARTNER_CONTENT,
+        "Messages breaking the content policy, by partner and action (rejected, held).",
+        labels=["partner", "action"],
+    )
+    commands = CounterMetricFamily(
+        _PARTNER_COMMANDS,
+        "query_sm, cancel_sm and replace_sm answered, by partner, command and result.",
+        labels=["partner", "command", "result"],
+    )
+    latency = HistogramMetricFamily(
+        _PARTNER_LATENCY,
+        "Time from accepting a message to sending the partner its receipt.",
+        labels=["partner"],
+    )
+    for name, p in s.partners.items():
+        binds.add_metric([name], p.binds)
+        outcomes.add_metric([name, "accepted"], p.accepted)
+        outcomes.add_metric([name, "held"], p.held)
+        outcomes.add_metric([name, "refused"], p.refused)
+        throttled.add_metric([name], p.throttled)
+        content.add_metric([name, "rejected"], p.content_rejected)
+        content.add_metric([name, "held"], p.content_held)
+        for (command, result), count in sorted(p.commands.items()):
+            commands.add_metric([name, command, result], count)
+        if p.receipt_latency:
+            buckets: list[tuple[str, float]] = []
+            running = 0
+            for le, n in zip((*RECEIPT_LATENCY_BUCKETS, math.inf), p.receipt_latency, strict=True):
+                running += n
+                buckets.append(("+Inf" if le == math.inf else repr(le), running))
+            latency.add_metric([name], buckets, p.receipt_latency_sum)
+    quota = GaugeMetricFamily(
+        _PARTNER_QUOTA,
+        "What an active order can still reserve (parts for prepaid, money for postpaid),"
+        " as of the last read of the journal.",
+        labels=["partner", "order"],
+    )
+    for (partner, order), remaining in sorted(s.quota_remaining.items()):
+        quota.add_metric([partner, str(order)], remaining)
+    yield from (binds, outcomes, throttled, content, commands, quota, latency)
+
+
+def _partner_descriptions() -> Iterator[Metric]:
+    """The per-partner families without samples (for ``describe``)."""
+    yield GaugeMetricFamily(_PARTNER_BINDS, "")
+    yield GaugeMetricFamily(_PARTNER_QUOTA, "")
+    for name in (_PARTNER_OUTCOMES, _PARTNER_THROTTLED, _PARTNER_CONTENT, _PARTNER_COMMANDS):
+        yield CounterMetricFamily(name, "")
+    yield HistogramMetricFamily(_PARTNER_LATENCY, "")
+
 
 _STORE: Final[tuple[_Spec[StoreStatistics], ...]] = (
     _Spec(

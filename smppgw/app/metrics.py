@@ -24,7 +24,12 @@ restarted with new settings is removed and added again, and its counters start f
 which Prometheus' ``rate()`` treats as the counter reset it is.
 
 Labels are low-cardinality only: ``carrier`` (configured names), ``lane``
-(``bulk``/``transactional``) and ``version``; never message ids or numbers.
+(``bulk``/``transactional``), ``version``, ``status`` (command_status names), and for
+partners ``partner`` (configured system_ids), ``outcome``, ``action``, ``command``,
+``result`` and ``order`` (order ids: a partner has few); never message ids or numbers.
+
+Receipts from carriers that match no message cannot be put down to a partner: they are
+``mt_receipts_unmatched_total``, not a partner family.
 
 Metrics
 -------
@@ -84,11 +89,18 @@ and ``transactional`` (priority >= 1).
 | partner_sessions                  | gauge     |               | partner connections open         |
 | partner_sessions_bound            | gauge     |               | of those, bound                  |
 | partner_binds_refused_total       | counter   |               | partner binds refused            |
-| partner_submits_total             | counter   |               | submit_sm received from partners |
+| partner_submits_total             | counter   |               | messages submitted by partners   |
 | partner_accepted_total            | counter   |               | journaled and acknowledged (0)   |
 | partner_refused_total             | counter   | status        | refused, by command_status name  |
 | partner_receipts_sent_total       | counter   |               | receipts sent to partners        |
 | partner_receipts_acked_total      | counter   |               | receipts answered with 0         |
+| partner_binds                     | gauge     | partner       | bound sessions of the partner    |
+| partner_submit_outcomes_total     | counter   | partner, outcome | accepted / held / refused     |
+| partner_throttled_total           | counter   | partner       | refused ESME_RTHROTTLED          |
+| partner_content_filtered_total    | counter   | partner, action | content policy: rejected/held  |
+| partner_commands_total            | counter   | partner, command, result | query/cancel/replace  |
+| partner_quota_remaining           | gauge     | partner, order | an active order's remaining     |
+| partner_receipt_latency_seconds   | histogram | partner       | accept to receipt sent           |
 """
 
 from __future__ import annotations
@@ -135,6 +147,8 @@ from smppgw.app.metric_families import (
     _SERVER,
     _STORE,
     _fill,
+    _partner_descriptions,
+    _partner_families,
     _Spec,
 )
 from smppgw.protocol.status import CommandStatus
@@ -376,6 +390,7 @@ class GatewayMetrics:
         yield HistogramMetricFamily(_LATENCY_NAME, "")
         yield SummaryMetricFamily(_COMMIT_NAME, "")
         yield CounterMetricFamily(_REFUSED_NAME, "")
+        yield from _partner_descriptions()
 
     def collect(self) -> Iterator[Metric]:
         """Read every registered component's ``statistics()`` now (scrape time)."""
@@ -397,6 +412,7 @@ class GatewayMetrics:
             for status, count in sorted(stats.refused_by_status.items()):
                 refused.add_metric([_status_name(status)], count)
             yield refused
+            yield from _partner_families(stats)
 
     def _collect_carriers(self) -> Iterator[Metric]:
         names = sorted(self._carriers)
