@@ -9,8 +9,8 @@ Semantics, and why:
   reports the bad ones.
 * The write is ONE ``run_in_transaction`` item: refusals found against the store (a code
   already in the inventory) raise inside it, which rolls back everything it wrote.
-  The price is that the writer's batch holds this item for the whole write (about a
-  second per 100k rows): MT journaling waits that long. Operators import off-peak.
+  The price is that the writer's batch holds this item for the whole write (longer the
+  bigger the file): MT journaling waits that long. Operators import off-peak.
 * Reading and validating run in a worker thread, a chunk of rows at a time, so the
   daemon's event loop keeps serving between chunks and a progress callback sees the
   count grow.

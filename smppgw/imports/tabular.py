@@ -112,6 +112,7 @@ def _row(line: int, names: list[str], cells: Sequence[Cell]) -> Row | None:
 
 
 def _read_csv(path: Path) -> Generator[Row, None, None]:
+    line = 1
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as f:
             sample = f.read(_SNIFF_BYTES)
@@ -131,8 +132,9 @@ def _read_csv(path: Path) -> Generator[Row, None, None]:
                 if row is not None:
                     yield row
     except UnicodeDecodeError as exc:
+        # The decoder reads ahead, so the line is where reading stopped, not exact.
         raise TabularError(
-            f"{path.name}: not UTF-8 text (byte {exc.start}): save it as 'CSV UTF-8'"
+            f"{path.name}: not UTF-8 text (near line {line}, {exc.reason}): save it as 'CSV UTF-8'"
         ) from None
     except csv.Error as exc:
         raise TabularError(f"{path.name}: {exc}") from None
