@@ -180,7 +180,7 @@ def test_code_dates_in_every_accepted_form_agree(day: dt.date, points: int) -> N
     for form in forms:
         validator = _feed(
             "codes",
-            [{"code": " ab-12 ", "points": str(points), "valid_from": form, "valid_to": form}],
+            [{"code": " ab-1 2 ", "points": str(points), "valid_from": form, "valid_to": form}],
             ValidationOptions(tz=dt.UTC, campaign="tet"),
         )
         assert validator.errors == []

@@ -20,6 +20,8 @@ Normalisation, and why:
 * dates: ``YYYY-MM-DD``, ``DD/MM/YYYY`` (the operators' locale) or an Excel date cell,
   in the configured time zone (the machine's by default); a ``valid_to`` date means
   "through the end of that day".
+* codes: whitespace removed and upper-cased, the way the points scenario reads a code
+  typed in an SMS (``ab 12`` and ``AB12`` are the same card).
 * money and points: integers in minor units; ``150,000`` and ``150 000`` are read as
   thousands groups, ``1.5`` is refused (never silently rounded).
 """
@@ -418,7 +420,9 @@ class CodesValidator(Validator[CodeRecord]):
 
     def _parse(self, cells: _Cells) -> CodeRecord | None:
         raw = cells.text("code", required=True)
-        code = raw.upper() if raw is not None else None  # _text trimmed it
+        # As the points scenario reads a typed code (``code_of``): the words joined,
+        # upper-cased. A code stored with a space inside could never be matched.
+        code = "".join(raw.split()).upper() if raw is not None else None
         points = cells.parse("points", parse_int)
         campaign = cells.text("campaign") or self.options.campaign
         if campaign is None:
