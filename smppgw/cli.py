@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from smppgw import __version__
+from smppgw.app.scenario_cli import add_commands as add_scenario_commands
 from smppgw.imports.cli import add_commands as add_import_commands
 from smppgw.sim.cli import add_commands as add_sim_commands
 
@@ -182,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     add_import_commands(commands)
     _add_run(commands)
     _add_moderation(commands)
+    add_scenario_commands(commands)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

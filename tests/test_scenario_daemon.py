@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 from carrier_fixtures import wait_for
@@ -17,11 +18,15 @@ from daemon_fixtures import free_port, write_config
 from smppgw.app.admin import admin_request
 from smppgw.app.config import load_config
 from smppgw.app.daemon import Daemon
+from smppgw.cli import main
 from smppgw.protocol.text import decode_text
 from smppgw.protocol.tlv import Tag
 from smppgw.sim.mo import ussd_tlvs
 from smppgw.sim.smsc import SimulatedSmsc, SubmitRecord
 from smppgw.store import Durability, InboundKind, NewInbound, StoreConfig, open_store
+
+if TYPE_CHECKING:
+    import pytest
 
 REPO_SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 SUBSCRIBER = "84912345678"
@@ -132,7 +137,9 @@ async def test_ussd_mo_is_answered_in_its_session(tmp_path: Path) -> None:
         daemon.request_stop()
 
 
-async def test_events_by_admin_socket_and_by_file_are_handled_once(tmp_path: Path) -> None:
+async def test_events_by_admin_socket_and_by_file_are_handled_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _scenarios(tmp_path, extra=TOPUP_SCENARIO)
     events = tmp_path / "events"
     events.mkdir()
@@ -167,7 +174,18 @@ async def test_events_by_admin_socket_and_by_file_are_handled_once(tmp_path: Pat
         sim.inject_mo(SUBSCRIBER, "9191", "bal")
         await wait_for(lambda: len(_replies_to(sim)) == 2)
         assert _replies_to(sim)[1] == "Top-ups so far: 50000"
+
+        # the CLI, as an operator's script would call it
+        config = str(tmp_path / "smppgw.yaml")
+        argv = ["event", "topup", SUBSCRIBER, "--set", "amount=20000", "--key", "b2", "-c", config]
+        assert await trio.to_thread.run_sync(main, argv) == 0
+        await wait_for(lambda: len(_replies_to(sim)) == 3)
+        listing = ["scenarios", "-c", config]
+        assert await trio.to_thread.run_sync(main, listing) == 0
         daemon.request_stop()
+    out = capsys.readouterr().out
+    assert "topups: thanks" in out
+    assert "topups: scenario_test_handlers:TopupNotice on 9191: BAL->balance" in out
 
 
 async def test_a_bad_scenario_file_on_reload_keeps_the_running_set(tmp_path: Path) -> None:

@@ -138,7 +138,8 @@ def search_members(
 ) -> list[Member]:
     """Members by number, ID, or a field's value (``name``, ``province`` or a key of
     the imported ``fields``), newest first."""
-    where, args = [], []  # type: ignore[var-annotated]
+    where: list[str] = []
+    args: list[object] = []
     if msisdn:
         where.append("msisdn = ?")
         args.append(msisdn)
