@@ -199,3 +199,25 @@ async def test_a_bad_scenario_file_on_reload_keeps_the_running_set(tmp_path: Pat
         sim.inject_mo(SUBSCRIBER, "8055", "DK An HN")
         await wait_for(lambda: len(_replies_to(sim)) == 1)
         daemon.request_stop()
+
+
+async def test_import_while_the_daemon_runs_goes_through_it(tmp_path: Path) -> None:
+    _scenarios(tmp_path, "registration")
+    members = tmp_path / "members.csv"
+    members.write_text("msisdn,name,province\n84900000011,Le Van C,HN\n0900000012,Pham D,DN\n")
+    async with trio.open_nursery() as nursery:
+        daemon, sim = await _start(tmp_path, nursery)
+        argv = ["import", "members", str(members), "-c", str(tmp_path / "smppgw.yaml")]
+        assert await trio.to_thread.run_sync(main, argv) == 0
+        # an imported member registering by SMS gets their existing ID
+        sim.inject_mo("84900000011", "8055", "DK Someone HN")
+        await wait_for(lambda: len(_replies_to(sim, "84900000011")) == 1)
+        assert daemon.store is not None
+        rows = await daemon.store.read(
+            lambda c: c.execute("SELECT msisdn, member_id FROM member ORDER BY msisdn").fetchall()
+        )
+        assert [m for m, _ in rows] == ["84900000011", "84900000012"]
+        assert all(i.startswith(("HN", "DN")) for _, i in rows)  # the scenario's ID pattern
+        assert rows[0][1] in _replies_to(sim, "84900000011")[0]
+        assert "da dang ky truoc do" in _replies_to(sim, "84900000011")[0]
+        daemon.request_stop()

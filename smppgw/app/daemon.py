@@ -41,6 +41,7 @@ from prometheus_client import CollectorRegistry
 
 from smppgw import __version__
 from smppgw.app.admin import AdminCommands, serve_admin
+from smppgw.app.admin_imports import register_import_commands
 from smppgw.app.config import ConfigError, load_config
 from smppgw.app.logs import configure_logging
 from smppgw.app.metrics import GatewayMetrics
@@ -221,8 +222,11 @@ class Daemon:
             await services.start(server.run)
         if cfg.admin_socket is not None:
             commands = AdminCommands(self.store, pipeline)
+            member_ids = None
             if self.scenarios is not None:
                 self.scenarios.register_admin(commands)
+                member_ids = self.scenarios.member_id_format()
+            register_import_commands(commands, self.store, member_ids)
             await services.start(serve_admin, Path(cfg.admin_socket), commands)
         await replay_unprocessed_mo(self.store, self._on_mo)
 

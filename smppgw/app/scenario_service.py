@@ -34,6 +34,7 @@ from smppgw.app.scenario_load import load_scenarios
 from smppgw.protocol.pdus import DeliverSm
 from smppgw.scenarios.engine import ScenarioEngine
 from smppgw.scenarios.handler import Event, Extra, Outcome
+from smppgw.scenarios.member_id import MemberIdFormat
 from smppgw.store import InboundKind
 from smppgw.store.inbound import unprocessed_inbound
 
@@ -181,6 +182,15 @@ class ScenarioService:
             return Outcome("statement", {"month": month, "count": len(extras)}, extras, reply=False)
 
         return await self.engine.scheduled(scenario, f"statement:{scenario.name}:{month}", step)
+
+    def member_id_format(self) -> MemberIdFormat | None:
+        """The member-ID pattern of the first scenario that registers members (imports
+        make IDs the same way), None if none does."""
+        for scenario in self.engine.table.scenarios.values():
+            fmt = getattr(scenario.handler, "id_format", None)
+            if isinstance(fmt, MemberIdFormat):
+                return fmt
+        return None
 
     # -- admin -----------------------------------------------------------------------
 
