@@ -104,7 +104,7 @@ class PointsSettings(BaseModel):
 
 def code_of(args: tuple[str, ...]) -> str:
     """The code typed: the words joined without spaces, upper-cased (see the module)."""
-    return "".join(args).upper()
+    return "".join("".join(args).split()).upper()
 
 
 def local_text(ctx: Context, at: float) -> str:

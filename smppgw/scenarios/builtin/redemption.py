@@ -12,8 +12,8 @@ question for ``confirm_minutes``; ``Y`` then performs it, checking everything ag
 balance or the stock may have moved meanwhile); ``N`` drops it. ``Y`` or ``N`` with no
 question open, or one that expired, get ``confirmed_nothing_pending``.
 
-The gift typed is the words after the keyword without spaces, upper-cased
-(``doi card 50`` is ``CARD50``).
+The gift typed is the words after the keyword without spaces, upper-cased, without
+diacritics (``doi card 50`` is ``CARD50``); so are the keywords of ``gifts``.
 
 Settings::
 
@@ -33,6 +33,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from smppgw.scenarios.handler import Context, Extra, Handler, Mo, Outcome
+from smppgw.scenarios.keywords import normalize
 from smppgw.store.loyalty import (
     Gift,
     assign_gift,
@@ -87,8 +88,9 @@ class RedemptionSettings(BaseModel):
 
 
 def gift_keyword(args: tuple[str, ...]) -> str:
-    """The gift typed: the words joined without spaces, upper-cased."""
-    return "".join(args).upper()
+    """The gift typed: the words joined without spaces, upper-cased, no diacritics (as
+    keywords are compared)."""
+    return normalize(" ".join(args)).replace(" ", "")
 
 
 class Redemption(Handler):
