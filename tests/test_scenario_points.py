@@ -383,6 +383,21 @@ async def test_statement_of_a_month_has_the_balance_at_its_end(tmp_path: Path) -
         )
 
 
+async def test_statement_event_sends_them_once_under_the_brandname(tmp_path: Path) -> None:
+    async with scenario_rig(tmp_path, POINTS) as rig:
+        await add_member(rig, "M1")
+        await add_codes(rig, ("S1", 10))
+        await rig.mo("TD S1")
+        rig.clock.now = datetime(2026, 10, 1, 0, 5, tzinfo=UTC).timestamp()
+        sms = ["Tong diem tich luy cua hoi vien M1 den het thang 09/2026: 10 diem."]
+        assert await rig.event("statement", "", key="statement-2026-09") == sms  # last month
+        assert await rig.event("statement", "", key="statement-2026-09") == []
+        assert [(m.source_addr, m.destination_addr) for _, m in rig.sent[-1:]] == [
+            ("ACME", SUBSCRIBER)
+        ]
+        assert await rig.event("statement", "", key="again", month="2026-09") == sms
+
+
 # ----------------------------------------------------------------- demo file
 
 

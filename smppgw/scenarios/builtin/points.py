@@ -35,19 +35,20 @@ Settings::
       # or:   {codes: [ABC123, XYZ999], gift_type: CARD10}
 
 Also :meth:`Points.statement`: the month-end balance SMS of every member whose points
-moved in a month (the scheduler calls it).
+moved in a month; the scheduler calls it, or feeds the event ``statement`` (exactly once
+per event key, like every event step).
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from smppgw.scenarios.builtin.registration import MemberIdSettings, register_member
-from smppgw.scenarios.handler import Context, Extra, Handler, Mo, Outcome
+from smppgw.scenarios.handler import Context, Event, Extra, Handler, Mo, Outcome
 from smppgw.store.loyalty import (
     Code,
     add_wrong_code,
@@ -117,6 +118,7 @@ class Points(Handler):
 
     Settings = PointsSettings
     commands = frozenset({"credit", "balance"})
+    events = frozenset({"statement"})
     default_replies = {
         "credited": (
             "Ban duoc cong {points} diem tu ma {code}. Tong diem hien tai: {balance}."
@@ -246,6 +248,20 @@ class Points(Handler):
                 "member_id": member.member_id,
             },
         )
+
+    def on_event(self, ctx: Context, event: Event) -> Outcome | None:
+        """``statement`` (data ``{"month": "YYYY-MM"}``, default the month before
+        ``now``): the month-end SMS as one event step, so a scheduler that fires twice
+        with the same key (``statement-2026-09``) sends them once."""
+        if event.kind != "statement":
+            return None
+        month = str(event.data.get("month") or "")
+        if not month:
+            first = ctx.local_time.replace(day=1)
+            month = (first - timedelta(days=1)).strftime("%Y-%m")
+        extras = self.statement(ctx, month)
+        log.info("monthly statement", month=month, members=len(extras))
+        return Outcome("statement", {"month": month}, extras=extras, reply=False)
 
     def statement(self, ctx: Context, month: str) -> list[Extra]:
         """The month-end balance SMS (template ``statement``) of every member whose points
