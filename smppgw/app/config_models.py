@@ -366,6 +366,10 @@ class CarrierSettings(_Model):
     max_command_length: int = Field(default=DEFAULT_MAX_COMMAND_LENGTH, ge=512, le=1 << 20)
     data_coding: DataCodingSettings = DataCodingSettings()
     split: SplitMode = SplitMode.UDH8
+    #: Seconds within which the same MO text from the same number is this carrier
+    #: delivering it again (after a lost deliver_sm_resp), not the subscriber sending it
+    #: again; 0: never deduplicate MO (see smppgw.gateway.inbound.mo_dedup_keys).
+    mo_dedup_window: float = Field(default=120.0, ge=0, le=86_400)
     #: Where to accept SMSC-initiated connections (``outbind``, SMPP 3.4 section 2.2.1);
     #: None: this carrier never calls us.
     outbind_listen: EndpointField | None = None

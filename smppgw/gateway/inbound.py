@@ -15,6 +15,7 @@ gateway acts on each receipt and MO exactly once:
 from __future__ import annotations
 
 import hashlib
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,7 +25,15 @@ from smppgw.protocol.tlv import Tag
 if TYPE_CHECKING:
     from smppgw.protocol.pdus import DeliverSm
 
-__all__ = ["ReceiptInfo", "classify_receipt", "is_receipt", "mo_dedup_key", "receipt_dedup_key"]
+__all__ = [
+    "MO_DEDUP_WINDOW",
+    "ReceiptInfo",
+    "classify_receipt",
+    "is_receipt",
+    "mo_dedup_key",
+    "mo_dedup_keys",
+    "receipt_dedup_key",
+]
 
 #: esm_class message-type bits (SMPP 3.4 section 5.2.12): 0x04 SMSC delivery receipt,
 #: 0x08 SME delivery ack, 0x10 SME manual ack, 0x20 intermediate notification.
@@ -88,11 +97,34 @@ def receipt_dedup_key(info: ReceiptInfo) -> str:
     return f"r:{info.carrier_id}:{int(info.state)}"
 
 
-def mo_dedup_key(pdu: DeliverSm, now: float, bucket_seconds: float = 600.0) -> str:
+#: How long a repeated MO (same number, short code and text) counts as the carrier
+#: delivering it again rather than the subscriber sending it again; per carrier in the
+#: config (``mo_dedup_window``).
+MO_DEDUP_WINDOW = 120.0
+
+
+def mo_dedup_keys(
+    pdu: DeliverSm, now: float, window: float = MO_DEDUP_WINDOW
+) -> tuple[str, str | None]:
+    """``(key, previous)`` for an MO: MO carry no id of their own, so a redelivery is
+    recognised by its content within a time window. ``key`` names the window ``now``
+    falls in and ``previous`` the one before: the journal treats a row under either as
+    the same MO, so a redelivery just after a window boundary is still caught (the
+    effective window is between ``window`` and twice it). A subscriber sending the same
+    text again after that is a new MO. ``window`` 0 turns deduplication off (every
+    MO is new; the key is unique)."""
     digest = hashlib.blake2b(digest_size=12)
     for part in (pdu.source_addr, pdu.destination_addr, str(pdu.data_coding)):
         digest.update(part.encode("latin-1"))
         digest.update(b"\0")
     digest.update(pdu.short_message)
     digest.update(pdu.tlv_octets(Tag.MESSAGE_PAYLOAD) or b"")
-    return f"m:{int(now // bucket_seconds)}:{digest.hexdigest()}"
+    if window <= 0:
+        return f"m:once:{uuid.uuid4().hex}", None
+    bucket = int(now // window)
+    return f"m:{bucket}:{digest.hexdigest()}", f"m:{bucket - 1}:{digest.hexdigest()}"
+
+
+def mo_dedup_key(pdu: DeliverSm, now: float, window: float = MO_DEDUP_WINDOW) -> str:
+    """The journal key of an MO (see :func:`mo_dedup_keys`)."""
+    return mo_dedup_keys(pdu, now, window)[0]

@@ -21,7 +21,13 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import trio
 
-from smppgw.gateway.inbound import classify_receipt, is_receipt, mo_dedup_key, receipt_dedup_key
+from smppgw.gateway.inbound import (
+    classify_receipt,
+    is_receipt,
+    mo_dedup_key,
+    mo_dedup_keys,
+    receipt_dedup_key,
+)
 from smppgw.protocol.message_id import MessageIdError, receipt_key, resp_key
 from smppgw.protocol.pdus import AlertNotification, DataSm, DeliverSm, Pdu
 from smppgw.protocol.receipt import MessageState as ReceiptState
@@ -114,7 +120,11 @@ class CarrierInbound:
                 )
             else:
                 receipts.append(None)
-                items.append(self._inbound(pdu, InboundKind.MO, mo_dedup_key(pdu, now), None))
+                window = getattr(self.settings, "mo_dedup_window", None)
+                key, previous = (
+                    mo_dedup_keys(pdu, now) if window is None else mo_dedup_keys(pdu, now, window)
+                )
+                items.append(self._inbound(pdu, InboundKind.MO, key, None, previous))
         try:
             results = await self.store.journal_inbound(items)
         except StoreError as exc:
@@ -154,7 +164,12 @@ class CarrierInbound:
             await self.store.mark_inbound_processed(processed)
 
     def _inbound(
-        self, pdu: DeliverSm, kind: InboundKind, key: str, carrier_id: str | None
+        self,
+        pdu: DeliverSm,
+        kind: InboundKind,
+        key: str,
+        carrier_id: str | None,
+        also_known_as: str | None = None,
     ) -> NewInbound:
         return NewInbound(
             smsc=self.name,
@@ -170,6 +185,7 @@ class CarrierInbound:
             data_coding=pdu.data_coding,
             esm_class=pdu.esm_class,
             carrier_id=carrier_id,
+            also_known_as=also_known_as,
         )
 
     async def _apply_receipt(self, key: str, state: int, error: str | None) -> bool:

@@ -55,6 +55,14 @@ def journal_inbound(
     t = ms(now)
     out: list[InboundResult] = []
     for m in items:
+        if m.also_known_as is not None:
+            seen = conn.execute(
+                "SELECT id FROM inbound WHERE smsc = ? AND dedup_key = ?",
+                (m.smsc, m.also_known_as),
+            ).fetchone()
+            if seen is not None:
+                out.append(InboundResult(int(seen[0]), False))
+                continue
         cur = conn.execute(
             "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
             " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"

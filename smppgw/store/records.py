@@ -197,6 +197,9 @@ class NewInbound:
     data_coding: int = 0
     esm_class: int = 0
     carrier_id: str | None = None
+    #: Another key under which the same PDU may already be journaled (an MO's previous
+    #: time window): found there, it is a redelivery too.
+    also_known_as: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
