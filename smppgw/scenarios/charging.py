@@ -158,6 +158,7 @@ class HttpCharging:
             reason="advance" if op == "credit" else "recovery",
             advance_id=advance_id,
             now=now,
+            url=self.url,
         )
         return ChargeResult(True, amount, None, pending=True)
 
@@ -197,8 +198,8 @@ class HttpCharging:
 class HttpTarget(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    #: Where the HTTP charging task posts this scenario's requests.
     url: str = Field(pattern=r"^https?://[^/\s]+")
-    timeout: float = Field(default=10.0, gt=0)
 
 
 class HttpChargingSettings(BaseModel):

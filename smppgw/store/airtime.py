@@ -349,6 +349,7 @@ class ChargeRequest:
     reason: str
     advance_id: int | None
     attempts: int
+    url: str | None = None
 
 
 def queue_charge_request(
@@ -361,6 +362,7 @@ def queue_charge_request(
     reason: str,
     advance_id: int | None,
     now: float,
+    url: str | None = None,
 ) -> bool:
     """Record a request to post (in the step's transaction); False if ``ref`` was queued
     before (the ref is also the idempotency key the charging system sees)."""
@@ -371,6 +373,7 @@ def queue_charge_request(
         "reason": reason,
         "advance_id": advance_id,
         "attempts": 0,
+        "url": url,
     }
     cur = conn.execute(
         "INSERT INTO event (kind, subject, payload, created_at, event_key) VALUES (?,?,?,?,?)"
@@ -400,6 +403,7 @@ def pending_charge_requests(conn: sqlite3.Connection, limit: int = 100) -> list[
                 reason=str(p.get("reason", "")),
                 advance_id=p.get("advance_id"),
                 attempts=int(p.get("attempts", 0)),
+                url=p.get("url"),
             )
         )
     return out
