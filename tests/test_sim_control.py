@@ -32,6 +32,21 @@ async def test_control_routes() -> None:
         (mo,) = await esme.wait_for(1)
         assert mo.short_message == b"TD X"
 
+        batch = {"from": "8491{i:07d}", "to": "8055", "text": "TD C{i:03d}", "count": 3}
+        status, body = await request_json("127.0.0.1", port, "POST", "/mo", batch)
+        assert (status, body) == (200, {"parts": 3})
+        delivered = await esme.wait_for(4)
+        assert [(m.source_addr, m.short_message) for m in delivered[1:]] == [
+            ("84910000000", b"TD C000"),
+            ("84910000001", b"TD C001"),
+            ("84910000002", b"TD C002"),
+        ]
+        status, body = await request_json("127.0.0.1", port, "POST", "/mo", {**batch, "count": 0})
+        assert status == 400
+
+        status, body = await request_json("127.0.0.1", port, "GET", "/messages?last=5")
+        assert (status, body) == (200, {"messages": []})  # nothing submitted to it yet
+
         status, body = await request_json(
             "127.0.0.1", port, "POST", "/faults", {"throttle_every": 3, "response_delay": 0.5}
         )

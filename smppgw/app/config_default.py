@@ -30,7 +30,7 @@ def default_config() -> Config:
     """
     return Config(
         store=StoreSettings(durability=Durability.PROCESS),
-        simulator=SimulatorSettings(enabled=True),
+        simulator=SimulatorSettings(enabled=True, control=Endpoint("127.0.0.1", 2777)),
         carriers=(
             CarrierSettings(
                 name="sim",

@@ -298,6 +298,8 @@ class SimulatorSettings(_Model):
     id_format: Literal["hex", "decimal"] = "hex"
     receipt: SimReceiptSettings = SimReceiptSettings()
     mo: SimMoSettings = SimMoSettings()
+    #: Its HTTP control endpoint (``smppgw sim mo|messages|faults --control``); None: off.
+    control: EndpointField | None = None
 
 
 class TlsSettings(_Model):
@@ -542,6 +544,14 @@ class Config(_Model):
             and self.simulator.listen == self.metrics.listen
         ):
             problems.append((("simulator", "listen"), "the same address as metrics.listen"))
+        control = self.simulator.control
+        if self.simulator.enabled and control is not None:
+            taken = [("simulator.listen", self.simulator.listen)]
+            if self.metrics.enabled:
+                taken.append(("metrics.listen", self.metrics.listen))
+            for key, endpoint in taken:
+                if _same_socket(control, endpoint):
+                    problems.append((("simulator", "control"), f"the same address as {key}"))
         if self.server.enabled:
             for key, other in (("metrics", self.metrics), ("simulator", self.simulator)):
                 if other.enabled and _same_socket(self.server.listen, other.listen):

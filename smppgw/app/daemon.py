@@ -182,6 +182,11 @@ class Daemon:
             await services.start(
                 partial(sim.run, host=cfg.simulator.listen.host, port=cfg.simulator.listen.port)
             )
+            if cfg.simulator.control is not None:
+                from smppgw.sim.control import serve_control
+
+                control = cfg.simulator.control
+                await services.start(serve_control, sim, control.host, control.port)
         names = [c.name for c in cfg.carriers]
         pipeline = self.pipeline = MtPipeline(
             self.store, PrefixRouter(cfg.route_table(), cfg.default_route), names

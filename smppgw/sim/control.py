@@ -3,7 +3,8 @@
 Routes (JSON in, JSON out, one request per connection):
 
 - ``POST /mo`` ``{"from": "84912345678", "to": "8055", "text": "TD ABC123"}`` (optional
-  ``ussd_session``: the MO comes as USSD in that session;
+  ``ussd_session``: the MO comes as USSD in that session; ``count``: that many MO, with
+  ``{i}`` in ``from`` and ``text`` numbering them from 0, e.g. ``"TD C{i:06d}"``;
   ``data_coding``, ``system_id``): injects an MO; answers ``{"parts": n}``.
 - ``GET /stats``: the simulator's statistics and the faults in force.
 - ``GET /messages?last=10``: the last messages submitted to it, text decoded (a long
@@ -94,6 +95,10 @@ async def _serve_one(
         await trio.aclose_forcefully(stream)
 
 
+#: The most MO one ``POST /mo`` may inject (they queue in memory until delivered).
+MAX_MO_BATCH = 100_000
+
+
 def _message_view(record: SubmitRecord) -> dict[str, Any]:
     payload = record.short_message
     if record.esm_class & 0x40 and payload:
@@ -141,17 +146,22 @@ def _route(sim: SimulatedSmsc, method: str, path: str, body: bytes) -> tuple[htt
             session = mo.get("ussd_session")
             if session is not None and not isinstance(session, int):
                 raise ValueError("ussd_session must be an integer")
-            parts = sim.inject_mo(
-                source,
-                destination,
-                text,
-                data_coding=data_coding,
-                system_id=None if system_id is None else str(system_id),
-                tlvs=() if session is None else ussd_tlvs(session),
-            )
+            count = mo.get("count", 1)
+            if not isinstance(count, int) or not 1 <= count <= MAX_MO_BATCH:
+                raise ValueError(f"count must be an integer from 1 to {MAX_MO_BATCH}")
+            parts = 0
+            for i in range(count):
+                parts += sim.inject_mo(
+                    source.format(i=i) if count > 1 else source,
+                    destination,
+                    text.format(i=i) if count > 1 else text,
+                    data_coding=data_coding,
+                    system_id=None if system_id is None else str(system_id),
+                    tlvs=() if session is None else ussd_tlvs(session),
+                )
         except KeyError as exc:
             raise _HttpError(http.HTTPStatus.BAD_REQUEST, f"missing {exc}") from None
-        except (TextEncodeError, ValueError) as exc:
+        except (TextEncodeError, ValueError, IndexError) as exc:
             raise _HttpError(http.HTTPStatus.BAD_REQUEST, str(exc)) from None
         return ok, {"parts": parts}
     if path in ("/stats", "/faults", "/mo"):
