@@ -181,6 +181,19 @@ async def test_a_refused_credit_cancels_the_advance(tmp_path: Path) -> None:
             assert reply.startswith("Ban da duoc ung 10.000d")
 
 
+async def test_a_refused_credit_drops_the_debits_that_would_recover_it(tmp_path: Path) -> None:
+    with charging_server() as charging:
+        async with scenario_rig(tmp_path, airtime_http(charging.url)) as rig:
+            await profile(rig, registered=True)
+            await rig.mo("UNG 10000", short_code="9090")
+            await rig.event("topup", amount=50000, key="t1")  # recovered, optimistically
+            charging.answers = [403]
+            await deliver_pending(rig.store, clock=rig.clock)
+            assert [key for _, key, _ in charging.seen] == ["advance:1:credit"]
+            assert await advances(rig) == [(SUBSCRIBER, 10000, 1000, 0, "cancelled")]
+            assert [r[4:] for r in await requests(rig)] == [("refused", True), ("dropped", True)]
+
+
 async def test_a_refused_debit_reopens_the_debt(tmp_path: Path) -> None:
     with charging_server() as charging:
         async with scenario_rig(tmp_path, airtime_http(charging.url)) as rig:

@@ -15,12 +15,13 @@ and settles it by the answer:
 * 2xx, or 409 (the key was applied before): done;
 * another 4xx: refused for good. It is done too, and compensated in the same
   transaction: a refused credit cancels its advance (the subscriber never got the
-  money), a refused debit re-opens the debt it was meant to pay;
+  money) and drops the debits queued to recover it; a refused debit re-opens the debt
+  it was meant to pay;
 * no answer, 408, 425, 429 or 5xx: left pending and posted again after a back-off, with
   the same idempotency key, so a request whose answer was lost is not applied twice.
 
 Requests of one subscriber go in order (a debit never overtakes its advance's credit):
-after a retryable failure the pass skips that number's later requests. Crashing at any
+after a failure or a refusal the pass skips that number's later requests. Crashing at any
 point loses nothing: a request is pending until its settlement commits.
 
 Only the standard library speaks HTTP (``http.client``, in a worker thread); the daemon
@@ -43,10 +44,10 @@ import trio
 
 from smppgw.store.airtime import (
     ChargeRequest,
-    cancel_advance,
     finish_charge_request,
     pending_charge_requests,
     undo_recovery,
+    void_advance,
 )
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ def _settle(
     if kind != "refused" or request.advance_id is None:
         return True
     if request.op == "credit":
-        cancel_advance(conn, request.advance_id, now)
+        void_advance(conn, request.advance_id, now)
         return True
     return undo_recovery(conn, request.advance_id, request.amount)
 
@@ -179,8 +180,9 @@ async def deliver_pending(
         reopened = await store.run_in_transaction(
             partial(_settle, request=request, kind=kind, detail=result.detail, now=clock())
         )
+        if kind != "done":  # the number's later requests wait for the next pass, which
+            blocked.add(request.msisdn)  # sees what this settlement changed (dropped debits)
         if kind == "retry":
-            blocked.add(request.msisdn)
             done.retried += 1
             bound.warning("charging request failed; will retry", detail=result.detail)
         elif kind == "refused":

@@ -49,6 +49,7 @@ __all__ = [
     "set_flags",
     "set_profile_balance",
     "undo_recovery",
+    "void_advance",
 ]
 
 #: The ``event.kind`` of a charge request waiting for the HTTP charging task.
@@ -272,6 +273,26 @@ def cancel_advance(conn: sqlite3.Connection, advance_id: int, now: float) -> boo
         (ms(now), advance_id),
     )
     return cur.rowcount == 1
+
+
+def void_advance(conn: sqlite3.Connection, advance_id: int, now: float) -> int:
+    """Undo an advance whose credit the charging system refused: it never reached the
+    subscriber, so nothing was owed. The advance is cancelled with nothing recovered,
+    and the debits queued to recover it are dropped unposted (per-number order means
+    none was posted before its credit). Returns how many were dropped."""
+    conn.execute(
+        "UPDATE advance SET state = 'cancelled', recovered = 0, recovered_at = ?"
+        " WHERE id = ? AND state != 'cancelled'",
+        (ms(now), advance_id),
+    )
+    cur = conn.execute(
+        "UPDATE event SET processed_at = ?,"
+        " payload = json_set(payload, '$.status', 'dropped', '$.detail', 'credit refused')"
+        " WHERE kind = ? AND processed_at IS NULL AND json_extract(payload, '$.op') = 'debit'"
+        " AND json_extract(payload, '$.advance_id') = ?",
+        (ms(now), CHARGE_REQUEST, advance_id),
+    )
+    return cur.rowcount
 
 
 # -- built-in balance ledger -----------------------------------------------------------
