@@ -141,6 +141,7 @@ class CarrierInbound:
             link.respond(make_response(pdu))
         self.counts["deliveries"] += len(pdus)
         processed: list[int] = []
+        mo_by_sender: dict[str, list[tuple[int, DeliverSm]]] = {}
         for pdu, result, receipt in zip(pdus, results, receipts, strict=True):
             if not result.new:
                 self.counts["dup_in"] += 1
@@ -156,12 +157,23 @@ class CarrierInbound:
                     )
             elif not is_receipt(pdu):
                 if self._mo_sink is not None:
-                    await self._mo_sink(result.inbound_id, pdu, self.name)
+                    mo_by_sender.setdefault(pdu.source_addr, []).append((result.inbound_id, pdu))
                 else:
                     self.log.info("MO received (no scenario engine)", inbound_id=result.inbound_id)
                     processed.append(result.inbound_id)
+        if mo_by_sender:
+            # One subscriber's MO in the order they came ("DOI X" before "Y"); different
+            # subscribers' at once, so that their steps share the writer's commits.
+            async with trio.open_nursery() as nursery:
+                for sender_mo in mo_by_sender.values():
+                    nursery.start_soon(self._sink_in_order, sender_mo)
         if processed:
             await self.store.mark_inbound_processed(processed)
+
+    async def _sink_in_order(self, items: list[tuple[int, DeliverSm]]) -> None:
+        assert self._mo_sink is not None
+        for inbound_id, pdu in items:
+            await self._mo_sink(inbound_id, pdu, self.name)
 
     def _inbound(
         self,
