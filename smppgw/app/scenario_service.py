@@ -23,6 +23,7 @@ import calendar
 import json
 import time
 from datetime import datetime, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -32,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily
 from smppgw.app.config_load import ConfigError
 from smppgw.app.scenario_load import load_scenarios
 from smppgw.protocol.pdus import DeliverSm
+from smppgw.scenarios.charging_http import ChargingStatistics, run_http_charging
 from smppgw.scenarios.engine import ScenarioEngine
 from smppgw.scenarios.handler import Event, Extra, Outcome
 from smppgw.scenarios.member_id import MemberIdFormat
@@ -85,6 +87,7 @@ class ScenarioService:
         self.settings = settings
         self.store = store
         self._clock = clock
+        self.charging = ChargingStatistics()
         table = load_scenarios(settings.directory)  # ConfigError: refuse to start
         self.engine = ScenarioEngine(store, table, settings.engine_settings(), submit, clock=clock)
         log.info(
@@ -120,6 +123,9 @@ class ScenarioService:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_events_dir)
             nursery.start_soon(self._statements)
+            # Charge requests of the HTTP charging adapter (an outbox in the journal):
+            # always served, so requests queued before a config change still go out.
+            await nursery.start(partial(run_http_charging, self.store, stats=self.charging))
             task_status.started()
 
     async def feed_event(
@@ -273,6 +279,19 @@ class ScenarioMetrics:
         for (scenario, outcome), count in sorted(engine.outcomes.items()):
             steps.add_metric([scenario, outcome], count)
         yield steps
+        charges = CounterMetricFamily(
+            "smppgw_scenario_charge_requests",
+            "Requests to the HTTP charging system by result (done, refused, retried)",
+            labels=["result"],
+        )
+        stats = self.service.charging
+        for result, count in (
+            ("done", stats.done),
+            ("refused", stats.refused),
+            ("retried", stats.retried),
+        ):
+            charges.add_metric([result], count)
+        yield charges
         yield CounterMetricFamily(
             "smppgw_scenario_duplicates",
             "MO redeliveries and repeated event keys recognised and not processed again",

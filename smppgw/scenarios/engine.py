@@ -229,6 +229,7 @@ class ScenarioEngine:
         (per scenario, by the event's key). Returns ``(scenario, outcome)`` pairs; an
         already seen key gives ``"duplicate"``."""
         results: list[tuple[str, str]] = []
+        event = dataclasses.replace(event, msisdn=event.msisdn.strip().lstrip("+"))
         for scenario in self.table.scenarios.values():
             if scenario.file.enabled and event.kind in scenario.handler.events:
                 results.append((scenario.name, await self._event_step(scenario, event)))
@@ -314,7 +315,7 @@ class ScenarioEngine:
     ) -> StepWrite:
         """The replies and log rows of ``outcome`` (runs in the writer thread)."""
         sender = scenario.file.sender
-        reply_from = sender.reply or mo.short_code or sender.brandname or ""
+        reply_from = sender.reply or mo.short_code or scenario.file.short_codes[0]
         brand = sender.brandname or reply_from
         entries: list[LogEntry] = []
         if mo.inbound_id is not None:
