@@ -14,10 +14,11 @@ Events from the operator's systems (``topup``, ``low_balance``...) go to
 **Where it runs.** ``handle`` runs in the store's writer thread *inside the transaction*
 that also journals the reply and marks the MO processed, so everything it does through
 ``ctx.conn`` commits together with the reply, exactly once, or not at all. Hence the
-rules: do only SQL through ``ctx.conn`` (the helpers in ``smppgw.store.members``, ``.loyalty``, ``.airtime``),
-no network, no sleeping, no trio, no commit or rollback; be quick (every other write
-waits). Raise to abandon the step: its changes are rolled back and the subscriber gets
-the scenario's ``error`` reply. Time comes from ``ctx.now`` and randomness from
+rules: do only SQL through ``ctx.conn`` (the helpers in ``smppgw.store.members``,
+``smppgw.store.loyalty`` and ``smppgw.store.airtime``), no network, no sleeping, no
+trio, no commit or rollback; be quick (every other write waits). Raise to abandon the
+step: its changes are rolled back and the subscriber gets the scenario's ``error``
+reply. Time comes from ``ctx.now`` and randomness from
 ``ctx.rng`` (tests pin both).
 
 A minimal handler (see README "Writing a scenario handler")::
