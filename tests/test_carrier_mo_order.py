@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 class _Link:
     def __init__(self) -> None:
         self.answers: list[Pdu] = []
+        self.closed = False
 
     def respond(self, pdu: Pdu) -> None:
         self.answers.append(pdu)

@@ -1,62 +1,120 @@
-"""An MO delivered again by the carrier is journaled once; the subscriber sending the
-same text again later is a new MO (issue 6: exactly once, without eating real repeats)."""
+"""An MO delivered again by the carrier is processed once; the subscriber sending the
+same text again is a new MO (issue 6: exactly once, without eating real repeats).
+
+A carrier redelivers an MO only when our deliver_sm_resp did not reach it: the bind
+that took it broke, or the daemon died. So the same content is a redelivery only when
+its first copy came on a bind that is no longer up, within the window.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smppgw.gateway.inbound import mo_dedup_keys
-from smppgw.protocol.pdus import DeliverSm
-from smppgw.store import InboundKind, NewInbound, open_store
+from smppgw.gateway.inbound import mo_key
+from smppgw.gateway.mt import MtPipeline
+from smppgw.gateway.routing import PrefixRouter
+from smppgw.net.carrier_inbound import CarrierInbound
+from smppgw.protocol.pdus import DeliverSm, Pdu
+from smppgw.store import Durability, StoreConfig, open_store
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
     from pathlib import Path
 
 MO = DeliverSm(source_addr="84912345678", destination_addr="8055", short_message=b"DIEM")
 
 
-def _item(now: float, window: float = 120.0) -> NewInbound:
-    key, previous = mo_dedup_keys(MO, now, window)
-    return NewInbound(
-        smsc="vt",
-        dedup_key=key,
-        kind=InboundKind.MO,
-        source_addr=MO.source_addr,
-        destination_addr=MO.destination_addr,
-        body=MO.short_message,
-        also_known_as=previous,
-    )
+class _Link:
+    """A bind as CarrierInbound sees it: answers go out, it may close."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.answers: list[Pdu] = []
+
+    def respond(self, pdu: Pdu) -> None:
+        self.answers.append(pdu)
 
 
-async def _new(store: object, now: float, window: float = 120.0) -> bool:
-    [result] = await store.journal_inbound([_item(now, window)])  # type: ignore[attr-defined]
-    return bool(result.new)
+class _Settings:
+    message_id_format: Any = None
+
+    def __init__(self, window: float) -> None:
+        self.mo_dedup_window = window
 
 
-async def test_redelivery_within_the_window_even_across_its_boundary(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "j.db") as store:
-        assert await _new(store, 1199.0)  # just before a boundary (window 120: 1200)
-        assert not await _new(store, 1201.0)  # the carrier again, two seconds later
-        assert not await _new(store, 1300.0)
+class _Rig:
+    def __init__(self, inbound: CarrierInbound, clock: list[float]) -> None:
+        self.inbound = inbound
+        self.clock = clock
+        self.sunk: list[int] = []
+
+    async def deliver(self, link: _Link, at: float) -> bool:
+        """Deliver MO on ``link`` at time ``at``; True if it was processed (new)."""
+        self.clock[0] = at
+        before = len(self.sunk)
+        await self.inbound.handle(link, [MO])  # type: ignore[arg-type]
+        assert link.answers[-1].command_status == 0  # answered either way
+        return len(self.sunk) > before
 
 
-async def test_the_same_text_later_is_a_new_mo(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "j.db") as store:
-        assert await _new(store, 1000.0)
-        assert await _new(store, 1000.0 + 2 * 120.0 + 1)
+@asynccontextmanager
+async def _rig(tmp_path: Path, window: float = 120.0) -> AsyncIterator[_Rig]:
+    clock = [0.0]
+    config = StoreConfig(durability=Durability.PROCESS)
+    async with open_store(tmp_path / "j.db", config=config) as store:
+        pipeline = MtPipeline(store, PrefixRouter({}, default=["c"]), ["c"])
+        rig: _Rig
+
+        async def sink(inbound_id: int, pdu: DeliverSm, carrier: str) -> None:
+            rig.sunk.append(inbound_id)
+
+        inbound = CarrierInbound(
+            "c", _Settings(window), pipeline, store, mo_sink=sink, clock=lambda: clock[0]
+        )
+        rig = _Rig(inbound, clock)
+        yield rig
+
+
+async def test_same_text_on_a_live_bind_is_a_new_mo(tmp_path: Path) -> None:
+    async with _rig(tmp_path) as rig:
+        link = _Link()
+        assert await rig.deliver(link, 1000.0)
+        assert await rig.deliver(link, 1001.0)  # "DIEM" again, a second later
+
+
+async def test_redelivery_after_the_bind_broke_is_recognised(tmp_path: Path) -> None:
+    async with _rig(tmp_path) as rig:
+        first, second = _Link(), _Link()
+        assert await rig.deliver(first, 1199.0)  # just before a window boundary (1200)
+        first.closed = True  # our deliver_sm_resp may not have reached the carrier
+        assert not await rig.deliver(second, 1203.0)  # the carrier delivers it again
+        assert rig.inbound.counts["dup_in"] == 1
+        assert await rig.deliver(second, 1203.5)  # and now the subscriber repeats it
+
+
+async def test_the_same_text_after_the_window_is_new(tmp_path: Path) -> None:
+    async with _rig(tmp_path) as rig:
+        first, second = _Link(), _Link()
+        assert await rig.deliver(first, 1000.0)
+        first.closed = True
+        assert await rig.deliver(second, 1000.0 + 2 * 120.0 + 1)
 
 
 async def test_window_zero_never_deduplicates(tmp_path: Path) -> None:
-    async with open_store(tmp_path / "j.db") as store:
-        assert await _new(store, 1000.0, window=0)
-        assert await _new(store, 1000.0, window=0)
+    async with _rig(tmp_path, window=0) as rig:
+        first, second = _Link(), _Link()
+        assert await rig.deliver(first, 1000.0)
+        first.closed = True
+        assert await rig.deliver(second, 1000.5)
 
 
 @given(st.floats(0, 1e9), st.floats(0, 120.0))
-def test_a_redelivery_within_the_window_shares_a_key(now: float, later: float) -> None:
-    first, _ = mo_dedup_keys(MO, now)
-    again, previous = mo_dedup_keys(MO, now + later)
-    assert first in (again, previous)
+def test_a_redelivery_within_the_window_is_looked_up(now: float, later: float) -> None:
+    first = mo_key(MO, now, "a")
+    again = mo_key(MO, now + later, "b")
+    assert first.prefixes[0] in again.prefixes
+    assert first.key != again.key

@@ -15,6 +15,7 @@ gateway acts on each receipt and MO exactly once:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -27,11 +28,13 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MO_DEDUP_WINDOW",
+    "PROCESS_TOKEN",
+    "MoKey",
     "ReceiptInfo",
     "classify_receipt",
     "is_receipt",
     "mo_dedup_key",
-    "mo_dedup_keys",
+    "mo_key",
     "receipt_dedup_key",
 ]
 
@@ -97,34 +100,56 @@ def receipt_dedup_key(info: ReceiptInfo) -> str:
     return f"r:{info.carrier_id}:{int(info.state)}"
 
 
-#: How long a repeated MO (same number, short code and text) counts as the carrier
-#: delivering it again rather than the subscriber sending it again; per carrier in the
-#: config (``mo_dedup_window``).
+#: How long after an MO the same MO (number, short code, text) arriving again may be
+#: the carrier's redelivery; per carrier in the config (``mo_dedup_window``).
 MO_DEDUP_WINDOW = 120.0
 
+#: Names this process's binds apart from those of an earlier run of the daemon.
+PROCESS_TOKEN = uuid.uuid4().hex[:12]
 
-def mo_dedup_keys(
-    pdu: DeliverSm, now: float, window: float = MO_DEDUP_WINDOW
-) -> tuple[str, str | None]:
-    """``(key, previous)`` for an MO: MO carry no id of their own, so a redelivery is
-    recognised by its content within a time window. ``key`` names the window ``now``
-    falls in and ``previous`` the one before: the journal treats a row under either as
-    the same MO, so a redelivery just after a window boundary is still caught (the
-    effective window is between ``window`` and twice it). A subscriber sending the same
-    text again after that is a new MO. ``window`` 0 turns deduplication off (every
-    MO is new; the key is unique)."""
+
+@dataclass(frozen=True, slots=True)
+class MoKey:
+    """How an MO is journaled so that a redelivery, and only a redelivery, is found.
+
+    MO carry no id of their own. A carrier delivers one again only when our
+    ``deliver_sm_resp`` did not reach it, which happens when the bind that took it
+    broke (or the daemon died) before the answer went out. So an MO is the carrier's
+    redelivery when the same content arrived within the window **on a bind that is no
+    longer up** (or in an earlier run of the daemon). The same text again while its
+    first bind is still up is the subscriber sending it again (``TD <code>`` after
+    registering, a second ``DIEM``) and is a new MO.
+
+    ``key`` is unique (``<prefix>:<session>:<n>``); ``prefixes`` name the current and
+    the previous time window, so that a redelivery just after a window boundary is
+    still found (the effective window is between ``window`` and twice it).
+    """
+
+    key: str
+    prefixes: tuple[str, ...]
+
+
+_MO_SERIAL = itertools.count()
+
+
+def mo_key(pdu: DeliverSm, now: float, session: str, window: float = MO_DEDUP_WINDOW) -> MoKey:
+    """The journal key of an MO received on bind ``session`` (see :class:`MoKey`);
+    ``window`` 0 turns deduplication off (no prefixes to look under)."""
     digest = hashlib.blake2b(digest_size=12)
     for part in (pdu.source_addr, pdu.destination_addr, str(pdu.data_coding)):
         digest.update(part.encode("latin-1"))
         digest.update(b"\0")
     digest.update(pdu.short_message)
     digest.update(pdu.tlv_octets(Tag.MESSAGE_PAYLOAD) or b"")
+    serial = next(_MO_SERIAL)
     if window <= 0:
-        return f"m:once:{uuid.uuid4().hex}", None
+        return MoKey(f"m:once:{session}:{serial}", ())
     bucket = int(now // window)
-    return f"m:{bucket}:{digest.hexdigest()}", f"m:{bucket - 1}:{digest.hexdigest()}"
+    current = f"m:{bucket}:{digest.hexdigest()}"
+    return MoKey(f"{current}:{session}:{serial}", (current, f"m:{bucket - 1}:{digest.hexdigest()}"))
 
 
 def mo_dedup_key(pdu: DeliverSm, now: float, window: float = MO_DEDUP_WINDOW) -> str:
-    """The journal key of an MO (see :func:`mo_dedup_keys`)."""
-    return mo_dedup_keys(pdu, now, window)[0]
+    """A journal key for an MO outside any bind (an unreadable receipt kept for the
+    record): unique, never a redelivery of anything."""
+    return mo_key(pdu, now, f"{PROCESS_TOKEN}.x", 0).key

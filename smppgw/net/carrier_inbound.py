@@ -14,7 +14,9 @@ inbound side here. Rules (see also the carrier module's theory of operation):
 
 from __future__ import annotations
 
+import dataclasses
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -22,10 +24,12 @@ import structlog
 import trio
 
 from smppgw.gateway.inbound import (
+    MO_DEDUP_WINDOW,
+    PROCESS_TOKEN,
     classify_receipt,
     is_receipt,
     mo_dedup_key,
-    mo_dedup_keys,
+    mo_key,
     receipt_dedup_key,
 )
 from smppgw.protocol.message_id import MessageIdError, receipt_key, resp_key
@@ -74,6 +78,8 @@ class CarrierInbound:
         self._mo_sink = mo_sink
         self._clock = clock
         self._held: list[tuple[float, int, DeliverSm, int]] = []
+        self._sessions: weakref.WeakKeyDictionary[SmppLink, str] = weakref.WeakKeyDictionary()
+        self._session_serial = 0
         self.counts = {"deliveries": 0, "refused": 0, "dup_in": 0}
         self.log = log.bind(carrier=name)
 
@@ -94,6 +100,8 @@ class CarrierInbound:
 
     async def _on_deliveries(self, link: SmppLink, pdus: list[DeliverSm]) -> None:
         now = self._clock()
+        session = self._session_of(link)
+        live = self._live_sessions()
         items: list[NewInbound] = []
         receipts: list[tuple[str, str, int, str | None] | None] = []
         for pdu in pdus:
@@ -120,11 +128,12 @@ class CarrierInbound:
                 )
             else:
                 receipts.append(None)
-                window = getattr(self.settings, "mo_dedup_window", None)
-                key, previous = (
-                    mo_dedup_keys(pdu, now) if window is None else mo_dedup_keys(pdu, now, window)
+                window = getattr(self.settings, "mo_dedup_window", MO_DEDUP_WINDOW)
+                mo = mo_key(pdu, now, session, window)
+                item = self._inbound(pdu, InboundKind.MO, mo.key, None)
+                items.append(
+                    dataclasses.replace(item, redelivery_prefixes=mo.prefixes, live_sessions=live)
                 )
-                items.append(self._inbound(pdu, InboundKind.MO, key, None, previous))
         try:
             results = await self.store.journal_inbound(items)
         except StoreError as exc:
@@ -170,6 +179,18 @@ class CarrierInbound:
         if processed:
             await self.store.mark_inbound_processed(processed)
 
+    def _session_of(self, link: SmppLink) -> str:
+        """This bind's name in MO keys: unique in this run (see ``MoKey``)."""
+        session = self._sessions.get(link)
+        if session is None:
+            self._session_serial += 1
+            session = f"{PROCESS_TOKEN}.{self.name}.{self._session_serial}"
+            self._sessions[link] = session
+        return session
+
+    def _live_sessions(self) -> frozenset[str]:
+        return frozenset(s for link, s in self._sessions.items() if not link.closed)
+
     async def _sink_in_order(self, items: list[tuple[int, DeliverSm]]) -> None:
         assert self._mo_sink is not None
         for inbound_id, pdu in items:
@@ -181,7 +202,6 @@ class CarrierInbound:
         kind: InboundKind,
         key: str,
         carrier_id: str | None,
-        also_known_as: str | None = None,
     ) -> NewInbound:
         return NewInbound(
             smsc=self.name,
@@ -197,7 +217,6 @@ class CarrierInbound:
             data_coding=pdu.data_coding,
             esm_class=pdu.esm_class,
             carrier_id=carrier_id,
-            also_known_as=also_known_as,
         )
 
     async def _apply_receipt(self, key: str, state: int, error: str | None) -> bool:

@@ -55,14 +55,10 @@ def journal_inbound(
     t = ms(now)
     out: list[InboundResult] = []
     for m in items:
-        if m.also_known_as is not None:
-            seen = conn.execute(
-                "SELECT id FROM inbound WHERE smsc = ? AND dedup_key = ?",
-                (m.smsc, m.also_known_as),
-            ).fetchone()
-            if seen is not None:
-                out.append(InboundResult(int(seen[0]), False))
-                continue
+        earlier = _redelivered(conn, m)
+        if earlier is not None:
+            out.append(InboundResult(earlier, False))
+            continue
         cur = conn.execute(
             "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
             " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"
@@ -93,6 +89,27 @@ def journal_inbound(
             ).fetchone()
             out.append(InboundResult(int(row[0]), False))
     return out
+
+
+def _redelivered(conn: sqlite3.Connection, m: NewInbound) -> int | None:
+    """The id of an earlier row this MO is a redelivery of (see ``NewInbound``); that
+    row is then claimed, so it explains one redelivery only."""
+    for prefix in m.redelivery_prefixes:
+        rows = conn.execute(
+            "SELECT id, dedup_key FROM inbound WHERE smsc = ? AND dedup_key > ? AND dedup_key < ?",
+            (m.smsc, prefix + ":", prefix + ";"),
+        ).fetchall()
+        for row_id, key in rows:
+            fields = str(key).split(":")
+            if len(fields) >= 5 and fields[3] not in m.live_sessions:
+                # Claimed: one redelivery per copy. The same text once more is the
+                # subscriber's (keys stay unique: only the first letter changes).
+                conn.execute(
+                    "UPDATE inbound SET dedup_key = 'c' || substr(dedup_key, 2) WHERE id = ?",
+                    (row_id,),
+                )
+                return int(row_id)
+    return None
 
 
 def mark_inbound_processed(conn: sqlite3.Connection, ids: Iterable[int], now: float) -> None:

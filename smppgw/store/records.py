@@ -197,9 +197,11 @@ class NewInbound:
     data_coding: int = 0
     esm_class: int = 0
     carrier_id: str | None = None
-    #: Another key under which the same PDU may already be journaled (an MO's previous
-    #: time window): found there, it is a redelivery too.
-    also_known_as: str | None = None
+    #: An MO's redelivery check (``smppgw.gateway.inbound.MoKey``): a row whose key
+    #: starts with one of these prefixes and whose bind (the key's 4th field) is not in
+    #: ``live_sessions`` is the same MO delivered again.
+    redelivery_prefixes: tuple[str, ...] = ()
+    live_sessions: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
