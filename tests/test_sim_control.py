@@ -10,6 +10,7 @@ import trio
 from test_sim_smsc import connect, running
 
 from smppgw.cli import main
+from smppgw.protocol.pdus import SubmitSm
 from smppgw.sim import FaultError, Faults, serve_control
 from smppgw.sim.cli import add_commands, sim_config
 from smppgw.sim.control import request_json
@@ -46,6 +47,16 @@ async def test_control_routes() -> None:
 
         status, body = await request_json("127.0.0.1", port, "GET", "/messages?last=5")
         assert (status, body) == (200, {"messages": []})  # nothing submitted to it yet
+        for n in range(3):
+            await esme.link.request(
+                SubmitSm(
+                    source_addr="8055",
+                    destination_addr="84912345678",
+                    short_message=f"reply {n}".encode(),
+                )
+            )
+        status, body = await request_json("127.0.0.1", port, "GET", "/messages?last=2")
+        assert [m["text"] for m in body["messages"]] == ["reply 1", "reply 2"]
 
         status, body = await request_json(
             "127.0.0.1", port, "POST", "/faults", {"throttle_every": 3, "response_delay": 0.5}

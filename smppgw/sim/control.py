@@ -114,12 +114,12 @@ def _message_view(record: SubmitRecord) -> dict[str, Any]:
 
 def _route(sim: SimulatedSmsc, method: str, path: str, body: bytes) -> tuple[http.HTTPStatus, Any]:
     ok = http.HTTPStatus.OK
+    path, _, query = path.partition("?")
     if path == "/stats" and method == "GET":
         return ok, {**sim.statistics().to_dict(), "faults": sim.faults.to_dict()}
     if path == "/faults" and method == "GET":
         return ok, sim.faults.to_dict()
-    if path.startswith("/messages") and method == "GET":
-        _, _, query = path.partition("?")
+    if path == "/messages" and method == "GET":
         last = 10
         for item in query.split("&"):
             name, _, value = item.partition("=")
@@ -164,7 +164,7 @@ def _route(sim: SimulatedSmsc, method: str, path: str, body: bytes) -> tuple[htt
         except (TextEncodeError, ValueError, IndexError) as exc:
             raise _HttpError(http.HTTPStatus.BAD_REQUEST, str(exc)) from None
         return ok, {"parts": parts}
-    if path in ("/stats", "/faults", "/mo"):
+    if path in ("/stats", "/faults", "/mo", "/messages"):
         raise _HttpError(http.HTTPStatus.METHOD_NOT_ALLOWED)
     raise _HttpError(http.HTTPStatus.NOT_FOUND)
 
@@ -210,7 +210,7 @@ async def _read_message(stream: trio.abc.Stream, *, request: bool) -> tuple[str,
             raise _HttpError(http.HTTPStatus.BAD_REQUEST, "incomplete body")
         body += chunk
     if request:
-        return first[0], first[1].partition("?")[0], bytes(body[:length])
+        return first[0], first[1], bytes(body[:length])
     return first[1], first[2] if len(first) > 2 else "", bytes(body[:length])
 
 
