@@ -8,6 +8,7 @@ import sys
 from smppgw import __version__
 from smppgw.app.scenario_cli import add_commands as add_scenario_commands
 from smppgw.imports.cli import add_commands as add_import_commands
+from smppgw.reports.cli import add_commands as add_report_commands
 from smppgw.sim.cli import add_commands as add_sim_commands
 
 #: The embedded default, relative to the working directory (a checkout's root).
@@ -184,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_run(commands)
     _add_moderation(commands)
     add_scenario_commands(commands)
+    add_report_commands(commands)
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
