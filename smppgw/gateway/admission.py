@@ -197,7 +197,7 @@ class _Partner:
     bucket: TokenBucket | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # internal, one per submit: not frozen, for speed
 class _Shape:
     """What validation learnt of a submit's user data."""
 
@@ -339,22 +339,29 @@ class Admission:
         dc = pdu.data_coding
         if dc not in DATA_CODINGS:
             raise _Refusal(S.ESME_RSUBMITFAIL, f"data_coding 0x{dc:02X} is not offered")
-        payload_tlv = pdu.tlv_octets(Tag.MESSAGE_PAYLOAD)
+        tlvs = pdu.tlvs  # most submits carry none: skip every TLV lookup then
+        payload_tlv = pdu.tlv_octets(Tag.MESSAGE_PAYLOAD) if tlvs else None
         if payload_tlv is not None and pdu.short_message:
             raise _Refusal(S.ESME_RINVPARLEN, "both short_message and message_payload are set")
         payload = pdu.short_message if payload_tlv is None else payload_tlv
 
-        wall = self._clock()
-        wall_dt = datetime.fromtimestamp(wall, UTC)
-        try:
-            schedule = parse_smpp_time(pdu.schedule_delivery_time, field="schedule_delivery_time")
-            validity = parse_smpp_time(pdu.validity_period, field="validity_period")
-        except SmppTimeError as exc:
-            raise _Refusal(exc.command_status, str(exc)) from None
-        scheduled = resolve_smpp_time(schedule, wall_dt)
-        expires = resolve_smpp_time(validity, wall_dt)
-        if expires is not None and expires <= wall_dt:
-            raise _Refusal(S.ESME_RINVEXPIRY, f"validity_period {pdu.validity_period} has passed")
+        scheduled = expires = None
+        wall_dt = None
+        if pdu.schedule_delivery_time or pdu.validity_period:
+            wall_dt = datetime.fromtimestamp(self._clock(), UTC)
+            try:
+                schedule = parse_smpp_time(
+                    pdu.schedule_delivery_time, field="schedule_delivery_time"
+                )
+                validity = parse_smpp_time(pdu.validity_period, field="validity_period")
+            except SmppTimeError as exc:
+                raise _Refusal(exc.command_status, str(exc)) from None
+            scheduled = resolve_smpp_time(schedule, wall_dt)
+            expires = resolve_smpp_time(validity, wall_dt)
+            if expires is not None and expires <= wall_dt:
+                raise _Refusal(
+                    S.ESME_RINVEXPIRY, f"validity_period {pdu.validity_period} has passed"
+                )
 
         esm = pdu.esm_class
         if esm & 0x03 not in _STORE_AND_FORWARD_MODES:
@@ -378,9 +385,13 @@ class Admission:
             raise _Refusal(S.ESME_RINVREPFLAG, "replace_if_present is not offered")
 
         sar = (
-            pdu.tlv_int(Tag.SAR_MSG_REF_NUM),
-            pdu.tlv_int(Tag.SAR_TOTAL_SEGMENTS),
-            pdu.tlv_int(Tag.SAR_SEGMENT_SEQNUM),
+            (
+                pdu.tlv_int(Tag.SAR_MSG_REF_NUM),
+                pdu.tlv_int(Tag.SAR_TOTAL_SEGMENTS),
+                pdu.tlv_int(Tag.SAR_SEGMENT_SEQNUM),
+            )
+            if tlvs
+            else _NO_SAR
         )
         body, count = payload, 1
         parts: tuple[bytes, ...] = ()
@@ -424,7 +435,7 @@ class Admission:
             registered_delivery=rd or settings.default_registered_delivery,
             expires_at=None if expires is None else expires.timestamp(),
             next_attempt_at=None
-            if scheduled is None or scheduled <= wall_dt
+            if scheduled is None or wall_dt is None or scheduled <= wall_dt
             else scheduled.timestamp(),
         )
 
@@ -459,6 +470,9 @@ class Admission:
     def _next_ref(self) -> int:
         self._reference = (self._reference + 1) & 0xFF
         return self._reference
+
+
+_NO_SAR: tuple[None, None, None] = (None, None, None)
 
 
 def _destination(address: str, ton: int) -> str:

@@ -13,7 +13,7 @@ cost of group commit at a few microseconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from smppgw.store.quota import reserve, settle
@@ -125,19 +125,29 @@ def admit(
     refuses; one with no order at all passes to the next.
     """
     out: list[int | QuotaRefusal] = []
+    accepted: list[tuple[NewMessage, int | None, int | None]] = []
+    slots: list[int] = []
+    known_orders: dict[str, list[int]] = {}
     for i, (msg, parts) in enumerate(zip(msgs, quota_parts, strict=True)):
+        order_id, reservation_id = msg.order_id, msg.reservation_id
         if parts is not None:
             chain = payers[i] if payers is not None else (msg.partner,)
             held: Reservation | QuotaRefusal = QuotaRefusal(RefusalReason.NO_ORDER)
             for payer in chain:
-                held = reserve(conn, payer, parts, now)
+                held = reserve(conn, payer, parts, now, known_orders=known_orders)
                 if not (isinstance(held, QuotaRefusal) and held.reason is RefusalReason.NO_ORDER):
                     break
             if isinstance(held, QuotaRefusal):
                 out.append(held)
                 continue
-            msg = replace(msg, order_id=held.order_id, reservation_id=held.reservation_id)
-        out.append(accept_many(state, conn, [((msg,), now)])[0][0])
+            order_id, reservation_id = held.order_id, held.reservation_id
+        slots.append(len(out))
+        out.append(0)  # its id, below
+        accepted.append((msg, order_id, reservation_id))
+    # One insert for the whole batch; ids in message order, as one by one would give.
+    [ids] = _insert(state, conn, [(accepted, now)])
+    for slot, message_id in zip(slots, ids, strict=True):
+        out[slot] = message_id
     return out
 
 
@@ -150,14 +160,29 @@ def accept_many(
 
     This is the writer's merge function for MT journaling (bind ``state`` once).
     """
+    groups = [([(m, m.order_id, m.reservation_id) for m in msgs], now) for msgs, now in payloads]
+    return _insert(state, conn, groups)
+
+
+_Row = tuple[NewMessage, int | None, int | None]
+
+
+def _insert(
+    state: JournalState,
+    conn: sqlite3.Connection,
+    groups: Sequence[tuple[Sequence[_Row], float]],
+) -> list[list[int]]:
+    """Insert ``(message, order_id, reservation_id)`` rows as ``accepted`` (or ``held``)
+    with ids from ``state``, in order, all groups in one ``executemany``; the ids of
+    each group."""
     rows: list[tuple[object, ...]] = []
     parts: list[tuple[int, int, bytes]] = []
     out: list[list[int]] = []
     next_id = state.next_message_id
-    for msgs, now in payloads:
+    for items, now in groups:
         t = round(now * 1000)
         first = next_id
-        for m in msgs:
+        for m, order_id, reservation_id in items:
             rows.append(
                 (
                     next_id,
@@ -176,8 +201,8 @@ def accept_many(
                     len(m.parts) or 1,
                     "held" if m.held else "accepted",
                     m.smsc,
-                    m.order_id,
-                    m.reservation_id,
+                    order_id,
+                    reservation_id,
                     t,
                     t,
                     None if m.next_attempt_at is None else round(m.next_attempt_at * 1000),

@@ -75,21 +75,34 @@ def reserve(
     parts: int,
     now: float,
     order_id: int | None = None,
+    *,
+    known_orders: dict[str, list[int]] | None = None,
 ) -> Reservation | QuotaRefusal:
-    """Hold ``parts`` on an active order of ``partner``, or say why not."""
+    """Hold ``parts`` on an active order of ``partner``, or say why not.
+
+    ``known_orders`` caches each partner's active orders across the calls of one
+    transaction (a batch of admissions): the list cannot change under it, and an order
+    that runs out is simply passed over by the conditional update below.
+    """
     if parts <= 0:
         raise ValueError("reserve at least one part")
     params: dict[str, Any] = {"partner": partner, "now": _ms(now), "parts": parts}
-    sql = f"SELECT id FROM partner_order WHERE partner = :partner AND {_ACTIVE}"
-    if order_id is not None:
-        sql += " AND id = :order_id"
-        params["order_id"] = order_id
-    candidates = [
-        int(r[0])
-        for r in conn.execute(
-            sql + " ORDER BY expires_at IS NULL, expires_at, id", params
-        ).fetchall()
-    ]
+    cached = known_orders.get(partner) if known_orders is not None and order_id is None else None
+    if cached is not None:
+        candidates = cached
+    else:
+        sql = f"SELECT id FROM partner_order WHERE partner = :partner AND {_ACTIVE}"
+        if order_id is not None:
+            sql += " AND id = :order_id"
+            params["order_id"] = order_id
+        candidates = [
+            int(r[0])
+            for r in conn.execute(
+                sql + " ORDER BY expires_at IS NULL, expires_at, id", params
+            ).fetchall()
+        ]
+        if known_orders is not None and order_id is None:
+            known_orders[partner] = candidates
     if not candidates:
         return QuotaRefusal(RefusalReason.NO_ORDER)
     for candidate in candidates:

@@ -59,9 +59,13 @@ FINAL_STATES: frozenset[MessageState] = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class NewMessage:
     """An MT message to journal as accepted.
+
+    Not frozen, for speed (one is built per message on the hot path, and a frozen
+    dataclass's ``__init__`` costs three times as much); treat it as immutable all the
+    same: use ``dataclasses.replace``.
 
     ``body`` is the whole user data as the partner sent it; ``parts`` optionally holds the
     segments (with UDH) when the message was split before journaling. ``priority`` is the
