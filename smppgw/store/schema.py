@@ -355,11 +355,29 @@ CREATE TABLE balance_ledger (
 CREATE INDEX balance_ledger_by_msisdn ON balance_ledger (msisdn, created_at);
 """
 
+# The admin CLI (issue 7): an order's price as sold (recorded for invoices, never used to
+# charge), and partner accounts managed from the CLI while the daemon runs. A row
+# overrides the config's partner of the same system_id (password_hash, enabled: NULL
+# keeps the config's value) or, with ``settings`` (the JSON of its PartnerSettings
+# fields), defines a partner the config does not have.
+_V5_ADMIN = """
+ALTER TABLE partner_order ADD COLUMN price_minor INTEGER CHECK (price_minor >= 0);
+CREATE TABLE partner_account (
+    system_id     TEXT    PRIMARY KEY,
+    password_hash TEXT,
+    enabled       INTEGER CHECK (enabled IN (0, 1)),
+    settings      TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
     Migration(3, "partner outbox also carries MO (message_id optional)", _V3_OUTBOX),
     Migration(4, "scenario engine: outcomes, event keys, attempts", _V4_SCENARIO_ENGINE),
+    Migration(5, "admin: order price, partner accounts managed from the CLI", _V5_ADMIN),
 )
 
 #: The version this code writes; a file above it is refused.
