@@ -35,7 +35,7 @@ def _text(cell: Cell, column: Column) -> str:
 
 def _line(cells: Sequence[str], widths: Sequence[int], columns: Sequence[Column]) -> str:
     parts = [
-        cell.ljust(w) if col.kind == "text" else cell.rjust(w)
+        cell.ljust(w) if col.kind in ("text", "time") else cell.rjust(w)
         for cell, w, col in zip(cells, widths, columns, strict=True)
     ]
     return "  ".join(parts).rstrip() + "\n"
