@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import openpyxl
@@ -327,3 +328,19 @@ def test_order_price_shown_when_the_file_has_it(config: Path, tmp_path: Path) ->
     assert [c.name for c in table.columns][4] == "price"
     assert [r[4] for r in table.rows] == [900_000, None, None]
     target.close()
+
+
+def test_log_xlsx_and_json_together(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The log is streamed into the sheet; JSON asked as well reads the period again."""
+    target = tmp_path / "log.xlsx"
+    answer = _json(capsys, "log", *DAY, "--xlsx", str(target), "--json", "-c", str(config))
+    assert [r["body"] for r in answer["tables"][0]["rows"]] == ["DK An HN", "Chao An"]
+    assert answer["tables"][0]["rows"][0]["created_at"] == "2027-01-15 15:00:00"
+    sheet = openpyxl.load_workbook(target)["log"]
+    rows = [[c.value for c in row] for row in sheet.iter_rows()]
+    assert rows[0][:3] == ["id", "created_at", "direction"]
+    assert rows[1][1] == datetime(2027, 1, 15, 15, 0)
+    assert sheet.cell(row=2, column=2).number_format == "yyyy-mm-dd hh:mm:ss"
+    assert len(rows) == 3  # no total row for the log
