@@ -40,6 +40,7 @@ from smppgw.gateway.routing import NoRoute, PrefixRouter
 from smppgw.protocol.receipt import MessageState as ReceiptState
 from smppgw.protocol.text import decode_text
 from smppgw.store import (
+    FINAL_STATES,
     FinalOutcome,
     MessageState,
     NewReceipt,
@@ -56,6 +57,10 @@ if TYPE_CHECKING:
 __all__ = ["MtPipeline", "MtStatistics", "outbound_from_stored"]
 
 log = structlog.get_logger("smppgw.mt")
+
+#: Messages awaiting a carrier receipt kept in memory at most (about 300 bytes each).
+TRACKED_MAX = 200_000
+FINALIZED_MAX = 50_000
 
 _RECEIPT_TO_FINAL = {
     ReceiptState.DELIVERED: MessageState.DELIVERED,
@@ -185,6 +190,8 @@ class MtPipeline:
         self._recent: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._recent_max = recent_receipt_keys
         self._tracked: dict[int, _Tracked] = {}
+        #: Ids made final lately (a repeated receipt must not make a second final).
+        self._finalized: dict[int, None] = {}
         self._counts = dict.fromkeys(
             (
                 "submitted",
@@ -247,8 +254,23 @@ class MtPipeline:
         recent[(carrier, carrier_key)] = (message.id, part_no)
         if len(recent) > self._recent_max:
             recent.popitem(last=False)
-        if message.id not in self._tracked:
-            self._tracked[message.id] = _Tracked(_info_from_outbound(message, self._clock()), {})
+        if not message.registered_delivery & 0x03:
+            # No receipt asked of the carrier: nothing will come to wait for. Final once
+            # the last part is accepted (and charged then); nothing kept in memory.
+            if part_no == len(message.parts) - 1:
+                self._add_final(
+                    FinalOutcome(
+                        message.id, MessageState.SENT, None, None, charge_parts=len(message.parts)
+                    ),
+                    None,
+                )
+        elif message.id not in self._tracked:
+            tracked = self._tracked
+            tracked[message.id] = _Tracked(_info_from_outbound(message, self._clock()), {})
+            if len(tracked) > TRACKED_MAX:
+                # A receipt that never comes must not hold memory for ever: the oldest
+                # goes; a late receipt finds its message in the journal again.
+                del tracked[next(iter(tracked))]
         self._dirty.set()
 
     def fail(self, message: OutboundMessage, status: int, error: str) -> None:
@@ -328,8 +350,14 @@ class MtPipeline:
             return True
         tracked = self._tracked.get(message_id)
         self._counts["matched"] += 1
-        if tracked is None:  # a late or repeated receipt for a message already final
-            return True
+        if tracked is None:
+            if message_id in self._finalized:  # a repeated receipt: already final
+                return True
+            # Dropped from memory (TRACKED_MAX) or from before a restart: the journal says.
+            stored = await self.store.get_message(message_id)
+            if stored is None or stored.state in FINAL_STATES:
+                return True
+            tracked = self._tracked.setdefault(message_id, _Tracked(_info_from_stored(stored), {}))
         tracked.finals[part_no] = final
         if len(tracked.finals) >= tracked.info.parts:
             self._tracked.pop(message_id, None)
@@ -342,6 +370,10 @@ class MtPipeline:
         return True
 
     def _add_final(self, outcome: FinalOutcome, info: MessageInfo | None) -> None:
+        finalized = self._finalized
+        finalized[outcome.message_id] = None
+        if len(finalized) > FINALIZED_MAX:
+            del finalized[next(iter(finalized))]
         self._finals.append(outcome)
         self._final_infos.append(info)
         self._dirty.set()

@@ -84,6 +84,7 @@ _MAX_ADDRESS = 20
 _QUERY_STATE = {
     "accepted": ReceiptState.ENROUTE,
     "submitted": ReceiptState.ENROUTE,
+    "sent": ReceiptState.ENROUTE,  # at the carrier, no receipt asked: not known further
     "held": ReceiptState.ACCEPTED,
     "delivered": ReceiptState.DELIVERED,
     "expired": ReceiptState.EXPIRED,

@@ -48,6 +48,9 @@ class MessageState(enum.StrEnum):
     ACCEPTED = "accepted"  # journaled, acknowledged to the partner, not yet at a carrier
     HELD = "held"  # acknowledged, waiting for moderation: never sent, never recovered
     SUBMITTED = "submitted"  # a carrier accepted it (carrier id known), receipt pending
+    #: A carrier accepted every part and no receipt was asked for: as far as anyone
+    #: will know (final; the reservation is charged then).
+    SENT = "sent"
     DELIVERED = "delivered"
     FAILED = "failed"  # undeliverable, rejected by the carrier, out of retries
     EXPIRED = "expired"
@@ -55,7 +58,13 @@ class MessageState(enum.StrEnum):
 
 
 FINAL_STATES: frozenset[MessageState] = frozenset(
-    {MessageState.DELIVERED, MessageState.FAILED, MessageState.EXPIRED, MessageState.REJECTED}
+    {
+        MessageState.SENT,
+        MessageState.DELIVERED,
+        MessageState.FAILED,
+        MessageState.EXPIRED,
+        MessageState.REJECTED,
+    }
 )
 
 

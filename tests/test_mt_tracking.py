@@ -1,0 +1,80 @@
+"""What the MT pipeline keeps in memory for receipts, and when a message is final.
+
+A message whose partner asked no receipt is not asked of the carrier either: it is final
+("sent", its quota charged) once the carrier accepted its last part, and nothing waits
+for it in memory. Messages that do wait for a receipt are bounded in number: a receipt
+that never comes must not hold memory for ever.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import trio
+
+from smppgw.gateway import mt
+from smppgw.gateway.mt import MtPipeline
+from smppgw.gateway.outbound import OutboundMessage
+from smppgw.gateway.routing import PrefixRouter
+from smppgw.store import NewMessage, NewOrder, OrderKind, open_store
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pytest
+
+
+def _message(n: int, receipts: int) -> NewMessage:
+    return NewMessage(
+        partner="acme",
+        source_addr="ACME",
+        destination_addr=f"8490{n:07d}",
+        body=b"hello",
+        registered_delivery=receipts,
+    )
+
+
+async def _send(store: object, pipeline: MtPipeline, count: int, receipts: int) -> list[int]:
+    msgs = [_message(n, receipts) for n in range(count)]
+    ids = await store.admit(msgs, [1] * count)  # type: ignore[attr-defined]
+    for message_id, message in zip(ids, msgs, strict=True):
+        outbound = OutboundMessage.of(message_id, message)
+        outbound.carrier = "c"
+        pipeline.part_accepted(outbound, 0, f"C{message_id}")
+    await pipeline.flush()
+    return list(ids)
+
+
+async def test_no_receipt_asked_is_final_and_charged_at_the_carrier(tmp_path: Path) -> None:
+    async with open_store(tmp_path / "j.db") as store, trio.open_nursery() as nursery:
+        pipeline = MtPipeline(store, PrefixRouter({}, default=["c"]), ["c"])
+        await nursery.start(pipeline.run)
+        await store.create_order(NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=100))
+        ids = await _send(store, pipeline, 20, receipts=0)
+        states = {str((await store.get_message(i)).state) for i in ids}  # type: ignore[union-attr]
+        assert states == {"sent"}
+        [order] = await store.orders("acme")
+        assert (order.spent, order.reserved) == (20, 0)
+        assert pipeline.statistics().in_flight_receipts == 0
+        nursery.cancel_scope.cancel()
+
+
+async def test_receipts_waited_for_are_bounded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mt, "TRACKED_MAX", 5)
+    async with open_store(tmp_path / "j.db") as store, trio.open_nursery() as nursery:
+        pipeline = MtPipeline(store, PrefixRouter({}, default=["c"]), ["c"])
+        await nursery.start(pipeline.run)
+        await store.create_order(NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=100))
+        ids = await _send(store, pipeline, 12, receipts=1)
+        assert pipeline.statistics().in_flight_receipts == 5
+        # the first one was dropped from memory; its receipt still finds it (journal)
+        from smppgw.protocol.receipt import MessageState as ReceiptState
+
+        assert await pipeline.match_receipt("c", f"C{ids[0]}", ReceiptState.DELIVERED, None)
+        await pipeline.flush()
+        stored = await store.get_message(ids[0])
+        assert stored is not None
+        assert str(stored.state) == "delivered"
+        nursery.cancel_scope.cancel()
