@@ -501,6 +501,8 @@ class Config(_Model):
     scenarios: scenario_models.ScenarioSettings = Field(
         default_factory=lambda: scenario_models.ScenarioSettings()
     )
+    #: Order thresholds and content violations told by email and SMS.
+    alerts: alert_models.AlertSettings = Field(default_factory=lambda: alert_models.AlertSettings())
 
     @field_validator("carriers")
     @classmethod
@@ -557,6 +559,7 @@ class Config(_Model):
                 if other.enabled and _same_socket(self.server.listen, other.listen):
                     problems.append((("server", "listen"), f"the same address as {key}.listen"))
         problems += partner_models.partner_problems(self.partners)
+        problems += alert_models.alert_problems(self.alerts, [p.system_id for p in self.partners])
         if problems:
             raise CrossFieldError(problems)
         return self
@@ -594,4 +597,4 @@ def _same_socket(a: Endpoint, b: Endpoint) -> bool:
 # At the end: partner_models reuses Endpoint and EndpointField from this module, so it
 # cannot be imported before they exist. Config's annotations name it through the module,
 # which pydantic resolves on first use, so either module may be imported first.
-from smppgw.app import partner_models, scenario_models  # noqa: E402
+from smppgw.app import alert_models, partner_models, scenario_models  # noqa: E402

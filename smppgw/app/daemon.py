@@ -40,12 +40,17 @@ import trio
 from prometheus_client import CollectorRegistry
 
 from smppgw import __version__
+from smppgw.alerts.rules import violation_counts
+from smppgw.alerts.service import AlertService
 from smppgw.app.admin import AdminCommands, serve_admin
 from smppgw.app.admin_imports import register_import_commands
+from smppgw.app.admin_records import register_record_commands
 from smppgw.app.config import ConfigError, load_config
 from smppgw.app.logs import configure_logging
 from smppgw.app.metrics import GatewayMetrics
 from smppgw.app.metrics_http import serve_metrics
+from smppgw.app.partner_accounts import load_partners
+from smppgw.app.partner_models import partner_map
 from smppgw.app.scenario_service import ScenarioMetrics, ScenarioService, replay_unprocessed_mo
 from smppgw.app.systemd import Notifier
 from smppgw.gateway.admission import Admission
@@ -59,6 +64,7 @@ from smppgw.store import Store
 
 if TYPE_CHECKING:
     from smppgw.app.config import CarrierSettings, Config
+    from smppgw.app.partner_models import PartnerSettings
     from smppgw.protocol.pdus import DeliverSm
     from smppgw.store import NewMessage
 
@@ -109,6 +115,8 @@ class Daemon:
         self.carriers: dict[str, _RunningCarrier] = {}
         self.server: PartnerServer | None = None
         self.scenarios: ScenarioService | None = None
+        self.alerts: AlertService | None = None
+        self.partners: tuple[PartnerSettings, ...] = tuple(config.partners)
         self._stop = trio.Event()
         self.notifier = Notifier.from_environment()
         self._carrier_nursery: trio.Nursery | None = None
@@ -206,10 +214,12 @@ class Daemon:
         self._carrier_nursery = await services.start(self._carriers_host)
         for settings in cfg.carriers:
             await self._start_carrier(settings)
+        # The config's partners with the accounts changed from the CLI (partner_account).
+        self.partners = await load_partners(self.store, cfg.partners)
         if cfg.server.enabled:
             # Last: partners' work is taken only once the journal, the pipeline and the
             # carriers are in place.
-            partners = {p.system_id: p for p in cfg.partners}
+            partners = partner_map(self.partners)
             server = self.server = PartnerServer(
                 cfg.server,
                 partners,
@@ -232,8 +242,39 @@ class Daemon:
                 self.scenarios.register_admin(commands)
                 member_ids = self.scenarios.member_id_format()
             register_import_commands(commands, self.store, member_ids)
+            register_record_commands(
+                commands,
+                self.store,
+                config_partners=lambda: self.config.partners,
+                on_partners_changed=self._apply_partners,
+            )
             await services.start(serve_admin, Path(cfg.admin_socket), commands)
+        if cfg.alerts.active:
+            # After recovery (above): an alert SMS queued before it would be queued twice.
+            running = self.server
+            self.alerts = AlertService(
+                cfg.alerts.plan(),
+                self.store,
+                self._submit_replies,
+                violations=(
+                    None if running is None else (lambda: violation_counts(running.statistics()))
+                ),
+            )
+            await services.start(self.alerts.run)
         await replay_unprocessed_mo(self.store, self._on_mo)
+
+    async def _apply_partners(self, partners: tuple[PartnerSettings, ...]) -> None:
+        """Partners changed (an admin command, a reload): the server takes the new set;
+        live sessions of partners disabled or gone are unbound."""
+        before = {p.system_id for p in self.partners if p.enabled}
+        self.partners = partners
+        if self.server is None:
+            return
+        self.server.reconfigure(self.config.server, partner_map(partners))
+        gone = before - {p.system_id for p in partners if p.enabled}
+        if gone:
+            count = await self.server.drop_partners(gone, self.grace)
+            log.info("partners disabled: live sessions unbound", partners=sorted(gone), count=count)
 
     def _submit_replies(self, ids: list[int], messages: list[NewMessage]) -> None:
         """Journaled scenario replies go out like any accepted message."""
@@ -298,7 +339,7 @@ class Daemon:
         processed with its reply); else the partner owning its short code gets it; else
         the help reply of a scenario short code; else it is only logged."""
         short_code = pdu.destination_addr.strip()
-        owned = any(short_code in p.short_codes for p in self.config.partners)
+        owned = any(short_code in p.short_codes for p in self.partners)
         if self.scenarios is not None and await self.scenarios.on_mo(
             inbound_id, pdu, partner_owned=owned
         ):
@@ -335,10 +376,15 @@ class Daemon:
         removed = [n for n in old if n not in fresh]
         added = [n for n in fresh if n not in old]
         self.pipeline.router = PrefixRouter(new.route_table(), new.default_route)
-        if self.server is not None:
-            self.server.reconfigure(new.server, {p.system_id: p for p in new.partners})
+        self.config = new
+        assert self.store is not None
+        # Partners: the new config's, with the accounts changed from the CLI; the
+        # server's settings come along (self.config is the new one already).
+        await self._apply_partners(await load_partners(self.store, new.partners))
         if self.scenarios is not None:
             self.scenarios.reload(new.scenarios)
+        if self.alerts is not None:
+            self.alerts.reconfigure(new.alerts.plan())
         await self._stop_carriers(changed + removed)
         for name in changed + added:
             await self._start_carrier(fresh[name])

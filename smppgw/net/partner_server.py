@@ -203,8 +203,22 @@ class PartnerServer:
                 if session.link is not None:
                     nursery.start_soon(session.link.unbind, grace)
 
+    async def drop_partners(self, system_ids: set[str], grace: float) -> int:
+        """Unbind every live session of these partners (disabled or removed: a session
+        must not outlive the account); how many were asked to unbind."""
+        doomed = [
+            s.link
+            for s in self._sessions.values()
+            if s.system_id in system_ids and s.link is not None
+        ]
+        async with trio.open_nursery() as nursery:
+            for link in doomed:
+                nursery.start_soon(link.unbind, grace)
+        return len(doomed)
+
     def reconfigure(self, settings: Any, partners: Mapping[str, Any]) -> None:
-        """Apply a reloaded config; live binds stay (a disabled partner's next bind fails)."""
+        """Apply a reloaded config; live binds stay (a disabled partner's next bind fails;
+        :meth:`drop_partners` ends its live ones)."""
         self.settings = settings
         self.partners = dict(partners)
         self._short_codes = _short_code_owners(partners)
