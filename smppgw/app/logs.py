@@ -17,11 +17,15 @@ Two processors protect what the logs must not hold:
   any depth, and any :class:`~pydantic.SecretStr` value, becomes ``"[redacted]"``.
   Always on: there is no setting under which a password should reach a log.
 - :func:`mask_numbers` (``logging.mask_numbers``): subscriber numbers are personal
-  data. Values of number keys (``source_addr``, ``destination_addr``, ``msisdn``...)
-  and any run of 8 or more digits in the ``event`` text keep their first and last three
-  digits: ``84912345678`` becomes ``849*****678``. Short codes (``8055``) and
-  brandnames are not numbers of people and stay readable. Put ids in keys, not in the
-  event text, or a long decimal id will be masked too.
+  data. Values of number keys (``source_addr``, ``destination_addr``, ``msisdn``,
+  ``source``...) and any run of 8 or more digits in the ``event`` text and in free-text
+  keys (:data:`TEXT_KEYS`: error and refusal texts, the rendered traceback, and the
+  ``correlation``/``key``/``ref`` of an event step, which are built from the operator's
+  event key and so may quote a number) keep their first and last three digits:
+  ``84912345678`` becomes ``849*****678``. Short codes (``8055``) and brandnames are not
+  numbers of people and stay readable; so does an MO step's own ``mo-<inbound id>``
+  correlation. Put ids in id keys (``message_id``, ``inbound_id``), not in the event
+  text, or a long decimal id will be masked too.
 
 Level filtering happens before any processor runs (``make_filtering_bound_logger``),
 so a ``log.debug`` per PDU costs a method call when the level is ``info``.
@@ -45,6 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NUMBER_KEYS",
+    "TEXT_KEYS",
     "configure_logging",
     "mask_number_text",
     "mask_numbers",
@@ -62,6 +67,25 @@ NUMBER_KEYS: Final = frozenset(
         "phone",
         "recipient",
         "sender",
+        # carrier_inbound logs an alert_notification's source_addr as ``source``.
+        "source",
+        "destination",
+    }
+)
+#: Keys whose values are free text that may quote a number (an error from the charging
+#: system, a traceback, an event key chosen by the operator's systems): 8+ digit runs
+#: in them are masked like those of the ``event`` text.
+TEXT_KEYS: Final = frozenset(
+    {
+        "correlation",
+        "key",
+        "ref",
+        "detail",
+        "reason",
+        "error",
+        "problems",
+        "text",
+        "exception",
     }
 )
 REDACTED: Final = "[redacted]"
@@ -69,6 +93,8 @@ REDACTED: Final = "[redacted]"
 _SECRET_KEY = re.compile(r"pass(word|wd|phrase)?$|secret|token|api_?key|authori[sz]ation", re.I)
 # 8+ digits, optionally after '+', not inside a longer run of digits.
 _NUMBER = re.compile(r"(?<![0-9])(\+?[0-9]{3})([0-9]{2,})([0-9]{3})(?![0-9])", re.ASCII)
+# The correlation of an MO step is our journal id, never a number of a person.
+_OWN_CORRELATION = re.compile(r"mo-[0-9]+", re.ASCII)
 _FIRST_KEYS: Final = ("timestamp", "level", "logger", "event")
 _MAX_DEPTH: Final = 6
 # Marks the handler we install, so a second configure_logging replaces only it.
@@ -94,6 +120,11 @@ def mask_numbers(_logger: WrappedLogger, _method: str, event_dict: EventDict) ->
     """structlog processor: mask subscriber numbers (see the module docstring)."""
     for key in NUMBER_KEYS.intersection(event_dict):
         event_dict[key] = _mask_value(event_dict[key])
+    for key in TEXT_KEYS.intersection(event_dict):
+        value = event_dict[key]
+        if key == "correlation" and isinstance(value, str) and _OWN_CORRELATION.fullmatch(value):
+            continue
+        event_dict[key] = _mask_value(value)
     event = event_dict.get("event")
     if isinstance(event, str):
         event_dict["event"] = mask_number_text(event)
@@ -171,7 +202,9 @@ def configure_logging(settings: LoggingSettings, *, stream: TextIO | None = None
     ]
     protect: list[Processor] = [redact_secrets]
     if settings.mask_numbers:
-        protect.append(mask_numbers)
+        # The traceback is rendered first so that the exception's text (which may quote
+        # a number) is masked with the rest; unmasked it would go out as it is.
+        protect += [structlog.processors.format_exc_info, mask_numbers]
     renderer: list[Processor]
     if settings.format == "json":
         renderer = [
