@@ -100,14 +100,20 @@ class Pdu:
 
     command_id: ClassVar[CommandId]
     FIELDS: ClassVar[tuple[Field, ...]] = ()
+    #: Whether this PDU type is a response (set per class from its command_id: read on
+    #: every PDU in both directions, so not a property).
+    is_response: ClassVar[bool] = False
 
     sequence_number: int = 0
     command_status: int = 0
     tlvs: tuple[Tlv, ...] = ()
 
-    @property
-    def is_response(self) -> bool:
-        return bool(self.command_id & 0x80000000)
+    def __init_subclass__(cls) -> None:
+        # No super() call: the slotted dataclass replaces this class, so its __class__
+        # cell is stale; object.__init_subclass__ does nothing anyway.
+        command_id = cls.__dict__.get("command_id")
+        if command_id is not None:
+            cls.is_response = bool(command_id & 0x80000000)
 
     def tlv_int(self, tag: int) -> int | None:
         """The TLV ``tag`` as an integer, or None when absent."""
