@@ -29,7 +29,13 @@ _HASH = hash_password(PASSWORD)
 
 
 def write_partner_config(
-    tmp_path: Path, *, sim_port: int, server_port: int, tps: int = 0, carrier_down: bool = False
+    tmp_path: Path,
+    *,
+    sim_port: int,
+    server_port: int,
+    tps: int = 0,
+    carrier_down: bool = False,
+    max_pending: int = 100_000,
 ) -> Path:
     """``carrier_down``: the carrier points at a port nobody listens on, so accepted
     messages wait in its queue (to cancel or replace them there)."""
@@ -49,7 +55,7 @@ carriers:
   - {{name: sim, host: 127.0.0.1, port: {carrier_port}, system_id: gw, password: secret,
       window: 32, reconnect: {{initial: 0.1, max: 0.5}}}}
 default_route: [sim]
-server: {{listen: '127.0.0.1:{server_port}', window: 64}}
+server: {{listen: '127.0.0.1:{server_port}', window: 64, max_pending_messages: {max_pending}}}
 partners:
   - system_id: acme
     password_hash: '{_HASH}'

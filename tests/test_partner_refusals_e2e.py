@@ -1,0 +1,139 @@
+"""Every admission refusal in the README's table, end to end: the PyPI smpplib client as
+the partner, the daemon's status seen in its ``submit_sm_resp``.
+
+One daemon serves all the cases (they are independent submits on one bind), except the
+throttle and the full queue, which need their own settings.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import smpplib.client
+import smpplib.consts
+import smpplib.smpp
+import trio
+from partner_fixtures import PASSWORD, partner_daemon
+
+from smppgw.protocol.status import CommandStatus as S
+from smppgw.store import NewOrder, OrderKind
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+GOOD: dict[str, Any] = {
+    "source_addr_ton": smpplib.consts.SMPP_TON_ALNUM,
+    "source_addr_npi": 0,
+    "source_addr": "ACME",
+    "dest_addr_ton": smpplib.consts.SMPP_TON_INTL,
+    "dest_addr_npi": smpplib.consts.SMPP_NPI_ISDN,
+    "destination_addr": "84912345678",
+    "short_message": b"hello",
+}
+
+#: (case, partner, fields changed from GOOD, expected command_status)
+CASES: list[tuple[str, str, dict[str, Any], int]] = [
+    ("accepted", "acme", {}, S.ESME_ROK),
+    ("source TON", "acme", {"source_addr_ton": 9}, S.ESME_RINVSRCTON),
+    ("source NPI", "acme", {"source_addr_npi": 7}, S.ESME_RINVSRCNPI),
+    ("destination TON", "acme", {"dest_addr_ton": 9}, S.ESME_RINVDSTTON),
+    ("destination NPI", "acme", {"dest_addr_npi": 7}, S.ESME_RINVDSTNPI),
+    ("destination not a number", "acme", {"destination_addr": "84ABC"}, S.ESME_RINVDSTADR),
+    ("data_coding", "acme", {"data_coding": 0x05}, S.ESME_RSUBMITFAIL),
+    ("schedule malformed", "acme", {"schedule_delivery_time": "garbage"}, S.ESME_RINVSCHED),
+    ("validity passed", "acme", {"validity_period": "000101000000000+"}, S.ESME_RINVEXPIRY),
+    ("esm_class mode", "acme", {"esm_class": 0x02}, S.ESME_RINVESMCLASS),
+    ("priority_flag", "acme", {"priority_flag": 4}, S.ESME_RINVPRTFLG),
+    ("registered_delivery", "acme", {"registered_delivery": 0x03}, S.ESME_RINVREGDLVFLG),
+    ("replace_if_present", "acme", {"replace_if_present_flag": 1}, S.ESME_RINVREPFLAG),
+    ("source not registered", "acme", {"source_addr": "OTHER"}, S.ESME_RINVSRCADR),
+    (
+        "content blocked",
+        "beta",
+        {"source_addr": "BETA", "short_message": b"casino!"},
+        S.ESME_RX_P_APPN,
+    ),
+    ("no order", "beta", {"source_addr": "BETA"}, S.ESME_RX_R_APPN),
+]
+
+
+def _submit_statuses(
+    port: int, system_id: str, submits: list[dict[str, Any]], *, one_by_one: bool = False
+) -> list[int]:
+    """Bind with smpplib, submit each (``one_by_one``: each after the previous answer),
+    return the statuses in order (blocking)."""
+    statuses: dict[int, int] = {}
+    client = smpplib.client.Client("127.0.0.1", port, timeout=5, allow_unknown_opt_params=True)
+
+    def record(pdu: Any) -> None:
+        statuses[pdu.sequence] = pdu.status
+
+    client.set_message_sent_handler(record)
+    client.set_error_pdu_handler(record)
+    client.connect()
+    try:
+        client.bind_transmitter(system_id=system_id, password=PASSWORD)
+        sequences = []
+        for fields in submits:
+            pdu = smpplib.smpp.make_pdu("submit_sm", client=client, **fields)
+            client.send_pdu(pdu)
+            sequences.append(pdu.sequence)
+            while one_by_one and len(statuses) < len(sequences):
+                client.read_once()
+        while len(statuses) < len(sequences):
+            client.read_once()
+        client.unbind()
+    finally:
+        client.disconnect()
+    return [statuses[s] for s in sequences]
+
+
+async def test_each_refusal_has_its_status_end_to_end(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        assert daemon.store is not None
+        await daemon.store.create_order(
+            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
+        )
+        for partner in ("acme", "beta"):
+            cases = [c for c in CASES if c[1] == partner]
+            submits = [{**GOOD, **fields} for _, _, fields, _ in cases]
+            got = await trio.to_thread.run_sync(
+                functools.partial(_submit_statuses, port, partner, submits)
+            )
+            expected = [status for *_, status in cases]
+            named = [(c[0], hex(g), hex(e)) for c, g, e in zip(cases, got, expected, strict=True)]
+            assert got == expected, named
+
+
+async def test_throttle_answers_throttled(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path, tps=2) as (daemon, port):
+        assert daemon.store is not None
+        await daemon.store.create_order(
+            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
+        )
+        got = await trio.to_thread.run_sync(
+            functools.partial(_submit_statuses, port, "acme", [GOOD] * 10)
+        )
+        assert got.count(S.ESME_ROK) >= 2
+        assert S.ESME_RTHROTTLED in got
+        assert set(got) <= {S.ESME_ROK, S.ESME_RTHROTTLED}
+
+
+@pytest.mark.parametrize("pending", [3])
+async def test_full_backlog_answers_queue_full(tmp_path: Path, pending: int) -> None:
+    # The carrier is down: accepted messages wait in its queue; past the limit, MSGQFUL.
+    # (The limit is checked per read of the session: one at a time here.)
+    async with partner_daemon(tmp_path, carrier_down=True, max_pending=pending) as (
+        daemon,
+        port,
+    ):
+        assert daemon.store is not None
+        await daemon.store.create_order(
+            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
+        )
+        got = await trio.to_thread.run_sync(
+            functools.partial(_submit_statuses, port, "acme", [GOOD] * 6, one_by_one=True)
+        )
+        assert got == [S.ESME_ROK] * pending + [S.ESME_RMSGQFUL] * (6 - pending)
