@@ -20,6 +20,16 @@ is kept aside and matched when the response comes.
 Throttle-friendly mode (``retry_throttled``): a message refused with
 ``ESME_RTHROTTLED`` or ``ESME_RMSGQFUL`` is sent again after every session pauses
 ``retry_pause`` seconds; such refusals count as ``retried``, not as ``refused``.
+
+Timeline (``timeline``, ``--timeline FILE``): the summary alone cannot show a stall or a
+latency spike in the middle of a run, nor line up two loads that run at the same time
+(a marketing batch and the transactional traffic beside it). With a timeline file the
+run also writes JSON lines, one a second of the run (``"kind": "second"``: responses,
+accepted, receipts, the submit latency percentiles of the responses that came in that
+second, and ``t``, the wall-clock time the second began, to align files), then one
+``"kind": "total"`` line with the overall submit latency and the receipt round trip
+(submit sent to its receipt in, i.e. through the server to the SMSC and back). Only the
+timeline keeps the per-id send times, so a run without it pays nothing.
 """
 
 from __future__ import annotations
@@ -27,10 +37,12 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Literal
 
 import structlog
@@ -54,7 +66,7 @@ from smppgw.protocol.status import CommandStatus
 from smppgw.protocol.text import choose_encoding, encode_text
 from smppgw.protocol.tlv import Tag, tlv_cstring, tlv_int
 
-__all__ = ["LoadError", "LoadSummary", "run_load"]
+__all__ = ["LoadError", "LoadSummary", "command_line", "run_load"]
 
 log = structlog.get_logger("smppgw.loadgen")
 
@@ -119,6 +131,113 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
     return ordered[rank - 1] * 1000.0
 
 
+@dataclass(slots=True)
+class _Second:
+    responses: int = 0
+    accepted: int = 0
+    refused: int = 0
+    failed: int = 0
+    receipts: int = 0
+    latencies: list[float] = field(default_factory=list)
+
+
+class _Timeline:
+    """Per-second counts for ``--timeline``; see the module doc.
+
+    Seconds are counted from ``origin`` (trio time of the first send); ``wall_origin``
+    is the wall clock at that moment, written out only to align files of loads that ran
+    side by side (never used to measure).
+    """
+
+    def __init__(self) -> None:
+        self.origin: float | None = None
+        self.wall_origin = 0.0
+        self.seconds: dict[int, _Second] = {}
+        self.sent_at: dict[str, float] = {}
+        self.early_at: dict[str, float] = {}
+        self.round_trips: list[float] = []
+
+    def begin(self, now: float) -> None:
+        self.origin = now
+        self.wall_origin = time.time()
+
+    def _second(self, now: float) -> _Second:
+        origin = self.origin if self.origin is not None else now
+        index = max(0, int(now - origin))
+        second = self.seconds.get(index)
+        if second is None:
+            second = self.seconds[index] = _Second()
+        return second
+
+    def response(self, now: float, t0: float, *, accepted: bool) -> None:
+        second = self._second(now)
+        second.responses += 1
+        second.latencies.append(now - t0)
+        if accepted:
+            second.accepted += 1
+        else:
+            second.refused += 1
+
+    def failure(self, now: float) -> None:
+        self._second(now).failed += 1
+
+    def accepted_id(self, message_id: str, t0: float) -> None:
+        arrived = self.early_at.pop(message_id, None)
+        if arrived is None:
+            self.sent_at[message_id] = t0
+        else:
+            self.round_trips.append(arrived - t0)
+
+    def receipt(self, now: float, message_id: str | None) -> None:
+        self._second(now).receipts += 1
+        if message_id is None:
+            return
+        t0 = self.sent_at.pop(message_id, None)
+        if t0 is None:
+            self.early_at[message_id] = now
+        else:
+            self.round_trips.append(now - t0)
+
+    def lines(self, all_latencies: Sequence[float]) -> list[dict[str, Any]]:
+        """Every second from 0 to the last (empty ones as zeros: a stall shows), then
+        the total line."""
+        out: list[dict[str, Any]] = []
+        for index in range(max(self.seconds, default=-1) + 1):
+            second = self.seconds.get(index, _Second())
+            ordered = sorted(second.latencies)
+            out.append(
+                {
+                    "kind": "second",
+                    "second": index,
+                    "t": round(self.wall_origin + index, 3),
+                    "responses": second.responses,
+                    "accepted": second.accepted,
+                    "refused": second.refused,
+                    "failed": second.failed,
+                    "receipts": second.receipts,
+                    "latency_p50_ms": round(_percentile(ordered, 0.50), 3),
+                    "latency_p99_ms": round(_percentile(ordered, 0.99), 3),
+                    "latency_max_ms": round(ordered[-1] * 1000.0, 3) if ordered else 0.0,
+                }
+            )
+        submits = sorted(all_latencies)
+        trips = sorted(self.round_trips)
+        out.append(
+            {
+                "kind": "total",
+                "t": round(self.wall_origin, 3),
+                "responses": len(submits),
+                "latency_p50_ms": round(_percentile(submits, 0.50), 3),
+                "latency_p99_ms": round(_percentile(submits, 0.99), 3),
+                "round_trips": len(trips),
+                "round_trip_p50_ms": round(_percentile(trips, 0.50), 3),
+                "round_trip_p99_ms": round(_percentile(trips, 0.99), 3),
+                "round_trip_max_ms": round(trips[-1] * 1000.0, 3) if trips else 0.0,
+            }
+        )
+        return out
+
+
 class _Load:
     def __init__(
         self,
@@ -129,7 +248,9 @@ class _Load:
         retry_throttled: bool,
         retry_pause: float,
         pdus: Sequence[SubmitSm],
+        timeline: _Timeline | None = None,
     ) -> None:
+        self.timeline = timeline
         self.count = count
         self.rate = rate
         self.registered_delivery = registered_delivery
@@ -203,6 +324,8 @@ class _Load:
                 continue
             if self.start is None:
                 self.start = trio.current_time()
+                if self.timeline is not None:
+                    self.timeline.begin(self.start)
             if self.rate is not None:
                 await trio.sleep_until(self.start + self.paced / self.rate)
                 self.paced += 1
@@ -225,10 +348,14 @@ class _Load:
         if isinstance(result, Pdu):
             self.latencies.append(now - t0)
             status = result.command_status
+            if self.timeline is not None:
+                self.timeline.response(now, t0, accepted=status == CommandStatus.ESME_ROK)
             if status == CommandStatus.ESME_ROK:
                 self.accepted += 1
                 assert isinstance(result, SubmitSmResp)
                 self._accepted_id(result.message_id)
+                if self.timeline is not None:
+                    self.timeline.accepted_id(result.message_id, t0)
             elif self.retry_throttled and status in _RETRYABLE:
                 self.retried += 1
                 self.retry.append(index)
@@ -242,6 +369,8 @@ class _Load:
     def _finish_one(self, now: float, *, failed: bool) -> None:
         if failed:
             self.failed += 1
+            if self.timeline is not None:
+                self.timeline.failure(now)
         self.final += 1
         if self.final == self.count:
             self.submits_done_at = now
@@ -284,6 +413,8 @@ class _Load:
                 message_id = message_id or receipt.message_id
                 stat = receipt.stat
         self.receipt_states[stat] += 1
+        if self.timeline is not None:
+            self.timeline.receipt(trio.current_time(), message_id)
         if message_id is None:
             return
         if message_id in self.ids:
@@ -366,6 +497,7 @@ async def run_load(
     retry_throttled: bool = False,
     retry_pause: float = 0.05,
     response_timeout: float = 10.0,
+    timeline: str | Path | None = None,
 ) -> LoadSummary:
     """Send ``count`` messages to ``host:port`` as a partner would; see the module doc.
 
@@ -373,6 +505,7 @@ async def run_load(
         rate: messages per second over all sessions; None sends as fast as the window
             allows.
         destinations: numbers used in turn.
+        timeline: where to write the per-second JSON lines (see the module doc).
 
     Raises:
         LoadError: a connection or a bind failed (no message was counted then).
@@ -386,6 +519,7 @@ async def run_load(
         retry_throttled=retry_throttled,
         retry_pause=retry_pause,
         pdus=_submit_pdus(text, source, destinations, registered_delivery),
+        timeline=_Timeline() if timeline is not None else None,
     )
     if count == 0:
         load.submits_done.set()
@@ -417,6 +551,10 @@ async def run_load(
     if errors:
         raise errors[0]
     summary = load.summary(sessions, window, trio.current_time())
+    if timeline is not None and load.timeline is not None:
+        lines = load.timeline.lines(load.latencies)
+        text_out = "".join(json.dumps(line, sort_keys=True) + "\n" for line in lines)
+        await trio.Path(timeline).write_text(text_out)
     log.info("load finished", accepted=summary.accepted, throughput=round(summary.throughput))
     return summary
 
@@ -457,3 +595,56 @@ async def _open_session(
 def summary_dict(summary: LoadSummary) -> dict[str, Any]:
     """The summary as JSON-ready values."""
     return asdict(summary)
+
+
+def command_line(argv: Sequence[str] | None = None) -> int:
+    """``python -m smppgw.sim.loadgen [smppgw loadgen options] [--timeline FILE]``.
+
+    ``smppgw loadgen`` is wired in :mod:`smppgw.sim.cli`; this entry point takes the very
+    same options (it builds that parser) plus ``--timeline``, so ``scripts/bench.py`` can
+    ask for per-second figures without a second copy of the option list.
+    """
+    import argparse
+    import sys
+
+    from smppgw.sim import cli
+
+    parser = argparse.ArgumentParser(prog="python -m smppgw.sim.loadgen")
+    commands = parser.add_subparsers()
+    cli.add_commands(commands)
+    options = commands.choices["loadgen"]
+    options.add_argument("--timeline", type=Path, default=None, metavar="FILE")
+    args = parser.parse_args(["loadgen", *(sys.argv[1:] if argv is None else argv)])
+    cli._configure_logging(args.log_level)
+
+    async def load() -> LoadSummary:
+        return await run_load(
+            args.host,
+            args.port,
+            system_id=args.system_id,
+            password=args.password,
+            sessions=args.sessions,
+            window=args.window,
+            count=args.count,
+            rate=args.rate,
+            registered_delivery=args.receipts,
+            wait_receipts_timeout=args.receipt_timeout,
+            text=args.text,
+            source=args.source,
+            destinations=args.destination or ["84912345678"],
+            bind=args.bind,
+            retry_throttled=args.retry_throttled,
+            timeline=args.timeline,
+        )
+
+    try:
+        summary = trio.run(load)
+    except LoadError as exc:
+        print(f"smppgw loadgen: {exc}", file=sys.stderr)
+        return 1
+    print(summary.to_json() if args.json else summary.to_table())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(command_line())
