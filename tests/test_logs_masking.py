@@ -112,3 +112,11 @@ def test_tracebacks_are_masked_too(log_buffer: io.StringIO) -> None:
     (line,) = [line for line in _lines(log_buffer) if line["event"] == "scenario handler failed"]
     assert SUBSCRIBER not in json.dumps(line)
     assert MASKED in line["exception"]
+
+
+def test_raw_pdu_text_is_masked(log_buffer: io.StringIO) -> None:
+    """``carrier_inbound.py`` logs an unreadable receipt's raw bytes as ``text``."""
+    log = structlog.get_logger("smppgw.net.carrier_inbound")
+    log.warning("unreadable receipt", text=f"id:x sub:{SUBSCRIBER}".encode())
+    (line,) = [line for line in _lines(log_buffer) if line["event"] == "unreadable receipt"]
+    assert line["text"] == f"b'id:x sub:{MASKED}'"

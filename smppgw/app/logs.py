@@ -111,6 +111,9 @@ def _mask_value(value: object) -> object:
         return mask_number_text(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return mask_number_text(str(value))
+    if isinstance(value, bytes | bytearray):
+        # Raw PDU text (an unreadable receipt): JSON would write its repr, number and all.
+        return mask_number_text(repr(bytes(value)))
     if isinstance(value, list | tuple | set | frozenset):
         return [_mask_value(item) for item in value]
     return value
