@@ -119,6 +119,9 @@ _BASES: Final[dict[IdFormat, tuple[IdBase, IdBase]]] = {
 
 
 def _trim(raw: str) -> str:
+    # Most ids arrive clean: skip the regex (one per submit_sm_resp) when nothing to trim.
+    if raw and raw.isalnum():
+        return raw
     match = _TRIMMED.fullmatch(raw)
     return raw if match is None else match.group(1)  # the pattern matches every string
 

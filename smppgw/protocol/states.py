@@ -114,7 +114,7 @@ __all__ = [
 ]
 
 
-class Role(enum.Enum):
+class Role(enum.StrEnum):
     """Who sent a PDU. The ESME is the client side, the SMSC the server side."""
 
     ESME = "esme"
@@ -125,7 +125,7 @@ class Role(enum.Enum):
         return Role.SMSC if self is Role.ESME else Role.ESME
 
 
-class State(enum.Enum):
+class State(enum.StrEnum):
     OPEN = "open"  # connected, not bound
     OUTBOUND = "outbound"  # the SMSC sent outbind; the ESME is to bind as a receiver
     BINDING = "binding"  # the ESME sent a bind; awaiting bind_*_resp
