@@ -24,9 +24,10 @@ Throttle-friendly mode (``retry_throttled``): a message refused with
 Timeline (``timeline``, ``--timeline FILE``): the summary alone cannot show a stall or a
 latency spike in the middle of a run, nor line up two loads that run at the same time
 (a marketing batch and the transactional traffic beside it). With a timeline file the
-run also writes JSON lines, one a second of the run (``"kind": "second"``: responses,
-accepted, receipts, the submit latency percentiles of the responses that came in that
-second, and ``t``, the wall-clock time the second began, to align files), then one
+run also writes JSON lines, one an interval of the run (``timeline_interval``, a second
+by default; ``"kind": "interval"``: responses, accepted and ``accepted_per_s``, receipts,
+the submit latency percentiles of the responses that came in that interval, ``start_s``
+from the first send, and ``t``, the wall-clock time it began, to align files), then one
 ``"kind": "total"`` line with the overall submit latency and the receipt round trip
 (submit sent to its receipt in, i.e. through the server to the SMSC and back). Only the
 timeline keeps the per-id send times, so a run without it pays nothing.
@@ -132,7 +133,7 @@ def _percentile(ordered: Sequence[float], q: float) -> float:
 
 
 @dataclass(slots=True)
-class _Second:
+class _Interval:
     responses: int = 0
     accepted: int = 0
     refused: int = 0
@@ -142,17 +143,20 @@ class _Second:
 
 
 class _Timeline:
-    """Per-second counts for ``--timeline``; see the module doc.
+    """Per-interval counts for ``--timeline``; see the module doc.
 
-    Seconds are counted from ``origin`` (trio time of the first send); ``wall_origin``
-    is the wall clock at that moment, written out only to align files of loads that ran
-    side by side (never used to measure).
+    Intervals of ``width`` seconds are counted from ``origin`` (trio time of the first
+    send); ``wall_origin`` is the wall clock at that moment, written out only to align
+    files of loads that ran side by side (never used to measure).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, width: float = 1.0) -> None:
+        if width <= 0:
+            raise ValueError("the timeline interval must be > 0")
+        self.width = width
         self.origin: float | None = None
         self.wall_origin = 0.0
-        self.seconds: dict[int, _Second] = {}
+        self.intervals: dict[int, _Interval] = {}
         self.sent_at: dict[str, float] = {}
         self.early_at: dict[str, float] = {}
         self.round_trips: list[float] = []
@@ -161,25 +165,25 @@ class _Timeline:
         self.origin = now
         self.wall_origin = time.time()
 
-    def _second(self, now: float) -> _Second:
+    def _at(self, now: float) -> _Interval:
         origin = self.origin if self.origin is not None else now
-        index = max(0, int(now - origin))
-        second = self.seconds.get(index)
-        if second is None:
-            second = self.seconds[index] = _Second()
-        return second
+        index = max(0, int((now - origin) / self.width))
+        interval = self.intervals.get(index)
+        if interval is None:
+            interval = self.intervals[index] = _Interval()
+        return interval
 
     def response(self, now: float, t0: float, *, accepted: bool) -> None:
-        second = self._second(now)
-        second.responses += 1
-        second.latencies.append(now - t0)
+        interval = self._at(now)
+        interval.responses += 1
+        interval.latencies.append(now - t0)
         if accepted:
-            second.accepted += 1
+            interval.accepted += 1
         else:
-            second.refused += 1
+            interval.refused += 1
 
     def failure(self, now: float) -> None:
-        self._second(now).failed += 1
+        self._at(now).failed += 1
 
     def accepted_id(self, message_id: str, t0: float) -> None:
         arrived = self.early_at.pop(message_id, None)
@@ -189,7 +193,7 @@ class _Timeline:
             self.round_trips.append(arrived - t0)
 
     def receipt(self, now: float, message_id: str | None) -> None:
-        self._second(now).receipts += 1
+        self._at(now).receipts += 1
         if message_id is None:
             return
         t0 = self.sent_at.pop(message_id, None)
@@ -199,22 +203,25 @@ class _Timeline:
             self.round_trips.append(now - t0)
 
     def lines(self, all_latencies: Sequence[float]) -> list[dict[str, Any]]:
-        """Every second from 0 to the last (empty ones as zeros: a stall shows), then
+        """Every interval from 0 to the last (empty ones as zeros: a stall shows), then
         the total line."""
         out: list[dict[str, Any]] = []
-        for index in range(max(self.seconds, default=-1) + 1):
-            second = self.seconds.get(index, _Second())
-            ordered = sorted(second.latencies)
+        for index in range(max(self.intervals, default=-1) + 1):
+            interval = self.intervals.get(index, _Interval())
+            ordered = sorted(interval.latencies)
+            start = index * self.width
             out.append(
                 {
-                    "kind": "second",
-                    "second": index,
-                    "t": round(self.wall_origin + index, 3),
-                    "responses": second.responses,
-                    "accepted": second.accepted,
-                    "refused": second.refused,
-                    "failed": second.failed,
-                    "receipts": second.receipts,
+                    "kind": "interval",
+                    "start_s": round(start, 6),
+                    "interval_s": self.width,
+                    "t": round(self.wall_origin + start, 3),
+                    "responses": interval.responses,
+                    "accepted": interval.accepted,
+                    "accepted_per_s": round(interval.accepted / self.width, 3),
+                    "refused": interval.refused,
+                    "failed": interval.failed,
+                    "receipts": interval.receipts,
                     "latency_p50_ms": round(_percentile(ordered, 0.50), 3),
                     "latency_p99_ms": round(_percentile(ordered, 0.99), 3),
                     "latency_max_ms": round(ordered[-1] * 1000.0, 3) if ordered else 0.0,
@@ -498,6 +505,7 @@ async def run_load(
     retry_pause: float = 0.05,
     response_timeout: float = 10.0,
     timeline: str | Path | None = None,
+    timeline_interval: float = 1.0,
 ) -> LoadSummary:
     """Send ``count`` messages to ``host:port`` as a partner would; see the module doc.
 
@@ -505,7 +513,8 @@ async def run_load(
         rate: messages per second over all sessions; None sends as fast as the window
             allows.
         destinations: numbers used in turn.
-        timeline: where to write the per-second JSON lines (see the module doc).
+        timeline: where to write the per-interval JSON lines (see the module doc).
+        timeline_interval: their width in seconds.
 
     Raises:
         LoadError: a connection or a bind failed (no message was counted then).
@@ -519,7 +528,7 @@ async def run_load(
         retry_throttled=retry_throttled,
         retry_pause=retry_pause,
         pdus=_submit_pdus(text, source, destinations, registered_delivery),
-        timeline=_Timeline() if timeline is not None else None,
+        timeline=_Timeline(timeline_interval) if timeline is not None else None,
     )
     if count == 0:
         load.submits_done.set()
@@ -598,7 +607,7 @@ def summary_dict(summary: LoadSummary) -> dict[str, Any]:
 
 
 def command_line(argv: Sequence[str] | None = None) -> int:
-    """``python -m smppgw.sim.loadgen [smppgw loadgen options] [--timeline FILE]``.
+    """``python -m smppgw.sim.loadgen [loadgen options] [--timeline FILE] [--timeline-interval S]``.
 
     ``smppgw loadgen`` is wired in :mod:`smppgw.sim.cli`; this entry point takes the very
     same options (it builds that parser) plus ``--timeline``, so ``scripts/bench.py`` can
@@ -614,6 +623,7 @@ def command_line(argv: Sequence[str] | None = None) -> int:
     cli.add_commands(commands)
     options = commands.choices["loadgen"]
     options.add_argument("--timeline", type=Path, default=None, metavar="FILE")
+    options.add_argument("--timeline-interval", type=float, default=1.0, metavar="SECONDS")
     args = parser.parse_args(["loadgen", *(sys.argv[1:] if argv is None else argv)])
     cli._configure_logging(args.log_level)
 
@@ -635,6 +645,7 @@ def command_line(argv: Sequence[str] | None = None) -> int:
             bind=args.bind,
             retry_throttled=args.retry_throttled,
             timeline=args.timeline,
+            timeline_interval=args.timeline_interval,
         )
 
     try:
