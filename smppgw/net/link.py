@@ -162,6 +162,8 @@ class SmppLink:
         self._closed = False
         self._close_reason = ""
         self._cancel: trio.CancelScope | None = None
+        self._write_scope: trio.CancelScope | None = None
+        self._writing_ends = False
         self._stats = {"in": 0, "out": 0, "writes": 0, "batches": 0, "unexpected": 0, "errors": 0}
         self.log = log.bind(link=name)
 
@@ -169,6 +171,9 @@ class SmppLink:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the link until EOF, a fatal error, :meth:`close`, or cancellation."""
+        # The connection is made now: a peer that never sends a byte still meets the
+        # inactivity timeout and the keep-alive.
+        self.connection.start_timers(trio.current_time())
         try:
             async with trio.open_nursery() as nursery:
                 self._cancel = nursery.cancel_scope
@@ -176,10 +181,15 @@ class SmppLink:
                 nursery.start_soon(self._timer)
                 nursery.start_soon(self._handle_batches)
                 task_status.started()
-                await self._reader()
-                # The reader saw EOF or a fatal error: flush what we owe, then stop.
-                with trio.move_on_after(1):
-                    await self._wait_flushed()
+                try:
+                    await self._reader()
+                    # The reader saw EOF or a fatal error: flush what we owe, then stop.
+                    with trio.move_on_after(1):
+                        await self._wait_flushed()
+                finally:
+                    # Cancelled (close(), an outer deadline) or done flushing: a write
+                    # stuck on a peer that never reads must not hold the link open.
+                    self._stop_writing()
                 nursery.cancel_scope.cancel()
         finally:
             self._finish()
@@ -198,8 +208,18 @@ class SmppLink:
         """End the link now (outstanding requests fail with :class:`LinkClosed`)."""
         if not self._close_reason:
             self._close_reason = reason
+        self._stop_writing()
         if self._cancel is not None:
             self._cancel.cancel()
+
+    def _stop_writing(self) -> None:
+        """Let cancellation reach a write in progress: the link is ending, so a PDU
+        cut in half no longer matters, while a peer that stopped reading would
+        otherwise pin the shielded ``send_all`` (and the link, and its owner's
+        nursery) for ever."""
+        self._writing_ends = True
+        if self._write_scope is not None:
+            self._write_scope.shield = False
 
     async def unbind(self, grace: float = 5.0) -> None:
         """Unbind politely (bounded by ``grace`` seconds), then close the link."""
@@ -302,9 +322,14 @@ class SmppLink:
             self._out.clear()
             self._out_size = 0
             try:
-                # Shielded so a cancellation cannot cut a PDU in half on the wire.
-                with trio.CancelScope(shield=True):
-                    await self.stream.send_all(data)
+                # Shielded so a cancellation cannot cut a PDU in half on the wire while
+                # the link lives; _stop_writing lifts the shield once it is ending.
+                with trio.CancelScope(shield=not self._writing_ends) as scope:
+                    self._write_scope = scope
+                    try:
+                        await self.stream.send_all(data)
+                    finally:
+                        self._write_scope = None
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self.connection.send_failed()
                 self.close("write failed")

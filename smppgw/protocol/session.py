@@ -428,6 +428,15 @@ class SmppConnection:
         if self._last_activity is None:
             self._last_activity = now
 
+    def start_timers(self, now: float) -> None:
+        """The connection is made at ``now``: start the timers unless a time value was
+        already seen. Without this, a peer that connects and never sends a byte would
+        arm no timer at all and hold its connection for ever (found by fuzzing)."""
+        if self._last_received is None:
+            self._last_received = now
+        if self._last_activity is None:
+            self._last_activity = now
+
     def send_failed(self) -> None:
         """The caller could not write what :meth:`send` returned (h11's ``send_failed``).
 

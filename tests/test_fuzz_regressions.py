@@ -1,0 +1,127 @@
+"""What the fuzzing of the partner port and the carrier side found, each case reduced to
+its exact bytes and kept as a plain test (no hypothesis), so it can never come back
+unnoticed. The fuzz tests themselves are ``test_fuzz_partner_port.py`` and
+``test_fuzz_carrier_side.py``; the streams they replay are ``fuzz_streams.py``.
+"""
+
+from __future__ import annotations
+
+import struct
+from functools import partial
+
+import trio
+import trio.testing
+from carrier_fixtures import wait_for
+
+from smppgw.net.link import SmppLink
+from smppgw.protocol.session import SmppConnection
+from smppgw.protocol.states import Role
+
+#: enquire_link, sequence 1: the smallest request any peer may send in any state.
+ENQUIRE_LINK = bytes.fromhex("00000010000000150000000000000001")
+
+
+async def _ignore(link: SmppLink, batch: object) -> None:
+    return None
+
+
+def _server_link(stream: trio.abc.Stream, *, idle: float | None) -> SmppLink:
+    connection = SmppConnection(
+        Role.SMSC, enquire_link_interval=30.0, response_timeout=5.0, inactivity_timeout=idle
+    )
+    return SmppLink(stream, connection, _ignore, name="fuzz-regression")
+
+
+def test_start_timers_arms_the_inactivity_timeout_before_any_byte() -> None:
+    """Found: a connection built without ``now`` (as the partner server builds it) armed
+    no timer until the peer's first byte, so a peer that connected and sent nothing held
+    its session (and a ``max_sessions`` slot) for ever."""
+    connection = SmppConnection(Role.SMSC, enquire_link_interval=30.0, inactivity_timeout=2.0)
+    assert connection.next_deadline() is None
+    connection.start_timers(100.0)
+    assert connection.next_deadline() == 102.0
+    connection.start_timers(150.0)  # a second call keeps the first start
+    assert connection.next_deadline() == 102.0
+
+
+async def test_a_silent_peer_is_closed_after_the_idle_timeout() -> None:
+    """Found: the same over a real socket: connect, send no byte at all; the link must
+    end by itself on the inactivity timeout."""
+    ended: list[str] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        link = _server_link(stream, idle=0.3)
+        await link.run()
+        ended.append(link.close_reason)
+
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        async with await trio.open_tcp_stream("127.0.0.1", port) as client:
+            with trio.fail_after(5):
+                assert await client.receive_some(100) == b""  # the server closed on us
+        await wait_for(lambda: bool(ended), within=2)
+        assert ended == ["inactive"]
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_peer_that_never_reads_cannot_pin_a_closing_link() -> None:
+    """Found: a peer that sends ``enquire_link`` and never reads its answers blocks the
+    link's writer in a *shielded* ``send_all``; closing the link (idle timeout, unbind,
+    daemon shutdown) then waited for ever, and so did every nursery above it. A lockstep
+    stream stands for a peer with full TCP buffers: nothing sent is taken until read."""
+    server_end, client_end = trio.testing.lockstep_stream_pair()
+    link = _server_link(server_end, idle=None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(link.run)
+        await client_end.send_all(ENQUIRE_LINK)  # the server reads it and answers ...
+        await trio.testing.wait_all_tasks_blocked()  # ... into a write nobody takes
+        link.close("test")
+        await wait_for(lambda: link.closed, within=2)
+    assert link.closed
+
+
+async def test_a_stuck_write_does_not_stop_an_outer_cancellation() -> None:
+    """The same stuck write under a cancellation from outside (a daemon's shutdown
+    deadline): the link's ``run`` must return."""
+    server_end, client_end = trio.testing.lockstep_stream_pair()
+    link = _server_link(server_end, idle=None)
+    with trio.move_on_after(0.5) as scope:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(link.run)
+            await client_end.send_all(ENQUIRE_LINK)
+            await trio.sleep_forever()
+    assert scope.cancelled_caught
+    assert link.closed
+
+
+def _frame(command_id: int, body: bytes = b"", seq: int = 1, status: int = 0) -> bytes:
+    return struct.pack(">IIII", 16 + len(body), command_id, status, seq) + body
+
+
+async def test_a_flood_of_enquire_links_without_reading_ends_on_the_idle_timeout() -> None:
+    """The loopback form of the stuck write: 64 KiB batches of ``enquire_link`` until the
+    socket buffers are full, never reading; ``enquire_link`` is no activity, so the
+    session must end on its idle timeout and the link must come down."""
+    ended: list[str] = []
+
+    async def serve(stream: trio.SocketStream) -> None:
+        link = _server_link(stream, idle=0.5)
+        await link.run()
+        ended.append(link.close_reason)
+
+    flood = _frame(0x00000015) * 4096
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, serve, 0, host="127.0.0.1"))
+        port = listeners[0].socket.getsockname()[1]
+        client = await trio.open_tcp_stream("127.0.0.1", port)
+        with trio.move_on_after(3):
+            try:
+                while True:
+                    await client.send_all(flood)
+            except trio.BrokenResourceError:
+                pass  # the server gave up on us: what we want
+        await wait_for(lambda: bool(ended), within=5)
+        assert ended == ["inactive"]
+        await trio.aclose_forcefully(client)
+        nursery.cancel_scope.cancel()
