@@ -361,10 +361,10 @@ def print_tables(report: dict[str, Any]) -> None:
 def write_chart(report: dict[str, Any], path: Path) -> str | None:
     """Draw the PNG; None if written, else why not (matplotlib is an optional extra)."""
     try:
-        import matplotlib
+        import matplotlib  # type: ignore[import-not-found, unused-ignore]
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # type: ignore[import-not-found, unused-ignore]
     except ImportError:
         return "matplotlib is not installed (pip install 'smppgw[bench]')"
     fig, axes = plt.subplots(2, 2, figsize=(14, 9), squeeze=False)
