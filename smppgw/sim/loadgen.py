@@ -618,13 +618,13 @@ def command_line(argv: Sequence[str] | None = None) -> int:
 
     from smppgw.sim import cli
 
-    parser = argparse.ArgumentParser(prog="python -m smppgw.sim.loadgen")
-    commands = parser.add_subparsers()
+    commands = argparse.ArgumentParser().add_subparsers()
     cli.add_commands(commands)
     options = commands.choices["loadgen"]
+    options.prog = "python -m smppgw.sim.loadgen"
     options.add_argument("--timeline", type=Path, default=None, metavar="FILE")
     options.add_argument("--timeline-interval", type=float, default=1.0, metavar="SECONDS")
-    args = parser.parse_args(["loadgen", *(sys.argv[1:] if argv is None else argv)])
+    args = options.parse_args(sys.argv[1:] if argv is None else argv)
     cli._configure_logging(args.log_level)
 
     async def load() -> LoadSummary:
