@@ -111,6 +111,7 @@ def test_report_smoke(tmp_path: Path) -> None:
         assert case["tx_accepted"] == case["tx_receipts_matched"] == 20, case["name"]
         for key in ("tx_submit_p99_ms", "tx_end_to_end_p50_ms", "tx_end_to_end_p99_ms"):
             assert _positive(case[key]), (key, case["name"])
+        assert 0.0 <= case["tx_during_batch"] <= 1.0
     for name, value in priority["ratios"].items():
         assert _positive(value), name
 
