@@ -66,6 +66,13 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     sim.add_argument("--seed", type=int, default=None, help="seed of the outcome RNG")
     sim.add_argument("--window", type=int, default=64, help="deliver_sm window per session")
     sim.add_argument("--control", type=_endpoint, metavar="HOST:PORT", help="HTTP control")
+    sim.add_argument(
+        "--record",
+        type=int,
+        default=10_000,
+        metavar="N",
+        help="submits (and receipts, MO, binds) kept for GET /messages and /submits",
+    )
     sim.add_argument("--throttle-every", type=int, default=0, metavar="N")
     sim.add_argument("--queue-full-every", type=int, default=0, metavar="M")
     sim.add_argument("--response-delay-ms", type=float, default=0.0)
@@ -166,7 +173,7 @@ def sim_config(args: argparse.Namespace) -> SimConfig:
         outcomes=args.outcomes,
         seed=args.seed,
         window=args.window,
-        max_records=10_000,
+        max_records=max(1, args.record),
     )
 
 

@@ -9,6 +9,12 @@ Routes (JSON in, JSON out, one request per connection):
 - ``GET /stats``: the simulator's statistics and the faults in force.
 - ``GET /messages?last=10``: the last messages submitted to it, text decoded (a long
   message shows as its parts).
+- ``GET /submits?since=N&limit=M``: every recorded submit from absolute index ``N``
+  (at most ``M``, default and cap 5000), compact: ``[destination, text, message_id,
+  status, session, source]`` each (text decoded, UDH dropped; ``status`` null when never
+  answered). Answers ``first`` (the oldest index still kept: records before it fell off
+  the bounded record, ``smppgw sim --record N``) and ``next`` (the index to ask next), so
+  a test can read *every* submit of a long run in pages and know if it missed any.
 - ``GET /faults``, ``POST /faults`` ``{"throttle_every": 10, ...}``: read or change the
   faults; an invalid change is refused whole with ``400``.
 
@@ -20,6 +26,7 @@ request with a deadline and a size limit, and has no authentication: bind it to
 from __future__ import annotations
 
 import http
+import itertools
 import json
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
@@ -37,6 +44,9 @@ if TYPE_CHECKING:
 __all__ = ["MAX_REQUEST_BYTES", "request_json", "serve_control"]
 
 MAX_REQUEST_BYTES: Final = 65536
+#: What :func:`request_json` reads of an answer at most: a page of ``/submits`` or
+#: ``/messages?last=1000`` is far above a request's limit.
+MAX_RESPONSE_BYTES: Final = 16 * 1024 * 1024
 log = structlog.get_logger("smppgw.sim.control")
 
 
@@ -95,6 +105,9 @@ async def _serve_one(
         await trio.aclose_forcefully(stream)
 
 
+#: The most records one ``GET /submits`` returns (a page; ask again from ``next``).
+MAX_SUBMITS_PAGE = 5000
+
 #: The most MO one ``POST /mo`` may inject (they queue in memory until delivered).
 MAX_MO_BATCH = 100_000
 
@@ -112,6 +125,29 @@ def _message_view(record: SubmitRecord) -> dict[str, Any]:
     }
 
 
+def _submits_page(sim: SimulatedSmsc, query: str) -> dict[str, Any]:
+    since, limit = 0, MAX_SUBMITS_PAGE
+    for item in query.split("&"):
+        name, _, value = item.partition("=")
+        if name == "since" and value.isdigit():
+            since = int(value)
+        elif name == "limit" and value.isdigit():
+            limit = max(1, min(int(value), MAX_SUBMITS_PAGE))
+    records = sim.submits
+    end = sim.submits_recorded
+    first = end - len(records)
+    start = min(max(since, first), end)
+    page: list[list[Any]] = []
+    offset = start - first
+    for record in itertools.islice(records, offset, offset + limit):
+        text = _message_view(record)["text"]
+        page.extend(
+            [destination, text, record.message_id, record.status, record.session, record.source]
+            for destination in record.destinations
+        )
+    return {"first": first, "next": start + min(limit, end - start), "submits": page}
+
+
 def _route(sim: SimulatedSmsc, method: str, path: str, body: bytes) -> tuple[http.HTTPStatus, Any]:
     ok = http.HTTPStatus.OK
     path, _, query = path.partition("?")
@@ -127,6 +163,8 @@ def _route(sim: SimulatedSmsc, method: str, path: str, body: bytes) -> tuple[htt
                 last = max(1, min(int(value), 1000))
         records = list(sim.submits)[-last:]
         return ok, {"messages": [_message_view(r) for r in records]}
+    if path == "/submits" and method == "GET":
+        return ok, _submits_page(sim, query)
     if path == "/faults" and method == "POST":
         changes = _json_object(body)
         try:
@@ -164,7 +202,7 @@ def _route(sim: SimulatedSmsc, method: str, path: str, body: bytes) -> tuple[htt
         except (TextEncodeError, ValueError, IndexError) as exc:
             raise _HttpError(http.HTTPStatus.BAD_REQUEST, str(exc)) from None
         return ok, {"parts": parts}
-    if path in ("/stats", "/faults", "/mo", "/messages"):
+    if path in ("/stats", "/faults", "/mo", "/messages", "/submits"):
         raise _HttpError(http.HTTPStatus.METHOD_NOT_ALLOWED)
     raise _HttpError(http.HTTPStatus.NOT_FOUND)
 
@@ -201,11 +239,11 @@ async def _read_message(stream: trio.abc.Stream, *, request: bool) -> tuple[str,
                 length = int(value.strip())
             except ValueError:
                 raise _HttpError(http.HTTPStatus.BAD_REQUEST, "bad Content-Length") from None
-    if not 0 <= length <= MAX_REQUEST_BYTES:
+    if not 0 <= length <= (MAX_REQUEST_BYTES if request else MAX_RESPONSE_BYTES):
         raise _HttpError(http.HTTPStatus.REQUEST_ENTITY_TOO_LARGE)
     body = bytearray(data[end + 4 :])
     while len(body) < length:
-        chunk = await stream.receive_some(length - len(body))
+        chunk = await stream.receive_some(min(length - len(body), 1 << 20))
         if not chunk:
             raise _HttpError(http.HTTPStatus.BAD_REQUEST, "incomplete body")
         body += chunk

@@ -21,7 +21,9 @@ Message ids count up from ``first_id``, in hex (upper case, to exercise a gatewa
 normalisation) or decimal, zero-padded to ``id_width``.
 
 Records (``submits``, ``receipts``, ``mos``, ``binds``) are bounded deques for tests and
-demos; :meth:`statistics` gives the counters.
+demos (``max_records`` each); :meth:`statistics` gives the counters. ``submits_recorded``
+counts every submit ever recorded, so a reader paging through ``submits`` by absolute
+index (``GET /submits?since=N``) can tell when old records already fell off the deque.
 """
 
 from __future__ import annotations
@@ -253,6 +255,8 @@ class SimulatedSmsc:
         self.receipts: deque[ReceiptRecord] = deque(maxlen=n)
         self.mos: deque[MoRecord] = deque(maxlen=n)
         self.binds: deque[BindRecord] = deque(maxlen=n)
+        #: Submits ever appended to ``submits`` (the absolute index of the next one).
+        self.submits_recorded = 0
         self._count: Counter[str] = Counter()
         self._refused: Counter[str] = Counter()
 
@@ -405,6 +409,7 @@ class SimulatedSmsc:
                 pdu.tlvs,
             )
         )
+        self.submits_recorded += 1
 
     def _answer(self, session: _Session, response: Pdu, cut: bool) -> None:
         delay = self.faults.response_delay
