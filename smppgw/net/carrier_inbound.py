@@ -9,11 +9,15 @@ inbound side here. Rules (see also the carrier module's theory of operation):
   without being processed twice;
 - a receipt is applied to its message through the MT pipeline; one that arrives before
   its ``submit_sm_resp`` is known is held and tried again a few times;
+- a receipt journaled (so answered) but not applied when the daemon died is applied at
+  the next start (:meth:`CarrierInbound.replay_unapplied`): the carrier will not send it
+  again, and a redelivery would be dropped as a duplicate by its dedup key;
 - an MO goes to the ``mo_sink`` (the daemon: partners' short codes, later scenarios).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import weakref
@@ -35,7 +39,7 @@ from smppgw.gateway.inbound import (
 from smppgw.protocol.message_id import MessageIdError, receipt_key, resp_key
 from smppgw.protocol.pdus import AlertNotification, DataSm, DeliverSm, Pdu
 from smppgw.protocol.receipt import MessageState as ReceiptState
-from smppgw.protocol.receipt import ReceiptError
+from smppgw.protocol.receipt import ReceiptError, parse_receipt
 from smppgw.protocol.session import make_response
 from smppgw.protocol.status import CommandStatus
 from smppgw.store import InboundKind, NewInbound, StoreError
@@ -43,7 +47,7 @@ from smppgw.store import InboundKind, NewInbound, StoreError
 if TYPE_CHECKING:
     from smppgw.gateway.mt import MtPipeline
     from smppgw.net.link import SmppLink
-    from smppgw.store import Store
+    from smppgw.store import Store, StoredInbound
 
 __all__ = ["HELD_RECEIPT_DELAY", "HELD_RECEIPT_TRIES", "CarrierInbound", "MoSink"]
 
@@ -221,6 +225,39 @@ class CarrierInbound:
 
     async def _apply_receipt(self, key: str, state: int, error: str | None) -> bool:
         return await self.pipeline.match_receipt(self.name, key, ReceiptState(state), error)
+
+    async def replay_unapplied(self, rows: Sequence[StoredInbound]) -> int:
+        """Apply this carrier's receipts among ``rows`` (the journal's unprocessed
+        inbound, read at start-up before the carriers bind): journaled and answered
+        before the daemon last stopped, never applied. Returns how many were replayed.
+
+        The key and state are the ones journaled (``carrier_id``, the dedup key's last
+        field), so a receipt that came only as TLVs replays too. Applying one that is
+        being handled right now as well is harmless: the first final state wins. One
+        that matches nothing now never will (its message was sent again under another
+        carrier id): counted unmatched and marked processed, as a held one would be.
+        """
+        done: list[int] = []
+        for row in rows:
+            if row.kind is not InboundKind.RECEIPT or row.smsc != self.name:
+                continue
+            if row.carrier_id is None:  # an unreadable receipt, kept for the record
+                continue
+            try:
+                state = ReceiptState(int(row.dedup_key.rsplit(":", 1)[1]))
+            except (ValueError, IndexError):
+                continue
+            error: str | None = None
+            with contextlib.suppress(ReceiptError):
+                error = parse_receipt(row.body).err
+            if not await self._apply_receipt(row.carrier_id, int(state), error):
+                self.pipeline.receipt_unmatched()
+                self.log.warning("replayed receipt matches no message", carrier_id=row.carrier_id)
+            done.append(row.id)
+        if done:
+            await self.store.mark_inbound_processed(done)
+            self.log.info("replayed receipts journaled before the last stop", count=len(done))
+        return len(done)
 
     async def retry_held_receipts(self) -> None:
         """Receipts that came before their submit_sm_resp was known: try again a few
