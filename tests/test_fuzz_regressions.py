@@ -8,14 +8,21 @@ from __future__ import annotations
 
 import struct
 from functools import partial
+from typing import TYPE_CHECKING
 
 import trio
 import trio.testing
 from carrier_fixtures import wait_for
+from fuzz_streams import decode_all
 
 from smppgw.net.link import SmppLink
-from smppgw.protocol.session import SmppConnection
+from smppgw.protocol.pdus import GenericNack, Pdu
+from smppgw.protocol.session import SmppConnection, make_response
 from smppgw.protocol.states import Role
+from smppgw.protocol.status import CommandStatus
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: enquire_link, sequence 1: the smallest request any peer may send in any state.
 ENQUIRE_LINK = bytes.fromhex("00000010000000150000000000000001")
@@ -125,3 +132,40 @@ async def test_a_flood_of_enquire_links_without_reading_ends_on_the_idle_timeout
         assert ended == ["inactive"]
         await trio.aclose_forcefully(client)
         nursery.cancel_scope.cancel()
+
+
+#: bind_transmitter "beta"/"x", sequence 7, then a header claiming 0xFFFFFFFF octets.
+BIND_THEN_HUGE_LENGTH = bytes.fromhex(
+    "0000001c000000020000000000000007626574610078000034000000"
+) + bytes.fromhex("ffffffff000000040000000000000008")
+
+
+async def test_an_answer_after_a_framing_error_does_not_kill_the_link_task() -> None:
+    """Found: a bind still being checked (scrypt in a worker thread, which trio cannot
+    cancel) when the next header breaks the framing: the session is in ERROR by the time
+    the handler answers the bind, ``respond`` raised ``SendStateError`` out of the
+    handler task and ``link.run`` failed with it (the partner server logged "partner
+    session failed" for what is only a peer's garbage). The answer has nowhere to go:
+    it is dropped and the link ends as for any framing error, with its generic_nack."""
+
+    async def slow_bind(link: SmppLink, batch: Sequence[Pdu]) -> None:
+        with trio.CancelScope(shield=True):  # as trio.to_thread.run_sync's wait
+            await trio.sleep(0.2)
+        for pdu in batch:
+            link.respond(make_response(pdu, system_id="GW"))
+
+    server_end, client_end = trio.testing.memory_stream_pair()
+    connection = SmppConnection(Role.SMSC, enquire_link_interval=None)
+    link = SmppLink(server_end, connection, slow_bind, name="fuzz-regression")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(link.run)
+        await client_end.send_all(BIND_THEN_HUGE_LENGTH)
+        got = b""
+        with trio.fail_after(3):
+            while chunk := await client_end.receive_some(65536):
+                got += chunk
+    assert link.close_reason == "framing error"
+    pdus, _rest = decode_all(got)
+    assert [type(p) for p in pdus] == [GenericNack]
+    assert pdus[0].command_status == CommandStatus.ESME_RINVCMDLEN
+    assert pdus[0].sequence_number == 8

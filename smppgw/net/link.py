@@ -259,7 +259,17 @@ class SmppLink:
         """Queue a response (built with ``make_response``) for the writer."""
         if self._closed:
             return
-        self._queue(self.connection.send(pdu, trio.current_time()))
+        try:
+            data = self.connection.send(pdu, trio.current_time())
+        except SendStateError:
+            if self.connection.state in (State.CLOSED, State.ERROR):
+                # The link is ending (broken framing, EOF): a handler that was still
+                # working (a bind's password check) has nowhere to send its answer.
+                # Found by fuzzing; raising here failed the whole link task.
+                self.log.debug("answer dropped: link ending", pdu=type(pdu).__name__)
+                return
+            raise
+        self._queue(data)
 
     async def wait_window(self) -> None:
         """Return once the window has a free slot (or raise :class:`LinkClosed`)."""
@@ -309,7 +319,8 @@ class SmppLink:
         self._window_changed = trio.Event()
 
     async def _wait_flushed(self) -> None:
-        while self._out and not self._closed:
+        # A write in progress counts: once flushed, _stop_writing may lift its shield.
+        while (self._out or self._write_scope is not None) and not self._closed:
             await self._drained.wait()
 
     async def _writer(self) -> None:
