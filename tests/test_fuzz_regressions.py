@@ -16,9 +16,10 @@ from carrier_fixtures import wait_for
 from fuzz_streams import decode_all
 
 from smppgw.net.link import SmppLink
-from smppgw.protocol.pdus import GenericNack, Pdu
-from smppgw.protocol.session import SmppConnection, make_response
-from smppgw.protocol.states import Role
+from smppgw.protocol.errors import PduDecodeError, ReceiveStateError
+from smppgw.protocol.pdus import BindTransmitter, GenericNack, Pdu
+from smppgw.protocol.session import SmppConnection, error_response, make_response
+from smppgw.protocol.states import Role, State
 from smppgw.protocol.status import CommandStatus
 
 if TYPE_CHECKING:
@@ -169,3 +170,50 @@ async def test_an_answer_after_a_framing_error_does_not_kill_the_link_task() -> 
     assert [type(p) for p in pdus] == [GenericNack]
     assert pdus[0].command_status == CommandStatus.ESME_RINVCMDLEN
     assert pdus[0].sequence_number == 8
+
+
+#: Two bind_transmitter ("acme"/"pw", sequences 1 and 2) in one read.
+TWO_BINDS = bytes.fromhex(
+    "0000001d00000002000000000000000161636d65007077000034000000"
+) + bytes.fromhex("0000001d00000002000000000000000261636d65007077000034000000")
+
+
+def test_refusing_a_second_bind_does_not_undo_the_first() -> None:
+    """Found: a second bind arriving while the first is being checked is refused
+    (``ESME_RALYBND``); sending that refusal took the session from BINDING back to OPEN,
+    so the first bind's success then raised ``SendStateError`` and failed the link."""
+    conn = SmppConnection(Role.SMSC, enquire_link_interval=None)
+    conn.receive_data(TWO_BINDS, 0.0)
+    first = conn.next_event()
+    assert isinstance(first, BindTransmitter)
+    try:
+        conn.next_event()
+    except ReceiveStateError as exc:
+        refusal = error_response(exc)
+    else:  # pragma: no cover
+        raise AssertionError("a second bind must be refused")
+    assert refusal.command_status == CommandStatus.ESME_RALYBND
+    assert refusal.sequence_number == 2
+    conn.send(refusal, 0.0)
+    assert conn.state is State.BINDING
+    conn.send(make_response(first, system_id="GW"), 0.0)
+    assert conn.statistics().state is State.BOUND_TX
+
+
+def test_refusing_a_malformed_bind_does_not_undo_a_pending_one() -> None:
+    """The same through a decode error: a bind with a 30-octet system_id (no NUL within
+    its 16) while the first bind is pending; its error answer must leave BINDING."""
+    bad = bytes.fromhex("0000002d000000020000000000000002") + b"A" * 29
+    conn = SmppConnection(Role.SMSC, enquire_link_interval=None)
+    conn.receive_data(TWO_BINDS[:29] + bad, 0.0)
+    first = conn.next_event()
+    assert isinstance(first, BindTransmitter)
+    try:
+        conn.next_event()
+    except PduDecodeError as exc:
+        conn.send(error_response(exc), 0.0)
+    else:  # pragma: no cover
+        raise AssertionError("the malformed bind must be refused")
+    assert conn.state is State.BINDING
+    conn.send(make_response(first, system_id="GW"), 0.0)
+    assert conn.statistics().state is State.BOUND_TX

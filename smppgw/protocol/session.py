@@ -412,6 +412,12 @@ class SmppConnection:
         new_state = transition(
             self._state, self.role, cls, command_status=pdu.command_status, answers=owed
         )
+        if owed is None:
+            # An error answer to a request refused before it was owed (a second bind
+            # while the first is checked, a malformed PDU) is legal but moves nothing:
+            # the refused second bind's answer used to take BINDING back to OPEN, and
+            # the first bind's success then failed (found by fuzzing).
+            new_state = self._state
         data = encode_pdu(pdu)
         self._state = new_state
         if owed is not None:
