@@ -503,6 +503,10 @@ class Config(_Model):
     )
     #: Order thresholds and content violations told by email and SMS.
     alerts: alert_models.AlertSettings = Field(default_factory=lambda: alert_models.AlertSettings())
+    #: How long finished journal rows are kept (the file's growth bound).
+    retention: retention_models.RetentionSettings = Field(
+        default_factory=lambda: retention_models.RetentionSettings()
+    )
 
     @field_validator("carriers")
     @classmethod
@@ -597,4 +601,9 @@ def _same_socket(a: Endpoint, b: Endpoint) -> bool:
 # At the end: partner_models reuses Endpoint and EndpointField from this module, so it
 # cannot be imported before they exist. Config's annotations name it through the module,
 # which pydantic resolves on first use, so either module may be imported first.
-from smppgw.app import alert_models, partner_models, scenario_models  # noqa: E402
+from smppgw.app import (  # noqa: E402
+    alert_models,
+    partner_models,
+    retention_models,
+    scenario_models,
+)

@@ -51,6 +51,7 @@ from smppgw.app.metrics import GatewayMetrics
 from smppgw.app.metrics_http import serve_metrics
 from smppgw.app.partner_accounts import load_partners
 from smppgw.app.partner_models import partner_map
+from smppgw.app.retention_service import register_retention_commands, run_retention
 from smppgw.app.scenario_service import ScenarioMetrics, ScenarioService, replay_unprocessed_mo
 from smppgw.app.systemd import Notifier
 from smppgw.gateway.admission import Admission
@@ -255,7 +256,11 @@ class Daemon:
                 config_partners=lambda: self.config.partners,
                 on_partners_changed=self._apply_partners,
             )
+            register_retention_commands(commands, self.store, cfg.retention)
             await services.start(serve_admin, Path(cfg.admin_socket), commands)
+        if cfg.retention.enabled:
+            # After recovery: the unfinished messages are taken before old rows go.
+            await services.start(partial(run_retention, self.store, cfg.retention))
         if cfg.alerts.active:
             # After recovery (above): an alert SMS queued before it would be queued twice.
             running = self.server

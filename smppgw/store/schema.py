@@ -372,12 +372,20 @@ CREATE TABLE partner_account (
 ) WITHOUT ROWID;
 """
 
+# Retention deletes old messages: each delete checks the outbox's foreign key, a full
+# scan without this index. Reports filter messages by time: the second one.
+_V6_INDEXES = """
+CREATE INDEX receipt_outbox_by_message ON receipt_outbox (message_id);
+CREATE INDEX mt_message_by_created ON mt_message (created_at);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
     Migration(3, "partner outbox also carries MO (message_id optional)", _V3_OUTBOX),
     Migration(4, "scenario engine: outcomes, event keys, attempts", _V4_SCENARIO_ENGINE),
     Migration(5, "admin: order price, partner accounts managed from the CLI", _V5_ADMIN),
+    Migration(6, "indexes for retention and reports", _V6_INDEXES),
 )
 
 #: The version this code writes; a file above it is refused.
