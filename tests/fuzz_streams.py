@@ -65,6 +65,7 @@ __all__ = [
     "decode_all",
     "framing_breaks",
     "hostile_streams",
+    "receipts",
     "replay",
     "rss_bytes",
     "segments",
@@ -222,6 +223,55 @@ def _bind() -> st.SearchStrategy[Segment]:
         text,
         text,
         st.integers(min_value=1, max_value=0x7FFFFFFF),
+    )
+
+
+def receipts() -> st.SearchStrategy[Segment]:
+    """``deliver_sm`` receipts an SMSC may get wrong: garbled receipt text, ids that
+    match nothing or are absurd, a ``receipted_message_id`` TLV of any octets, a
+    ``message_state`` of any value or length."""
+    word = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=24)
+    text = st.one_of(
+        st.builds(
+            lambda i, stat, err: (
+                f"id:{i} sub:001 dlvrd:001 submit date:2611251200 done date:2611251201 "
+                f"stat:{stat} err:{err} text:x"
+            ),
+            word,
+            word,
+            word,
+        ),
+        word.map(lambda w: f"id:{w}"),
+        word,
+    ).map(lambda t: t.encode("latin-1")[:254])
+    tlv = st.one_of(
+        st.binary(max_size=70).map(lambda v: struct.pack(">HH", 0x001E, len(v)) + v),
+        st.binary(max_size=4).map(lambda v: struct.pack(">HH", 0x0427, len(v)) + v),
+    )
+    return st.builds(
+        lambda sm, tlvs, esm, seq: Segment(
+            "receipt", _frame(0x00000005, _receipt_body(sm, esm) + b"".join(tlvs), seq=seq)
+        ),
+        text,
+        st.lists(tlv, max_size=3),
+        st.sampled_from([0x04, 0x04, 0x08, 0x00, 0xFF]),
+        st.integers(min_value=1, max_value=0x7FFFFFFF),
+    )
+
+
+def _receipt_body(sm: bytes, esm_class: int) -> bytes:
+    return (
+        b"\x00"  # service_type
+        + b"\x01\x01"
+        + b"84912345678\x00"
+        + b"\x05\x00"
+        + b"ACME\x00"
+        + bytes([esm_class])
+        + b"\x00\x00"  # protocol_id, priority_flag
+        + b"\x00\x00"  # schedule_delivery_time, validity_period
+        + b"\x00\x00\x00\x00"  # registered_delivery .. sm_default_msg_id
+        + bytes([len(sm)])
+        + sm
     )
 
 

@@ -16,8 +16,9 @@ from carrier_fixtures import wait_for
 from fuzz_streams import decode_all
 
 from smppgw.net.link import SmppLink
+from smppgw.protocol.codec import encode_pdu
 from smppgw.protocol.errors import PduDecodeError, ReceiveStateError
-from smppgw.protocol.pdus import BindTransmitter, GenericNack, Pdu
+from smppgw.protocol.pdus import BindTransmitter, BindTransmitterResp, GenericNack, Pdu
 from smppgw.protocol.session import SmppConnection, error_response, make_response
 from smppgw.protocol.states import Role, State
 from smppgw.protocol.status import CommandStatus
@@ -217,3 +218,104 @@ def test_refusing_a_malformed_bind_does_not_undo_a_pending_one() -> None:
     assert conn.state is State.BINDING
     conn.send(make_response(first, system_id="GW"), 0.0)
     assert conn.statistics().state is State.BOUND_TX
+
+
+#: submit_sm, sequence 1, cut after service_type and source_addr_ton: malformed.
+MALFORMED_SUBMIT_SEQ_1 = bytes.fromhex("000000120000000400000000000000010005")
+
+
+def test_an_error_answer_reusing_an_owed_sequence_number_leaves_it_owed() -> None:
+    """Found: a peer binds with sequence 1 and, while the bind is checked, sends a
+    malformed ``submit_sm`` also numbered 1. Its error answer (``submit_sm_resp``, 1)
+    was checked against the owed bind: ``SendStateError`` out of the reader, the
+    session task failed. The refusal must go out and the bind stay owed."""
+    conn = SmppConnection(Role.SMSC, enquire_link_interval=None)
+    conn.receive_data(TWO_BINDS[:29] + MALFORMED_SUBMIT_SEQ_1, 0.0)
+    bind = conn.next_event()
+    assert isinstance(bind, BindTransmitter)
+    try:
+        conn.next_event()
+    except PduDecodeError as exc:
+        refusal = error_response(exc)
+    else:  # pragma: no cover
+        raise AssertionError("the cut submit_sm must be refused")
+    assert refusal.sequence_number == 1
+    conn.send(refusal, 0.0)
+    conn.send(make_response(bind, system_id="GW"), 0.0)
+    assert conn.statistics().state is State.BOUND_TX
+
+
+def test_an_out_of_state_request_reusing_an_owed_sequence_number() -> None:
+    """The same with a well-formed ``enquire_link``-free request refused for its state:
+    an ``unbind`` numbered 1 while bind 1 is checked (``ESME_RINVBNDSTS``)."""
+    unbind_seq_1 = bytes.fromhex("00000010000000060000000000000001")
+    conn = SmppConnection(Role.SMSC, enquire_link_interval=None)
+    conn.receive_data(TWO_BINDS[:29] + unbind_seq_1, 0.0)
+    bind = conn.next_event()
+    assert isinstance(bind, BindTransmitter)
+    try:
+        conn.next_event()
+    except ReceiveStateError as exc:
+        conn.send(error_response(exc), 0.0)
+    else:  # pragma: no cover
+        raise AssertionError("an unbind before the bind is refused")
+    conn.send(make_response(bind, system_id="GW"), 0.0)
+    assert conn.statistics().state is State.BOUND_TX
+
+
+async def test_pdus_after_the_unbind_exchange_do_not_break_the_reader() -> None:
+    """Garbage in the same read as the SMSC's ``unbind_resp`` (the session is CLOSED,
+    so no error answer may go out): the link must end cleanly, not raise."""
+    server_end, client_end = trio.testing.memory_stream_pair()
+    connection = SmppConnection(Role.ESME, enquire_link_interval=None)
+    link = SmppLink(server_end, connection, _ignore, name="fuzz-regression")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(link.run)
+        nursery.start_soon(link.request, BindTransmitter(system_id="gw", password="pw"))
+        bind = await _next_pdu(client_end)
+        resp = BindTransmitterResp(system_id="SMSC")
+        await client_end.send_all(encode_pdu(resp, sequence_number=bind.sequence_number))
+        await wait_for(lambda: connection.is_bound, within=2)
+        nursery.start_soon(link.unbind, 2.0)
+        unbind = await _next_pdu(client_end)
+        seq = unbind.sequence_number.to_bytes(4, "big")
+        # unbind_resp, then a deliver_sm cut after 3 octets of body, in one write.
+        await client_end.send_all(
+            bytes.fromhex("00000010800000060000000000")[:12]
+            + seq
+            + bytes.fromhex("000000130000000500000000000000090000ff")
+        )
+        await wait_for(lambda: link.closed, within=2)
+    assert link.close_reason in {"unbound", "peer closed"}
+
+
+async def _next_pdu(client: trio.abc.Stream) -> Pdu:
+    """The next PDU the link under test writes (one write holds one here)."""
+    with trio.fail_after(2):
+        data = bytes(await client.receive_some(65536))
+    (pdu,), _rest = decode_all(data)
+    return pdu
+
+
+def test_two_requests_with_one_sequence_number_are_both_answerable() -> None:
+    """Found with the same streams: a bound peer sends ``submit_sm`` 5 and
+    ``query_sm`` 5 before either is answered; the second replaced the first among the
+    owed requests, so one of the two answers raised ``SendStateError`` out of the
+    handler and failed the session. Both must be answerable, in either order."""
+    conn = SmppConnection(Role.SMSC, enquire_link_interval=None)
+    conn.receive_data(TWO_BINDS[:29], 0.0)
+    bind = conn.next_event()
+    assert isinstance(bind, BindTransmitter)
+    conn.send(make_response(bind, system_id="GW"), 0.0)
+    submit = bytes.fromhex(
+        "0000002f00000004000000000000000500050041434d45000101383439313233343500000000000000000000026869"
+    )
+    query = bytes.fromhex("000000190000000300000000000000053100050041434d4500")
+    conn.receive_data(submit + query, 0.0)
+    first, second = conn.next_event(), conn.next_event()
+    assert isinstance(first, Pdu)
+    assert isinstance(second, Pdu)
+    assert conn.statistics().awaiting_our_response == 2
+    conn.send(make_response(second, CommandStatus.ESME_RINVMSGID), 0.0)
+    conn.send(make_response(first, message_id="42"), 0.0)
+    assert conn.statistics().awaiting_our_response == 0

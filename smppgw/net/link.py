@@ -383,13 +383,13 @@ class SmppLink:
             except FramingError as exc:
                 self._stats["errors"] += 1
                 self.log.warning("framing error", error=str(exc))
-                self._queue(conn.send(error_response(exc), now))
+                self._answer_error(exc, now)
                 self._close_reason = "framing error"
                 return False
             except RemoteSmppError as exc:
                 self._stats["errors"] += 1
                 self.log.info("bad pdu from peer", error=str(exc), status=exc.command_status)
-                self._queue(conn.send(error_response(exc), now))
+                self._answer_error(exc, now)
                 continue
             if event is NEED_DATA:
                 return True
@@ -421,6 +421,15 @@ class SmppLink:
                 self.log.info("unexpected response", reason=event.reason)
             elif isinstance(event, Pdu):
                 batch.append(event)
+
+    def _answer_error(self, exc: FramingError | RemoteSmppError, now: float) -> None:
+        """Answer the peer's fault, unless the session is past answering (CLOSED after
+        an unbind, when more PDUs follow in the same read): a peer's garbage must never
+        raise out of the reader."""
+        try:
+            self._queue(self.connection.send(error_response(exc), now))
+        except SendStateError:
+            self.log.debug("error answer dropped", state=str(self.connection.state))
 
     def _resolve(self, request: Pdu, result: Pdu | BaseException) -> None:
         callback = self._callbacks.pop(request.sequence_number, None)

@@ -56,7 +56,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smppgw.protocol.codec import decode_pdu, encode_pdu, with_sequence_number
-from smppgw.protocol.errors import FramingError, ReceiveStateError, SendStateError
+from smppgw.protocol.errors import (
+    FramingError,
+    PduDecodeError,
+    ReceiveStateError,
+    SendStateError,
+)
 from smppgw.protocol.events import (
     NEED_DATA,
     ConnectionClosed,
@@ -170,6 +175,13 @@ class SmppConnection:
         self._in_window = 0
         self._enquires_pending = 0
         self._owed: dict[int, type[Pdu]] = {}  # the peer's requests we must answer
+        # PDUs refused on receipt (malformed, out of state) whose error answer is due,
+        # by sequence number: that answer must not be taken for the answer to an owed
+        # request the peer gave the same sequence number (found by fuzzing).
+        self._refused: dict[int, int] = {}
+        # Requests received while another with the same sequence number is still owed
+        # (a peer reusing numbers): owed after it, so neither answer fails (fuzzing).
+        self._owed_more: dict[int, list[type[Pdu]]] = {}
         self._now = 0.0  # the time of the last receive_data
         self._eof = False
         self._closed_event: ConnectionClosed | None = None
@@ -216,7 +228,7 @@ class SmppConnection:
             outstanding=len(self._outstanding),
             window_size=self._window,
             window_used=self._in_window,
-            awaiting_our_response=len(self._owed),
+            awaiting_our_response=len(self._owed) + sum(map(len, self._owed_more.values())),
             requests_sent=c["req_out"],
             requests_received=c["req_in"],
             responses_sent=c["resp_out"],
@@ -270,7 +282,11 @@ class SmppConnection:
             raise
         if frame is None:
             return self._maybe_closed() if self._eof else NEED_DATA
-        pdu = decode_pdu(frame)
+        try:
+            pdu = decode_pdu(frame)
+        except PduDecodeError as exc:
+            self._note_refused(exc.sequence_number)
+            raise
         cls = type(pdu)
         if cls not in _KEEPALIVE:
             self._last_activity = self._now
@@ -279,6 +295,7 @@ class SmppConnection:
         try:
             self._state = transition(self._state, self._peer, cls)
         except SendStateError as exc:
+            self._note_refused(pdu.sequence_number)
             raise ReceiveStateError(
                 exc.args[0],
                 command_status=exc.command_status,
@@ -287,8 +304,15 @@ class SmppConnection:
             ) from None
         self._counts["req_in"] += 1
         if cls in RESPONSE_CLASS:
-            self._owed[pdu.sequence_number] = cls
+            if pdu.sequence_number in self._owed:
+                self._owed_more.setdefault(pdu.sequence_number, []).append(cls)
+            else:
+                self._owed[pdu.sequence_number] = cls
         return pdu
+
+    def _note_refused(self, seq: int | None) -> None:
+        if seq is not None:
+            self._refused[seq] = self._refused.get(seq, 0) + 1
 
     def _receive_response(self, pdu: Pdu) -> Event:
         self._counts["resp_in"] += 1
@@ -393,7 +417,29 @@ class SmppConnection:
     def _send_response(self, pdu: Pdu, now: float) -> bytes:
         cls = type(pdu)
         seq = pdu.sequence_number
+        refused = self._refused.get(seq)
+        if refused and (pdu.command_status != 0 or cls is GenericNack):
+            # The error answer to a PDU refused on receipt: legal in every state but
+            # CLOSED (ERROR: a generic_nack only), it moves nothing and leaves an owed
+            # request with the same sequence number owed.
+            transition(self._state, self.role, cls, command_status=pdu.command_status)
+            data = encode_pdu(pdu)
+            if refused == 1:
+                del self._refused[seq]
+            else:
+                self._refused[seq] = refused - 1
+            self._counts["resp_out"] += 1
+            self._touch(cls, now)
+            return data
         owed = self._owed.get(seq)
+        more = self._owed_more.get(seq)
+        if owed is not None and more and cls is not GenericNack and RESPONSE_CLASS[owed] is not cls:
+            # Answers to requests sharing a sequence number may come in any order.
+            for i, other in enumerate(more):
+                if RESPONSE_CLASS[other] is cls:
+                    more[i], owed = owed, other
+                    self._owed[seq] = owed
+                    break
         if owed is None:
             if pdu.command_status == 0:
                 raise SendStateError(
@@ -422,6 +468,10 @@ class SmppConnection:
         self._state = new_state
         if owed is not None:
             del self._owed[seq]
+            if more:
+                self._owed[seq] = more.pop(0)
+                if not more:
+                    del self._owed_more[seq]
         self._counts["resp_out"] += 1
         self._touch(cls, now)
         return data
