@@ -20,6 +20,7 @@ The short version (about 45-60 s) runs in CI; the long one (``--run-slow``) last
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import random
 import shutil
@@ -290,6 +291,8 @@ async def test_chaos_short(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 async def test_chaos_long(tmp_path: Path) -> None:
+    # Minutes by design: pytest's faulthandler_timeout (120 s) would only dump stacks.
+    faulthandler.cancel_dump_traceback_later()
     seconds = float(os.environ.get("SMPPGW_CHAOS_SECONDS", "300"))
     report = await run_chaos(tmp_path, seconds, drain_within=120.0)
     assert not report.violations, report.table()

@@ -11,10 +11,15 @@
    daemon on it. Fixed with this test: ``CarrierInbound.replay_unapplied``, called by
    the daemon at start-up.
 
-   Still open, same symptom, not reproduced by the chaos runs so far: the receipt's
-   ``inbound`` row is marked processed (``CarrierInbound._on_deliveries``) in a write
-   that may commit *before* the pipeline's flusher writes the final outcome it caused;
-   a kill between the two commits loses the outcome and nothing replays it.
+   Still open, same symptom: the receipt's ``inbound`` row is marked processed
+   (``CarrierInbound._on_deliveries``) in a write that may commit *before* the
+   pipeline's flusher writes the final outcome it caused (``MtPipeline._flush_once``
+   awaits mark_submitted, requeue, enqueue_receipts, mark_final one after another);
+   a kill between the two commits loses the outcome and nothing replays it. Seen in a
+   180 s run (seed 1760525681): receipt processed at 402.758, SIGKILL at 402.771, the
+   message ``submitted`` for ever. A fix: hand the processed ids to the pipeline and
+   mark them in ``_flush_once`` after ``mark_final`` (no deterministic test yet: it
+   needs the writer's commits ordered by hand).
 
 2. A message in parts whose part receipts straddle a restart never becomes final.
    Found by seed 2146357983: a 2-part message, the receipt of part 0 applied before a
