@@ -18,8 +18,8 @@
    a kill between the two commits loses the outcome and nothing replays it. Seen in a
    180 s run (seed 1760525681): receipt processed at 402.758, SIGKILL at 402.771, the
    message ``submitted`` for ever. A fix: hand the processed ids to the pipeline and
-   mark them in ``_flush_once`` after ``mark_final`` (no deterministic test yet: it
-   needs the writer's commits ordered by hand).
+   mark them in ``_flush_once`` after ``mark_final``. Fixed that way
+   (``MtPipeline.receipts_applied``); test below.
 
 2. A message in parts whose part receipts straddle a restart never becomes final.
    Found by seed 2146357983: a 2-part message, the receipt of part 0 applied before a
@@ -30,7 +30,8 @@
    the receipt of part 0, which will never come again. A fix needs the parts' states
    from the journal (the processed receipts of the message's ``carrier_ref`` rows, an
    index on ``inbound`` to find them): not a small change, left to the pipeline's
-   owner; the test is a strict xfail until then.
+   owner. Fixed: each part's final state is kept with its carrier reference (schema v7)
+   and read back when the message is tracked afresh.
 
 3. A message in parts of which only the first parts reached the carrier before a kill
    is never sent on. Found reading the journal of a chaos run: ``mark_submitted`` makes
@@ -39,14 +40,14 @@
    ``submitted``, quota reserved, no receipt). The chaos test flags it as "not
    drained" when a kill falls between two parts (milliseconds apart). A fix needs the
    sent parts back from the journal at recovery (``carrier_ref`` rows -> ``next_part``
-   and ``carrier_ids``): a store and pipeline change for their owner; strict xfail.
+   and ``carrier_ids``). Fixed: recovery reads the parts a carrier accepted and sends on
+   from the first one that none did.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pytest
 import trio
 from daemon_fixtures import free_port, write_config
 
@@ -124,10 +125,6 @@ async def test_a_receipt_journaled_before_a_kill_is_applied_after_the_restart(
             daemon.request_stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a message in parts whose part receipts straddle a restart stays submitted",
-)
 async def test_part_receipts_either_side_of_a_restart_make_the_message_final(
     tmp_path: Path,
 ) -> None:
@@ -164,10 +161,6 @@ async def test_part_receipts_either_side_of_a_restart_make_the_message_final(
         assert message.state == "delivered"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: recovery never sends the rest of a message whose first part went out",
-)
 async def test_recovery_sends_the_parts_not_sent_before_a_kill(tmp_path: Path) -> None:
     async with open_store(tmp_path / "gw.sqlite") as store:
         [mid] = await store.journal_accept(
@@ -194,3 +187,67 @@ async def test_recovery_sends_the_parts_not_sent_before_a_kill(tmp_path: Path) -
         assert queued is not None
         assert queued.id == mid
         assert queued.next_part == 1
+
+
+async def test_a_receipt_is_marked_processed_only_with_the_outcome_it_caused(
+    tmp_path: Path,
+) -> None:
+    """Bug 1 above: the receipt's inbound row must not be processed while the final
+    state it caused is still only in memory (a kill then would lose it for ever)."""
+    from smppgw.net.carrier_inbound import CarrierInbound
+    from smppgw.protocol.pdus import DeliverSm, Pdu
+    from smppgw.protocol.receipt import Receipt, format_receipt
+
+    class _Link:
+        closed = False
+
+        def __init__(self) -> None:
+            self.answers: list[Pdu] = []
+
+        def respond(self, pdu: Pdu) -> None:
+            self.answers.append(pdu)
+
+    from smppgw.protocol.message_id import IdFormat
+
+    class _Settings:
+        message_id_format = IdFormat.STRING
+        mo_dedup_window = 120.0
+
+    async with open_store(tmp_path / "gw.sqlite") as store:
+        [mid] = await store.journal_accept(
+            [
+                NewMessage(
+                    partner="p",
+                    source_addr="S",
+                    destination_addr="84900000001",
+                    body=b"x",
+                    registered_delivery=1,
+                )
+            ]
+        )
+        await store.mark_submitted([Submitted(mid, "c", "C1")])
+        pipeline = MtPipeline(store, PrefixRouter({}, default=["c"]), ["c"])  # not running
+        inbound = CarrierInbound("c", _Settings(), pipeline, store)
+        text = format_receipt(Receipt(message_id="C1", stat="DELIVRD", err="000"))
+        receipt = DeliverSm(
+            source_addr="84900000001",
+            destination_addr="S",
+            esm_class=0x04,
+            short_message=text.encode(),
+        )
+        await inbound.handle(_Link(), [receipt])  # type: ignore[arg-type]
+
+        async def now() -> tuple[object, object]:
+            state = (await store.get_message(mid)).state  # type: ignore[union-attr]
+            done = await store.read(
+                lambda c: c.execute("SELECT processed_at FROM inbound").fetchone()[0]
+            )
+            return str(state), done
+
+        state, done = await now()
+        assert state == "submitted"  # the outcome waits for the pipeline's flush...
+        assert done is None  # ...and so does the receipt's processed mark
+        await pipeline.flush()
+        state, done = await now()
+        assert state == "delivered"
+        assert done is not None

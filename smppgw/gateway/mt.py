@@ -192,6 +192,13 @@ class MtPipeline:
         self._tracked: dict[int, _Tracked] = {}
         #: Ids made final lately (a repeated receipt must not make a second final).
         self._finalized: dict[int, None] = {}
+        #: Receipts applied, to mark processed after the outcomes they caused are written.
+        self._applied: list[int] = []
+        #: Part receipts of messages in parts, to keep in the journal:
+        #: (message id, part, carrier, carrier key, state).
+        self._part_states: list[tuple[int, int, str, str, str]] = []
+        #: One flush at a time: flush() must not return while another is mid-write.
+        self._flush_lock = trio.Lock()
         self._counts = dict.fromkeys(
             (
                 "submitted",
@@ -340,9 +347,8 @@ class MtPipeline:
             if lookup is None:
                 return False
             found = (lookup.message.id, lookup.part_no)
-            self._tracked.setdefault(
-                lookup.message.id, _Tracked(_info_from_stored(lookup.message), {})
-            )
+            if lookup.message.id not in self._tracked:
+                self._tracked[lookup.message.id] = await self._tracked_from_store(lookup.message)
         message_id, part_no = found
         final = _RECEIPT_TO_FINAL.get(state)
         if final is None:  # ENROUTE, ACCEPTED: intermediate
@@ -357,8 +363,11 @@ class MtPipeline:
             stored = await self.store.get_message(message_id)
             if stored is None or stored.state in FINAL_STATES:
                 return True
-            tracked = self._tracked.setdefault(message_id, _Tracked(_info_from_stored(stored), {}))
+            tracked = self._tracked.setdefault(message_id, await self._tracked_from_store(stored))
         tracked.finals[part_no] = final
+        if tracked.info.parts > 1:
+            # Kept in the journal too: the other parts' receipts may come after a restart.
+            self._part_states.append((message_id, part_no, carrier, carrier_key, final.value))
         if len(tracked.finals) >= tracked.info.parts:
             self._tracked.pop(message_id, None)
             states = set(tracked.finals.values())
@@ -369,6 +378,18 @@ class MtPipeline:
             self._add_final(outcome, tracked.info)
         return True
 
+    async def _tracked_from_store(self, stored: StoredMessage) -> _Tracked:
+        """A message awaiting receipts, rebuilt from the journal (after a restart, or
+        dropped from memory): for one in parts, the part receipts that already came."""
+        finals: dict[int, MessageState] = {}
+        if stored.part_count > 1:
+            states = (await self.store.part_states([stored.id])).get(stored.id, {})
+            finals = {p: MessageState(v) for p, v in states.items() if v is not None}
+            for message_id, part_no, _, _, value in self._part_states:  # not flushed yet
+                if message_id == stored.id:
+                    finals[part_no] = MessageState(value)
+        return _Tracked(_info_from_stored(stored), finals)
+
     def _add_final(self, outcome: FinalOutcome, info: MessageInfo | None) -> None:
         finalized = self._finalized
         finalized[outcome.message_id] = None
@@ -376,6 +397,12 @@ class MtPipeline:
             del finalized[next(iter(finalized))]
         self._finals.append(outcome)
         self._final_infos.append(info)
+        self._dirty.set()
+
+    def receipts_applied(self, inbound_ids: Iterable[int]) -> None:
+        """These journaled receipts were applied: mark them processed in the flush that
+        writes what they caused (after the final states), never before it."""
+        self._applied.extend(inbound_ids)
         self._dirty.set()
 
     def receipt_unmatched(self) -> None:
@@ -397,8 +424,19 @@ class MtPipeline:
             task_status.started()
 
     async def flush(self) -> None:
-        """Write every pending outcome now (used at shutdown)."""
-        while self._submitted or self._finals or self._requeues:
+        """Write every pending outcome now (used at shutdown), including those a
+        background flush has taken and is still writing."""
+        while True:
+            async with self._flush_lock:  # waits for a flush in progress
+                pending = (
+                    self._submitted
+                    or self._finals
+                    or self._requeues
+                    or self._applied
+                    or self._part_states
+                )
+            if not pending:
+                return
             await self._flush_once()
 
     async def _flusher(self) -> None:
@@ -414,10 +452,16 @@ class MtPipeline:
                 self._dirty.set()
 
     async def _flush_once(self) -> None:
+        async with self._flush_lock:
+            await self._flush_locked()
+
+    async def _flush_locked(self) -> None:
         submitted, self._submitted = self._submitted, []
         finals, self._finals = self._finals, []
         infos, self._final_infos = self._final_infos, []
         requeues, self._requeues = self._requeues, []
+        applied, self._applied = self._applied, []
+        part_states, self._part_states = self._part_states, []
         now = self._clock()
         receipts = [
             r
@@ -440,10 +484,16 @@ class MtPipeline:
                 # Before the final state: a crash in between repeats a receipt rather
                 # than losing it.
                 receipt_ids = await self.store.enqueue_receipts(receipts)
+            if part_states:
+                await self.store.record_part_states([(c, k, v) for _, _, c, k, v in part_states])
             if finals:
                 await self.store.mark_final(finals)
+            if applied:
+                await self.store.mark_inbound_processed(applied)
         except BaseException:
             # Keep them for the next try (order kept: older first).
+            self._applied[:0] = applied
+            self._part_states[:0] = part_states
             self._submitted[:0] = submitted
             self._requeues[:0] = requeues
             self._finals[:0] = finals
@@ -470,6 +520,20 @@ class MtPipeline:
         for stored in recovery.messages:
             if stored.state is MessageState.ACCEPTED:
                 self.enqueue(outbound_from_stored(stored))
+                count += 1
+        # A message in parts cut off between its parts (the daemon died after some were
+        # accepted): the rest goes on from the first part no carrier has accepted.
+        in_parts = [
+            m for m in recovery.messages if m.state is MessageState.SUBMITTED and m.part_count > 1
+        ]
+        accepted = await self.store.part_states([m.id for m in in_parts]) if in_parts else {}
+        for stored in in_parts:
+            done = accepted.get(stored.id, {})
+            next_part = next((p for p in range(stored.part_count) if p not in done), None)
+            if next_part is not None:
+                message = outbound_from_stored(stored)
+                message.next_part = next_part
+                self.enqueue(message)
                 count += 1
         return count
 

@@ -154,6 +154,7 @@ class CarrierInbound:
             link.respond(make_response(pdu))
         self.counts["deliveries"] += len(pdus)
         processed: list[int] = []
+        applied: list[int] = []
         mo_by_sender: dict[str, list[tuple[int, DeliverSm]]] = {}
         for pdu, result, receipt in zip(pdus, results, receipts, strict=True):
             if not result.new:
@@ -162,7 +163,7 @@ class CarrierInbound:
             if receipt is not None:
                 key, _stat, state, error = receipt
                 if await self._apply_receipt(key, state, error):
-                    processed.append(result.inbound_id)
+                    applied.append(result.inbound_id)
                 else:
                     self.pipeline.receipt_held()
                     self._held.append(
@@ -180,6 +181,10 @@ class CarrierInbound:
             async with trio.open_nursery() as nursery:
                 for sender_mo in mo_by_sender.values():
                     nursery.start_soon(self._sink_in_order, sender_mo)
+        if applied:
+            # Marked processed only once the outcome they caused is written (the
+            # pipeline's next flush): a kill in between replays them at start.
+            self.pipeline.receipts_applied(applied)
         if processed:
             await self.store.mark_inbound_processed(processed)
 
@@ -255,7 +260,8 @@ class CarrierInbound:
                 self.log.warning("replayed receipt matches no message", carrier_id=row.carrier_id)
             done.append(row.id)
         if done:
-            await self.store.mark_inbound_processed(done)
+            self.pipeline.receipts_applied(done)
+            await self.pipeline.flush()
             self.log.info("replayed receipts journaled before the last stop", count=len(done))
         return len(done)
 
@@ -286,4 +292,4 @@ class CarrierInbound:
                     self.log.warning("receipt matches no message", carrier_id=info.carrier_id)
                     done.append(inbound_id)
             if done:
-                await self.store.mark_inbound_processed(done)
+                self.pipeline.receipts_applied(done)

@@ -367,6 +367,33 @@ def unfinished_messages(conn: sqlite3.Connection) -> list[StoredMessage]:
     return [_message(conn, r) for r in rows]
 
 
+def part_states(
+    conn: sqlite3.Connection, message_ids: Sequence[int]
+) -> dict[int, dict[int, str | None]]:
+    """Per message, its parts the carrier accepted and each part's receipt state so
+    far (None: no final receipt yet): ``{message_id: {part_no: state}}``."""
+    out: dict[int, dict[int, str | None]] = {}
+    for start in range(0, len(message_ids), 500):
+        chunk = list(message_ids[start : start + 500])
+        marks = ",".join("?" * len(chunk))
+        for message_id, part_no, state in conn.execute(
+            "SELECT message_id, part_no, receipt_state FROM carrier_ref"
+            f" WHERE message_id IN ({marks})",
+            chunk,
+        ):
+            out.setdefault(int(message_id), {})[int(part_no)] = state
+    return out
+
+
+def record_part_states(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str]]) -> None:
+    """``(smsc, carrier_id, state)``: a part's final receipt state, kept with its
+    carrier reference (see schema v7)."""
+    conn.executemany(
+        "UPDATE carrier_ref SET receipt_state = ? WHERE smsc = ? AND carrier_id = ?",
+        [(state, smsc, carrier_id) for smsc, carrier_id, state in items],
+    )
+
+
 def held_messages(conn: sqlite3.Connection, limit: int) -> list[StoredMessage]:
     """Messages waiting for moderation, oldest first."""
     rows = conn.execute(

@@ -379,6 +379,13 @@ CREATE INDEX receipt_outbox_by_message ON receipt_outbox (message_id);
 CREATE INDEX mt_message_by_created ON mt_message (created_at);
 """
 
+# A message in parts becomes final when every part's receipt came: each part's final
+# state is kept with its carrier reference, so receipts that straddle a restart still
+# add up (they were kept in memory only).
+_V7_PART_STATES = """
+ALTER TABLE carrier_ref ADD COLUMN receipt_state TEXT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
@@ -386,6 +393,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "scenario engine: outcomes, event keys, attempts", _V4_SCENARIO_ENGINE),
     Migration(5, "admin: order price, partner accounts managed from the CLI", _V5_ADMIN),
     Migration(6, "indexes for retention and reports", _V6_INDEXES),
+    Migration(7, "per-part receipt states of messages in parts", _V7_PART_STATES),
 )
 
 #: The version this code writes; a file above it is refused.

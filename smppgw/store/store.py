@@ -254,6 +254,16 @@ class Store:
         )
         return await self._writer.submit(fn, rows=len(new.parts) or 1, nowait=nowait)
 
+    async def part_states(self, message_ids: Sequence[int]) -> dict[int, dict[int, str | None]]:
+        """Per message in parts: the parts a carrier accepted and their receipt states."""
+        return await self._readers.run(partial(journal.part_states, message_ids=message_ids))
+
+    async def record_part_states(
+        self, items: Sequence[tuple[str, str, str]], *, nowait: bool = False
+    ) -> None:
+        fn = partial(journal.record_part_states, items=items)
+        await self._writer.submit(fn, rows=len(items), nowait=nowait)
+
     # ------------------------------------------------------------------ inbound
 
     async def journal_inbound(
