@@ -19,6 +19,7 @@ Covered elsewhere, and referenced here rather than repeated:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -39,6 +40,7 @@ from smppgw.protocol.pdus import (
     BindTransceiver,
     BindTransmitter,
     DeliverSm,
+    EnquireLink,
     Pdu,
     SubmitSm,
 )
@@ -222,6 +224,28 @@ async def test_a_bound_partner_that_sends_nothing_is_closed_after_the_idle_timeo
             assert resp.command_status == 0
             start = trio.current_time()
             await wait_for(lambda: link.closed, within=5)
+            assert 0.8 <= trio.current_time() - start < 4
+        await wait_for(lambda: server_.statistics().sessions == 0)
+
+
+async def test_a_connection_that_never_binds_is_closed_however_chatty(tmp_path: Path) -> None:
+    """Refused PDUs (a submit before any bind) keep a connection active, so the idle
+    timeout alone would never free its slot: ``bind_timeout`` does."""
+    server = "idle_timeout: 60, bind_timeout: 1.0, enquire_link_interval: 60"
+    async with tuned_partner_daemon(tmp_path, server=server) as (daemon, port):
+        assert daemon.server is not None
+        server_ = daemon.server
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        link = SmppLink(stream, SmppConnection(Role.ESME, enquire_link_interval=None), _ignore)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(link.run)
+            start = trio.current_time()
+            with trio.move_on_after(5):
+                while not link.closed:
+                    with contextlib.suppress(LinkClosed):
+                        await link.send_request(EnquireLink())
+                    await trio.sleep(0.2)
+            assert link.closed
             assert 0.8 <= trio.current_time() - start < 4
         await wait_for(lambda: server_.statistics().sessions == 0)
 

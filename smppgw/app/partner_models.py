@@ -159,6 +159,8 @@ class ServerSettings(_Model):
     max_sessions: int = Field(default=1000, ge=1, le=100_000)
     #: Seconds without a PDU from the partner before its session is closed.
     idle_timeout: float = Field(default=300.0, gt=0, le=86_400)
+    #: Seconds a connection may stay without a successful bind before it is closed.
+    bind_timeout: float = Field(default=30.0, gt=0, le=3600)
     enquire_link_interval: float = Field(default=30.0, gt=0, le=3600)
     response_timeout: float = Field(default=10.0, gt=0, le=600)
     #: Messages waiting for a carrier above which submits get ESME_RMSGQFUL.

@@ -105,6 +105,11 @@ class _Session:
     receives: bool = False
 
 
+#: Concurrent scrypt password checks (each ~16 MiB, ~50 ms): more would only queue on
+#: two cores anyway, and this caps the memory a bind flood can take.
+PASSWORD_CHECKS_AT_ONCE = 4
+
+
 class PartnerServer:
     """See the module docstring.
 
@@ -140,6 +145,8 @@ class PartnerServer:
         self.tls_port: int | None = None
         self._sessions: dict[str, _Session] = {}
         self._seq = 0
+        #: Password checks (scrypt) running at once, at most.
+        self._password_checks = trio.CapacityLimiter(PASSWORD_CHECKS_AT_ONCE)
         self._nursery: trio.Nursery | None = None
         self._accepting = trio.CancelScope()
         self.counters = ServerCounters()
@@ -254,11 +261,23 @@ class PartnerServer:
         session.link = link
         self._sessions[session.sid] = session
         try:
-            await link.run()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._bind_deadline, session, link)
+                await link.run()
+                nursery.cancel_scope.cancel()
         except Exception:
             log.exception("partner session failed", session=session.sid)
         finally:
             self._end_session(session)
+
+    async def _bind_deadline(self, session: _Session, link: SmppLink) -> None:
+        """A connection that has not bound within ``bind_timeout`` is closed, whatever
+        it sends meanwhile (refused PDUs would otherwise keep it "active" and holding a
+        ``max_sessions`` slot for ever)."""
+        await trio.sleep(self.settings.bind_timeout)
+        if session.system_id is None and not link.closed:
+            log.info("no bind in time: closed", session=session.sid, peer=session.peer_ip)
+            link.close()
 
     def _end_session(self, session: _Session) -> None:
         self._sessions.pop(session.sid, None)
@@ -318,8 +337,15 @@ class PartnerServer:
         delay = self.auth.bind_delay(session.peer_ip, now)
         if delay > 0:
             await trio.sleep(delay)
+        # scrypt takes ~16 MiB and ~50 ms a check: a burst of binds must queue, not
+        # allocate hundreds of MiB at once (found by the fuzz tests).
         status = await trio.to_thread.run_sync(
-            self.auth.check_bind, pdu.system_id, pdu.password, session.peer_ip, trio.current_time()
+            self.auth.check_bind,
+            pdu.system_id,
+            pdu.password,
+            session.peer_ip,
+            trio.current_time(),
+            limiter=self._password_checks,
         )
         if status != 0:
             self.counters.binds_refused += 1
