@@ -18,6 +18,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smppgw.app.cli_config import DEFAULT_CONFIG, UsageError
+from smppgw.app.cli_config import cli_config as _config
+
 if TYPE_CHECKING:
     import argparse
     import sqlite3
@@ -28,14 +31,12 @@ if TYPE_CHECKING:
 
 __all__ = ["add_commands"]
 
-DEFAULT_CONFIG = "config/smppgw.yaml"
 #: SMPP 3.4 5.2.2: the bind password is a C-octet string of 9 octets with the NUL
 #: (the same rule as ``smppgw hash-password``).
 _MAX_SMPP_PASSWORD = 8
 
 
-class _Usage(Exception):
-    """A problem to print with exit code 2."""
+_Usage = UsageError
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -135,19 +136,6 @@ def _guard(
             return 2
 
     return run
-
-
-def _config(path: str) -> Config:
-    from smppgw.app.config import ConfigError, default_config, load_config
-
-    if not Path(path).exists():
-        if path == DEFAULT_CONFIG:
-            return default_config()
-        raise _Usage(f"no config file {path}")
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise _Usage(str(exc)) from None
 
 
 def _daemon(config: Config) -> Path | None:

@@ -20,14 +20,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from smppgw.app.cli_config import DEFAULT_CONFIG, UsageError
+from smppgw.app.cli_config import cli_config as _config
+
 if TYPE_CHECKING:
     import argparse
 
     from smppgw.app.config import Config
 
 __all__ = ["add_commands"]
-
-DEFAULT_CONFIG = "config/smppgw.yaml"
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -67,21 +68,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")
 
 
-class _Usage(Exception):
-    pass
-
-
-def _config(path: str) -> Config:
-    from smppgw.app.config import ConfigError, default_config, load_config
-
-    if not Path(path).exists():
-        if path == DEFAULT_CONFIG:
-            return default_config()
-        raise _Usage(f"no config file {path}")
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise _Usage(str(exc)) from None
+_Usage = UsageError
 
 
 def _admin(config: Config, request: dict[str, Any]) -> dict[str, Any]:

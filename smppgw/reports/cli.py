@@ -22,15 +22,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from smppgw.app.cli_config import DEFAULT_CONFIG, UsageError
+from smppgw.app.cli_config import cli_config as _config
+
 if TYPE_CHECKING:
     import argparse
     from datetime import timedelta
 
-    from smppgw.app.config import Config
 
 __all__ = ["add_commands"]
 
-DEFAULT_CONFIG = "config/smppgw.yaml"
 _KINDS = ("partners", "orders", "carriers", "short-codes", "recipients", "log")
 
 
@@ -59,22 +60,7 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=_report)
 
 
-class _Usage(Exception):
-    """A report that cannot run: the message goes to stderr, the exit code is 2."""
-
-
-def _config(path: str) -> Config:
-    """The config file, or the built-in default when the default path is absent."""
-    from smppgw.app.config import ConfigError, default_config, load_config
-
-    if not Path(path).exists():
-        if path == DEFAULT_CONFIG:
-            return default_config()
-        raise _Usage(f"no config file {path}")
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        raise _Usage(str(exc)) from None
+_Usage = UsageError
 
 
 def _day(text: str, offset: timedelta) -> int:
