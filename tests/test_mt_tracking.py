@@ -78,3 +78,34 @@ async def test_receipts_waited_for_are_bounded(
         assert stored is not None
         assert str(stored.state) == "delivered"
         nursery.cancel_scope.cancel()
+
+
+async def test_a_receipt_that_never_comes_expires_the_message_after_the_timeout(
+    tmp_path: Path,
+) -> None:
+    from helpers.store_helpers import FakeClock
+
+    clock = FakeClock()
+    async with open_store(tmp_path / "j.db", clock=clock) as store, trio.open_nursery() as n:
+        pipeline = MtPipeline(store, PrefixRouter({}, default=["c"]), ["c"], clock=clock)
+        pipeline.receipt_timeouts["c"] = 3600.0
+        await n.start(pipeline.run)
+        await store.create_order(NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=100))
+        [waiting, answered] = await _send(store, pipeline, 2, receipts=1)
+        from smppgw.protocol.receipt import MessageState as ReceiptState
+
+        assert await pipeline.match_receipt("c", f"C{answered}", ReceiptState.DELIVERED, None)
+        await pipeline.flush()
+        clock.advance(1800)
+        assert await pipeline.expire_stale() == 0  # not yet
+        clock.advance(1801)
+        assert await pipeline.expire_stale() == 1
+        await pipeline.flush()
+        stored = await store.get_message(waiting)
+        assert stored is not None
+        assert str(stored.state) == "expired"
+        assert stored.error == "no receipt from c within 1 h"
+        [order] = await store.orders("acme")
+        assert (order.spent, order.reserved) == (2, 0)  # charged: the carrier took it
+        assert pipeline.statistics().in_flight_receipts == 0
+        n.cancel_scope.cancel()

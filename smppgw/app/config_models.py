@@ -372,6 +372,9 @@ class CarrierSettings(_Model):
     #: delivering it again (after a lost deliver_sm_resp), not the subscriber sending it
     #: again; 0: never deduplicate MO (see smppgw.gateway.inbound.mo_dedup_keys).
     mo_dedup_window: float = Field(default=120.0, ge=0, le=86_400)
+    #: Hours after which a message this carrier accepted but never sent a receipt for
+    #: is made final ``expired`` (quota charged, the partner told); 0: wait for ever.
+    receipt_timeout_hours: float = Field(default=72.0, ge=0, le=720)
     #: Where to accept SMSC-initiated connections (``outbind``, SMPP 3.4 section 2.2.1);
     #: None: this carrier never calls us.
     outbind_listen: EndpointField | None = None

@@ -309,6 +309,7 @@ class Daemon:
         assert self.store is not None
         if settings.name not in self.pipeline.queues:
             self.pipeline.queues[settings.name] = CarrierQueue(settings.name)
+        self.pipeline.receipt_timeouts[settings.name] = settings.receipt_timeout_hours * 3600
         client = CarrierClient(
             settings,
             self.pipeline,

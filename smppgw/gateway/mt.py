@@ -61,6 +61,8 @@ log = structlog.get_logger("smppgw.mt")
 #: Messages awaiting a carrier receipt kept in memory at most (about 300 bytes each).
 TRACKED_MAX = 200_000
 FINALIZED_MAX = 50_000
+#: How often messages past their carrier's receipt timeout are looked for.
+STALE_SWEEP_INTERVAL = 60.0
 
 _RECEIPT_TO_FINAL = {
     ReceiptState.DELIVERED: MessageState.DELIVERED,
@@ -197,6 +199,8 @@ class MtPipeline:
         #: Part receipts of messages in parts, to keep in the journal:
         #: (message id, part, carrier, carrier key, state).
         self._part_states: list[tuple[int, int, str, str, str]] = []
+        #: Carrier name -> seconds after which a message without a receipt expires.
+        self.receipt_timeouts: dict[str, float] = {}
         #: One flush at a time: flush() must not return while another is mid-write.
         self._flush_lock = trio.Lock()
         self._counts = dict.fromkeys(
@@ -210,6 +214,7 @@ class MtPipeline:
                 "held",
                 "unroutable",
                 "flush_errors",
+                "receipt_timeouts",
             ),
             0,
         )
@@ -421,7 +426,46 @@ class MtPipeline:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._flusher)
             nursery.start_soon(self._release_delayed)
+            nursery.start_soon(self._expire_stale)
             task_status.started()
+
+    async def _expire_stale(self) -> None:
+        """Every minute: messages a carrier accepted but never sent a receipt for within
+        its ``receipt_timeout`` become final ``expired`` (charged: the carrier took
+        them), so their quota is settled and their partner told, instead of waiting
+        for ever."""
+        while True:
+            await trio.sleep(STALE_SWEEP_INTERVAL)
+            await self.expire_stale()
+
+    async def expire_stale(self) -> int:
+        """One sweep (see :meth:`_expire_stale`); how many messages it made final."""
+        now = self._clock()
+        count = 0
+        for carrier, timeout in list(self.receipt_timeouts.items()):
+            if timeout <= 0:
+                continue
+            for stored in await self.store.stale_submitted(carrier, now - timeout):
+                if stored.id in self._finalized:
+                    continue
+                self._tracked.pop(stored.id, None)
+                hours = timeout / 3600
+                error = f"no receipt from {carrier} within {hours:g} h"
+                self._add_final(
+                    FinalOutcome(
+                        stored.id,
+                        MessageState.EXPIRED,
+                        None,
+                        error,
+                        charge_parts=stored.part_count,
+                    ),
+                    _info_from_stored(stored),
+                )
+                count += 1
+        if count:
+            self._counts["receipt_timeouts"] += count
+            log.warning("messages without a receipt made final (expired)", count=count)
+        return count
 
     async def flush(self) -> None:
         """Write every pending outcome now (used at shutdown), including those a

@@ -367,6 +367,19 @@ def unfinished_messages(conn: sqlite3.Connection) -> list[StoredMessage]:
     return [_message(conn, r) for r in rows]
 
 
+def stale_submitted(
+    conn: sqlite3.Connection, smsc: str, before: float, limit: int
+) -> list[StoredMessage]:
+    """Messages at carrier ``smsc`` still waiting for a receipt since before ``before``
+    (oldest first, at most ``limit``)."""
+    rows = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m WHERE m.state = 'submitted'"
+        " AND m.smsc = ? AND m.updated_at < ? ORDER BY m.updated_at LIMIT ?",
+        (smsc, ms(before), limit),
+    ).fetchall()
+    return [_message(conn, r) for r in rows]
+
+
 def part_states(
     conn: sqlite3.Connection, message_ids: Sequence[int]
 ) -> dict[int, dict[int, str | None]]:

@@ -254,6 +254,13 @@ class Store:
         )
         return await self._writer.submit(fn, rows=len(new.parts) or 1, nowait=nowait)
 
+    async def stale_submitted(
+        self, smsc: str, before: float, limit: int = 1000
+    ) -> list[StoredMessage]:
+        """Messages at ``smsc`` waiting for a receipt since before ``before``."""
+        fn = partial(journal.stale_submitted, smsc=smsc, before=before, limit=limit)
+        return await self._readers.run(fn)
+
     async def part_states(self, message_ids: Sequence[int]) -> dict[int, dict[int, str | None]]:
         """Per message in parts: the parts a carrier accepted and their receipt states."""
         return await self._readers.run(partial(journal.part_states, message_ids=message_ids))
