@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -127,6 +128,14 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     load.add_argument("--sessions", type=int, default=1)
     load.add_argument("--rate", type=float, default=None, help="messages/s (default: max)")
     load.add_argument("--bind", choices=("trx", "tx+rx"), default="trx")
+    load.add_argument(
+        "--timeline",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write per-interval counts and latency percentiles as JSON lines",
+    )
+    load.add_argument("--timeline-interval", type=float, default=1.0, metavar="SECONDS")
     load.add_argument("--receipts", action="store_true", help="ask for and await receipts")
     load.add_argument("--receipt-timeout", type=float, default=30.0)
     load.add_argument("--retry-throttled", action="store_true")
@@ -319,6 +328,8 @@ def _run_loadgen(args: argparse.Namespace) -> int:
             destinations=args.destination or ["84912345678"],
             bind=args.bind,
             retry_throttled=args.retry_throttled,
+            timeline=args.timeline,
+            timeline_interval=args.timeline_interval,
         )
 
     try:

@@ -43,8 +43,7 @@ from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import partial
-from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import structlog
 import trio
@@ -66,6 +65,9 @@ from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus
 from smppgw.protocol.text import choose_encoding, encode_text
 from smppgw.protocol.tlv import Tag, tlv_cstring, tlv_int
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["LoadError", "LoadSummary", "command_line", "run_load"]
 
@@ -607,54 +609,13 @@ def summary_dict(summary: LoadSummary) -> dict[str, Any]:
 
 
 def command_line(argv: Sequence[str] | None = None) -> int:
-    """``python -m smppgw.sim.loadgen [loadgen options] [--timeline FILE] [--timeline-interval S]``.
-
-    ``smppgw loadgen`` is wired in :mod:`smppgw.sim.cli`; this entry point takes the very
-    same options (it builds that parser) plus ``--timeline``, so ``scripts/bench.py`` can
-    ask for per-second figures without a second copy of the option list.
-    """
-    import argparse
+    """``python -m smppgw.sim.loadgen [options]``: ``smppgw loadgen`` under another name
+    (the benchmark scripts start it this way)."""
     import sys
 
-    from smppgw.sim import cli
+    from smppgw.cli import main
 
-    commands = argparse.ArgumentParser().add_subparsers()
-    cli.add_commands(commands)
-    options = commands.choices["loadgen"]
-    options.prog = "python -m smppgw.sim.loadgen"
-    options.add_argument("--timeline", type=Path, default=None, metavar="FILE")
-    options.add_argument("--timeline-interval", type=float, default=1.0, metavar="SECONDS")
-    args = options.parse_args(sys.argv[1:] if argv is None else argv)
-    cli._configure_logging(args.log_level)
-
-    async def load() -> LoadSummary:
-        return await run_load(
-            args.host,
-            args.port,
-            system_id=args.system_id,
-            password=args.password,
-            sessions=args.sessions,
-            window=args.window,
-            count=args.count,
-            rate=args.rate,
-            registered_delivery=args.receipts,
-            wait_receipts_timeout=args.receipt_timeout,
-            text=args.text,
-            source=args.source,
-            destinations=args.destination or ["84912345678"],
-            bind=args.bind,
-            retry_throttled=args.retry_throttled,
-            timeline=args.timeline,
-            timeline_interval=args.timeline_interval,
-        )
-
-    try:
-        summary = trio.run(load)
-    except LoadError as exc:
-        print(f"smppgw loadgen: {exc}", file=sys.stderr)
-        return 1
-    print(summary.to_json() if args.json else summary.to_table())
-    return 0
+    return main(["loadgen", *(sys.argv[1:] if argv is None else argv)])
 
 
 if __name__ == "__main__":
