@@ -42,6 +42,7 @@ from smppgw.protocol.receipt import MessageState as ReceiptState
 from smppgw.protocol.receipt import ReceiptError, parse_receipt
 from smppgw.protocol.session import make_response
 from smppgw.protocol.status import CommandStatus
+from smppgw.protocol.tlv import Tag
 from smppgw.store import InboundKind, NewInbound, StoreError
 
 if TYPE_CHECKING:
@@ -218,7 +219,9 @@ class CarrierInbound:
             kind=kind,
             source_addr=pdu.source_addr,
             destination_addr=pdu.destination_addr,
-            body=pdu.short_message,
+            # An MO may carry its text in message_payload instead (the journal keeps
+            # whichever there is: a replay after a crash must see the text).
+            body=pdu.short_message or pdu.tlv_octets(Tag.MESSAGE_PAYLOAD) or b"",
             source_ton=pdu.source_addr_ton,
             source_npi=pdu.source_addr_npi,
             dest_ton=pdu.dest_addr_ton,
