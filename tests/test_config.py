@@ -74,7 +74,11 @@ def test_example_file_loads_with_its_secrets_and_files(tmp_path: Path) -> None:
     (tmp_path / "secrets/mobifone").write_text("mb-pass\n")
     (tmp_path / "viettel-ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
     text = (ROOT / "config/smppgw.example.yaml").read_text().replace("/etc/smppgw", str(tmp_path))
-    env = {"SMPPGW_VIETTEL_PASSWORD": "vt-pass", "SMPPGW_VINAPHONE_PASSWORD": "vn-pass"}
+    env = {
+        "SMPPGW_VIETTEL_PASSWORD": "vt-pass",
+        "SMPPGW_VINAPHONE_PASSWORD": "vn-pass",
+        "SMPPGW_SMTP_PASSWORD": "smtp-pass",
+    }
     config = load_config_text(text, "example.yaml", env=env)
     assert [c.name for c in config.carriers] == ["viettel", "mobifone", "vinaphone"]
     secrets = {c.name: c.secret.get_secret_value() for c in config.carriers}
@@ -86,6 +90,10 @@ def test_example_file_loads_with_its_secrets_and_files(tmp_path: Path) -> None:
     assert config.route_table()["8496"] == ("viettel", "vinaphone")
     assert config.default_route == ("vinaphone",)
     assert not config.simulator.enabled
+    assert [p.system_id for p in config.partners] == ["acme", "shop"]
+    assert config.alerts.active
+    assert config.scenarios.utc_offset == "+07:00"
+    assert config.retention.messages_days == 90
 
 
 def test_secrets_never_in_repr_str_or_dump() -> None:
