@@ -36,9 +36,14 @@ import trio
 
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
 from smppgw.gateway.partner_receipts import MessageInfo, partner_receipt
+from smppgw.gateway.receipt_state import (
+    RECEIPT_TO_FINAL,
+    Tracked,
+    info_from_outbound,
+    info_from_stored,
+    overall_state,
+)
 from smppgw.gateway.routing import NoRoute, PrefixRouter
-from smppgw.protocol.receipt import MessageState as ReceiptState
-from smppgw.protocol.text import decode_text
 from smppgw.store import (
     FINAL_STATES,
     FinalOutcome,
@@ -54,6 +59,8 @@ from smppgw.store import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from smppgw.protocol.receipt import MessageState as ReceiptState
+
 __all__ = ["MtPipeline", "MtStatistics", "outbound_from_stored"]
 
 log = structlog.get_logger("smppgw.mt")
@@ -63,17 +70,6 @@ TRACKED_MAX = 200_000
 FINALIZED_MAX = 50_000
 #: How often messages past their carrier's receipt timeout are looked for.
 STALE_SWEEP_INTERVAL = 60.0
-
-_RECEIPT_TO_FINAL = {
-    ReceiptState.DELIVERED: MessageState.DELIVERED,
-    ReceiptState.EXPIRED: MessageState.EXPIRED,
-    ReceiptState.DELETED: MessageState.FAILED,
-    ReceiptState.UNDELIVERABLE: MessageState.FAILED,
-    ReceiptState.REJECTED: MessageState.REJECTED,
-    ReceiptState.UNKNOWN: MessageState.FAILED,
-}
-#: Worst first: the final state of a message in parts is its worst part's.
-_SEVERITY = [MessageState.REJECTED, MessageState.FAILED, MessageState.EXPIRED]
 
 
 def outbound_from_stored(m: StoredMessage) -> OutboundMessage:
@@ -93,58 +89,6 @@ class MtStatistics:
     receipts_held: int
     unroutable: int
     flush_errors: int
-
-
-@dataclass(slots=True)
-class _Tracked:
-    """A message with parts accepted by a carrier, awaiting receipts."""
-
-    info: MessageInfo
-    finals: dict[int, MessageState]
-
-
-def _info_from_outbound(m: OutboundMessage, now: float) -> MessageInfo:
-    head = m.parts[0] if m.parts else b""
-    if len(m.parts) > 1 or m.esm_class & 0x40:
-        head = head[head[0] + 1 :] if head else head  # skip the UDH
-    return MessageInfo(
-        m.id,
-        m.partner,
-        m.source_addr,
-        m.source_ton,
-        m.source_npi,
-        m.destination_addr,
-        m.dest_ton,
-        m.dest_npi,
-        m.registered_delivery,
-        len(m.parts),
-        now,
-        _text_head(head, m.data_coding),
-    )
-
-
-def _info_from_stored(m: StoredMessage) -> MessageInfo:
-    return MessageInfo(
-        m.id,
-        m.partner,
-        m.source_addr,
-        m.source_ton,
-        m.source_npi,
-        m.destination_addr,
-        m.dest_ton,
-        m.dest_npi,
-        m.registered_delivery,
-        m.part_count,
-        m.created_at,
-        _text_head(m.body, m.data_coding),
-    )
-
-
-def _text_head(payload: bytes, data_coding: int) -> str:
-    try:
-        return decode_text(payload[:40], data_coding)[:20]
-    except Exception:  # a receipt's text is a courtesy: never fail a receipt for it
-        return ""
 
 
 class MtPipeline:
@@ -191,7 +135,7 @@ class MtPipeline:
         self._delayed_changed = trio.Event()
         self._recent: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._recent_max = recent_receipt_keys
-        self._tracked: dict[int, _Tracked] = {}
+        self._tracked: dict[int, Tracked] = {}
         #: Ids made final lately (a repeated receipt must not make a second final).
         self._finalized: dict[int, None] = {}
         #: Receipts applied, to mark processed after the outcomes they caused are written.
@@ -278,7 +222,7 @@ class MtPipeline:
                 )
         elif message.id not in self._tracked:
             tracked = self._tracked
-            tracked[message.id] = _Tracked(_info_from_outbound(message, self._clock()), {})
+            tracked[message.id] = Tracked(info_from_outbound(message, self._clock()), {})
             if len(tracked) > TRACKED_MAX:
                 # A receipt that never comes must not hold memory for ever: the oldest
                 # goes; a late receipt finds its message in the journal again.
@@ -291,7 +235,7 @@ class MtPipeline:
         self._tracked.pop(message.id, None)
         self._add_final(
             FinalOutcome(message.id, MessageState.FAILED, status, error, charge_parts=0),
-            _info_from_outbound(message, self._clock()),
+            info_from_outbound(message, self._clock()),
         )
 
     def reject_held(self, stored: StoredMessage, reason: str) -> None:
@@ -299,7 +243,7 @@ class MtPipeline:
         the partner's receipt (REJECTD) if it asked for one."""
         self._add_final(
             FinalOutcome(stored.id, MessageState.REJECTED, None, reason, charge_parts=0),
-            _info_from_stored(stored),
+            info_from_stored(stored),
         )
 
     def retry(self, message: OutboundMessage, error: str, *, possible_duplicate: bool) -> None:
@@ -355,7 +299,7 @@ class MtPipeline:
             if lookup.message.id not in self._tracked:
                 self._tracked[lookup.message.id] = await self._tracked_from_store(lookup.message)
         message_id, part_no = found
-        final = _RECEIPT_TO_FINAL.get(state)
+        final = RECEIPT_TO_FINAL.get(state)
         if final is None:  # ENROUTE, ACCEPTED: intermediate
             self._counts["matched"] += 1
             return True
@@ -375,15 +319,14 @@ class MtPipeline:
             self._part_states.append((message_id, part_no, carrier, carrier_key, final.value))
         if len(tracked.finals) >= tracked.info.parts:
             self._tracked.pop(message_id, None)
-            states = set(tracked.finals.values())
-            overall = next((s for s in _SEVERITY if s in states), MessageState.DELIVERED)
+            overall = overall_state(tracked.finals)
             outcome = FinalOutcome(
                 message_id, overall, None, error, charge_parts=tracked.info.parts
             )
             self._add_final(outcome, tracked.info)
         return True
 
-    async def _tracked_from_store(self, stored: StoredMessage) -> _Tracked:
+    async def _tracked_from_store(self, stored: StoredMessage) -> Tracked:
         """A message awaiting receipts, rebuilt from the journal (after a restart, or
         dropped from memory): for one in parts, the part receipts that already came."""
         finals: dict[int, MessageState] = {}
@@ -393,7 +336,7 @@ class MtPipeline:
             for message_id, part_no, _, _, value in self._part_states:  # not flushed yet
                 if message_id == stored.id:
                     finals[part_no] = MessageState(value)
-        return _Tracked(_info_from_stored(stored), finals)
+        return Tracked(info_from_stored(stored), finals)
 
     def _add_final(self, outcome: FinalOutcome, info: MessageInfo | None) -> None:
         finalized = self._finalized
@@ -459,7 +402,7 @@ class MtPipeline:
                         error,
                         charge_parts=stored.part_count,
                     ),
-                    _info_from_stored(stored),
+                    info_from_stored(stored),
                 )
                 count += 1
         if count:
