@@ -102,6 +102,25 @@ async def test_bind_brute_force_is_slowed_down_for_that_address_only(tmp_path: P
         assert elapsed < 0.9
 
 
+async def test_parallel_guesses_from_one_address_queue_behind_each_other(tmp_path: Path) -> None:
+    """Parallel connections do not multiply a guesser's rate: one address's bind checks
+    run one at a time, each after the delay its failures so far earned."""
+    server = "bind_failures_before_delay: 1, bind_failure_delay_max: 1.0"
+    async with tuned_partner_daemon(tmp_path, server=server) as (_daemon, port):
+        results: list[tuple[int, float]] = []
+
+        async def guess(word: str) -> None:
+            results.append(await _bind(port, "acme", word, local_address=ATTACKER))
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for word in ("a", "b", "c", "d"):
+                nursery.start_soon(guess, word)
+        assert [status for status, _ in results] == [S.ESME_RINVPASWD] * 4
+        # one at once, then three more each after about 1 s: about 3 s in all, not 1 s
+        assert trio.current_time() - start >= 2.7
+
+
 # -- (c) receipts go to their own partner only --------------------------------------------
 
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +105,12 @@ class _Session:
     receives: bool = False
 
 
+@dataclass(slots=True)
+class _AddressGate:
+    lock: trio.Lock = field(default_factory=trio.Lock)
+    users: int = 0
+
+
 #: Concurrent scrypt password checks (each ~16 MiB, ~50 ms): more would only queue on
 #: two cores anyway, and this caps the memory a bind flood can take.
 PASSWORD_CHECKS_AT_ONCE = 4
@@ -147,6 +153,8 @@ class PartnerServer:
         self._seq = 0
         #: Password checks (scrypt) running at once, at most.
         self._password_checks = trio.CapacityLimiter(PASSWORD_CHECKS_AT_ONCE)
+        #: Bind checks in progress per peer address (see _on_bind); gone when unused.
+        self._address_gates: dict[str, _AddressGate] = {}
         self._nursery: trio.Nursery | None = None
         self._accepting = trio.CancelScope()
         self.counters = ServerCounters()
@@ -333,20 +341,29 @@ class PartnerServer:
         link: SmppLink,
         pdu: BindTransmitter | BindReceiver | BindTransceiver,
     ) -> None:
-        now = trio.current_time()
-        delay = self.auth.bind_delay(session.peer_ip, now)
-        if delay > 0:
-            await trio.sleep(delay)
-        # scrypt takes ~16 MiB and ~50 ms a check: a burst of binds must queue, not
-        # allocate hundreds of MiB at once (found by the fuzz tests).
-        status = await trio.to_thread.run_sync(
-            self.auth.check_bind,
-            pdu.system_id,
-            pdu.password,
-            session.peer_ip,
-            trio.current_time(),
-            limiter=self._password_checks,
-        )
+        # One bind check at a time per address: parallel connections from one guesser
+        # queue behind each other's delays instead of multiplying its guessing rate.
+        gate = self._address_gates.setdefault(session.peer_ip, _AddressGate())
+        gate.users += 1
+        try:
+            async with gate.lock:
+                delay = self.auth.bind_delay(session.peer_ip, trio.current_time())
+                if delay > 0:
+                    await trio.sleep(delay)
+                # scrypt takes ~16 MiB and ~50 ms a check: a burst of binds must queue,
+                # not allocate hundreds of MiB at once (found by the fuzz tests).
+                status = await trio.to_thread.run_sync(
+                    self.auth.check_bind,
+                    pdu.system_id,
+                    pdu.password,
+                    session.peer_ip,
+                    trio.current_time(),
+                    limiter=self._password_checks,
+                )
+        finally:
+            gate.users -= 1
+            if gate.users == 0:
+                self._address_gates.pop(session.peer_ip, None)
         if status != 0:
             self.counters.binds_refused += 1
             log.info(
