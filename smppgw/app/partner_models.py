@@ -36,7 +36,7 @@ from pydantic import (
     model_validator,
 )
 
-from smppgw.app.config_models import Endpoint, EndpointField
+from smppgw.app.config_base import Endpoint, EndpointField
 from smppgw.gateway.auth import check_password_hash
 from smppgw.gateway.content import (
     ContentPolicyError,
