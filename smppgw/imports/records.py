@@ -28,6 +28,7 @@ Normalisation, and why:
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import re
 from dataclasses import dataclass, field
@@ -279,7 +280,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(eq=False)
-class Validator(Generic[R]):
+class Validator(abc.ABC, Generic[R]):
     """Feed rows with :meth:`add`; read :attr:`records`, :attr:`errors`, :attr:`error_count`.
 
     Subclasses declare ``required`` (column groups: a group is satisfied when any of its
@@ -339,8 +340,9 @@ class Validator(Generic[R]):
         if first != cells.row.line:
             cells.bad(column, f"{shown} is also on line {first}")
 
+    @abc.abstractmethod
     def _parse(self, cells: _Cells) -> R | None:
-        raise NotImplementedError
+        """One row's record, or None when a cell was refused (``cells.bad``)."""
 
 
 _MEMBER_COLUMNS = frozenset({"msisdn", "member_id", "name", "province"})

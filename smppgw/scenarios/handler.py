@@ -33,6 +33,7 @@ A minimal handler (see README "Writing a scenario handler")::
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -148,7 +149,7 @@ class Context:
         return datetime.fromtimestamp(self.now, UTC)
 
 
-class Handler:
+class Handler(abc.ABC):
     """Base of every handler; subclass it (see the module docstring).
 
     Class attributes:
@@ -170,8 +171,9 @@ class Handler:
         self.scenario = scenario
         self.settings = settings
 
+    @abc.abstractmethod
     def handle(self, ctx: Context, mo: Mo) -> Outcome:
-        raise NotImplementedError
+        """The outcome of one MO (runs inside the step's transaction)."""
 
     def on_event(self, ctx: Context, event: Event) -> Outcome | None:
         """Handle an event of a kind listed in ``events``; None: nothing to say."""
