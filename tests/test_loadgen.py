@@ -11,7 +11,8 @@ from test_sim_smsc import running
 
 from smppgw.cli import main
 from smppgw.sim import LoadSummary, SimConfig, run_load
-from smppgw.sim.loadgen import LoadError, _percentile
+from smppgw.sim.load_report import percentile as _percentile
+from smppgw.sim.loadgen import LoadError
 
 
 async def test_four_tx_rx_sessions_with_receipts() -> None:
