@@ -31,19 +31,8 @@ from typing import Any
 
 import pytest
 import trio
-from chaos_tools import (
-    NO_FAULTS,
-    DaemonProcess,
-    Mo,
-    Partner,
-    Ports,
-    Report,
-    SimProcess,
-    check_invariants,
-    read_journal,
-    unfinished,
-    write_config,
-)
+from chaos_checks import Mo, Report, check_invariants, read_journal, unfinished
+from chaos_tools import NO_FAULTS, DaemonProcess, Partner, Ports, SimProcess, write_config
 
 from smppgw.cli import main
 from smppgw.sim.control import request_json
