@@ -72,3 +72,26 @@ async def test_statement_goes_to_active_members_once(tmp_path: Path) -> None:
         assert message.source_addr == "ACME"
         text = decode_text(message.body, message.data_coding)
         assert text == "Tong diem tich luy cua hoi vien HN000001 den het thang 11/2026: 30 diem."
+
+
+async def test_http_charging_is_served_only_when_a_scenario_charges_over_http(
+    tmp_path: Path,
+) -> None:
+    import trio
+    import yaml
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    shutil.copy(REPO_SCENARIOS / "points.yaml", folder)
+    async with open_store(tmp_path / "s.db") as store:
+        settings = ScenarioSettings(directory=folder, events_dir=None)
+        plain = ScenarioService(settings, store, lambda ids, ms: None)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(plain.run)
+            assert not plain._charging_started  # nothing polls the outbox for nothing
+            airtime = yaml.safe_load((REPO_SCENARIOS / "airtime.yaml").read_text())
+            airtime["settings"]["charging"] = {"http": {"url": "http://127.0.0.1:9/charge"}}
+            (folder / "airtime.yaml").write_text(yaml.safe_dump(airtime))
+            assert plain.reload(settings)
+            assert plain._charging_started  # a reload that brings HTTP charging starts it
+            nursery.cancel_scope.cancel()

@@ -33,11 +33,13 @@ from prometheus_client.core import CounterMetricFamily
 from smppgw.app.config_load import ConfigError
 from smppgw.app.scenario_load import load_scenarios
 from smppgw.protocol.pdus import DeliverSm
+from smppgw.scenarios.charging import HttpCharging
 from smppgw.scenarios.charging_http import ChargingStatistics, run_http_charging
 from smppgw.scenarios.engine import ScenarioEngine
 from smppgw.scenarios.handler import Event, Extra, Outcome
 from smppgw.scenarios.member_id import MemberIdFormat
 from smppgw.store import InboundKind
+from smppgw.store.airtime import pending_charge_requests
 from smppgw.store.inbound import unprocessed_inbound
 
 if TYPE_CHECKING:
@@ -88,6 +90,8 @@ class ScenarioService:
         self.store = store
         self._clock = clock
         self.charging = ChargingStatistics()
+        self._nursery: trio.Nursery | None = None
+        self._charging_started = False
         table = load_scenarios(settings.directory)  # ConfigError: refuse to start
         self.engine = ScenarioEngine(store, table, settings.engine_settings(), submit, clock=clock)
         log.info(
@@ -114,6 +118,8 @@ class ScenarioService:
             return False
         self.settings = settings
         self.engine.reconfigure(table, settings.engine_settings())
+        if self._uses_http_charging():
+            self._start_http_charging()
         log.info("scenarios reloaded", scenarios=sorted(table.scenarios))
         return True
 
@@ -123,10 +129,26 @@ class ScenarioService:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_events_dir)
             nursery.start_soon(self._statements)
+            self._nursery = nursery
             # Charge requests of the HTTP charging adapter (an outbox in the journal):
-            # always served, so requests queued before a config change still go out.
-            await nursery.start(partial(run_http_charging, self.store, stats=self.charging))
+            # served only when a scenario charges over HTTP or requests are left from
+            # before (a config change), not polled for nothing in every daemon.
+            pending = await self.store.read(partial(pending_charge_requests, limit=1))
+            if pending or self._uses_http_charging():
+                self._start_http_charging()
             task_status.started()
+
+    def _uses_http_charging(self) -> bool:
+        return any(
+            isinstance(getattr(s.handler, "charging", None), HttpCharging)
+            for s in self.engine.table.scenarios.values()
+        )
+
+    def _start_http_charging(self) -> None:
+        if self._nursery is None or self._charging_started:
+            return
+        self._charging_started = True
+        self._nursery.start_soon(partial(run_http_charging, self.store, stats=self.charging))
 
     async def feed_event(
         self, kind: str, msisdn: str, data: dict[str, Any], key: str | None
