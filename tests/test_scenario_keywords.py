@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from smppgw.scenarios.keywords import normalize, split_command
@@ -23,6 +23,7 @@ def test_split_keeps_the_arguments_as_typed() -> None:
 
 
 @given(st.text())
+@example("ὠ")  # no GSM plain form, but its upper case Ὠ strips to Ω: one pass is not enough
 def test_normalize_is_idempotent(text: str) -> None:
     once = normalize(text)
     assert normalize(once) == once

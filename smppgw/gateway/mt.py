@@ -49,6 +49,7 @@ from smppgw.store import (
     FinalOutcome,
     MessageState,
     NewReceipt,
+    OutcomeBatch,
     Requeue,
     Store,
     StoredMessage,
@@ -290,29 +291,22 @@ class MtPipeline:
     ) -> bool:
         """Apply a receipt; False when no message is known for it (yet)."""
         found = self._recent.get((carrier, carrier_key))
+        stored: StoredMessage | None = None
         if found is None:
             self._flush_now()
             lookup = await self.store.lookup_carrier(carrier, carrier_key)
             if lookup is None:
                 return False
             found = (lookup.message.id, lookup.part_no)
-            if lookup.message.id not in self._tracked:
-                self._tracked[lookup.message.id] = await self._tracked_from_store(lookup.message)
+            stored = lookup.message
         message_id, part_no = found
+        self._counts["matched"] += 1
         final = RECEIPT_TO_FINAL.get(state)
         if final is None:  # ENROUTE, ACCEPTED: intermediate
-            self._counts["matched"] += 1
             return True
-        tracked = self._tracked.get(message_id)
-        self._counts["matched"] += 1
-        if tracked is None:
-            if message_id in self._finalized:  # a repeated receipt: already final
-                return True
-            # Dropped from memory (TRACKED_MAX) or from before a restart: the journal says.
-            stored = await self.store.get_message(message_id)
-            if stored is None or stored.state in FINAL_STATES:
-                return True
-            tracked = self._tracked.setdefault(message_id, await self._tracked_from_store(stored))
+        tracked = await self._tracked_for(message_id, stored)
+        if tracked is None:  # final already: a repeated receipt
+            return True
         tracked.finals[part_no] = final
         if tracked.info.parts > 1:
             # Kept in the journal too: the other parts' receipts may come after a restart.
@@ -325,6 +319,32 @@ class MtPipeline:
             )
             self._add_final(outcome, tracked.info)
         return True
+
+    async def _tracked_for(self, message_id: int, stored: StoredMessage | None) -> Tracked | None:
+        """The message's tracking, rebuilt from the journal if it is not in memory (a
+        restart, or dropped past ``TRACKED_MAX``); None when the message is final.
+
+        Checked again after every wait: two copies of a receipt (a carrier repeating it
+        on another bind, a replay at start) may be applied at once, and the first may
+        make the message final while the second reads the journal.
+        """
+        while True:
+            if message_id in self._finalized:
+                return None
+            tracked = self._tracked.get(message_id)
+            if tracked is not None:
+                return tracked
+            if stored is None:
+                stored = await self.store.get_message(message_id)
+                if stored is None:
+                    return None
+                continue
+            if stored.state in FINAL_STATES:
+                return None
+            rebuilt = await self._tracked_from_store(stored)
+            if message_id in self._finalized:
+                return None
+            return self._tracked.setdefault(message_id, rebuilt)
 
     async def _tracked_from_store(self, stored: StoredMessage) -> Tracked:
         """A message awaiting receipts, rebuilt from the journal (after a restart, or
@@ -451,32 +471,24 @@ class MtPipeline:
         part_states, self._part_states = self._part_states, []
         now = self._clock()
         receipts = [
-            r
-            for outcome, info in zip(finals, infos, strict=True)
-            if info is not None
-            and (
-                r := partner_receipt(
-                    info, outcome.state, status=outcome.status, error=outcome.error, now=now
-                )
+            None
+            if info is None
+            else partner_receipt(
+                info, outcome.state, status=outcome.status, error=outcome.error, now=now
             )
-            is not None
+            for outcome, info in zip(finals, infos, strict=True)
         ]
+        batch = OutcomeBatch(
+            submitted=submitted,
+            requeues=requeues,
+            part_states=[(c, k, v) for _, _, c, k, v in part_states],
+            finals=finals,
+            receipts=receipts,
+            processed_inbound=applied,
+        )
         try:
-            if submitted:
-                await self.store.mark_submitted(submitted)
-            if requeues:
-                await self.store.requeue(requeues)
-            receipt_ids: list[int] = []
-            if receipts:
-                # Before the final state: a crash in between repeats a receipt rather
-                # than losing it.
-                receipt_ids = await self.store.enqueue_receipts(receipts)
-            if part_states:
-                await self.store.record_part_states([(c, k, v) for _, _, c, k, v in part_states])
-            if finals:
-                await self.store.mark_final(finals)
-            if applied:
-                await self.store.mark_inbound_processed(applied)
+            # One transaction: a kill leaves all of it or none (see store/outcomes.py).
+            receipt_ids = await self.store.apply_outcomes(batch)
         except BaseException:
             # Keep them for the next try (order kept: older first).
             self._applied[:0] = applied
@@ -486,8 +498,13 @@ class MtPipeline:
             self._finals[:0] = finals
             self._final_infos[:0] = infos
             raise
-        if receipts and self.on_receipts is not None:
-            self.on_receipts(list(zip(receipt_ids, receipts, strict=True)))
+        queued = [
+            (receipt_id, receipt)
+            for receipt_id, receipt in zip(receipt_ids, receipts, strict=True)
+            if receipt_id is not None and receipt is not None
+        ]
+        if queued and self.on_receipts is not None:
+            self.on_receipts(queued)
 
     async def _release_delayed(self) -> None:
         while True:

@@ -52,6 +52,14 @@ class _Partner:
     backlog: bool = True
     #: Outbox ids in ``fresh``, in flight, or answered but not yet marked in the outbox.
     known: set[int] = field(default_factory=set)
+    #: The highest outbox id an outbox read returned: a receipt handed over from memory
+    #: at or below it was read (and sent) already, or acknowledged since. Outbox ids
+    #: are never reused (AUTOINCREMENT, schema v8), so the mark stays true.
+    read_up_to: int = 0
+    #: Ids acknowledged (and so gone from ``known``) while an outbox read ran: that read
+    #: may still return them. Empty (and not filled) between reads.
+    reading: bool = False
+    acked_since_read: set[int] = field(default_factory=set)
     acked: list[int] = field(default_factory=list)
     ack_wake: trio.Event = field(default_factory=trio.Event)
     rr: int = 0
@@ -95,6 +103,9 @@ class ReceiptDelivery:
         for receipt_id, receipt in receipts:
             live = self._live.get(receipt.partner)
             if live is None:
+                continue
+            if receipt_id in live.known or receipt_id <= live.read_up_to:
+                # An outbox read (while the pipeline's flush was finishing) got it first.
                 continue
             if live.receivers and len(live.fresh) < MAX_FRESH:
                 live.fresh.append((receipt_id, receipt.body, receipt.message_id))
@@ -148,8 +159,16 @@ class ReceiptDelivery:
         if items or not live.backlog:
             return items
         live.backlog = False
-        pending = await self.store.pending_receipts(live.system_id, limit=RECEIPT_BATCH)
-        items = [(r.id, r.body, r.message_id) for r in pending if r.id not in live.known]
+        live.reading = True
+        try:
+            pending = await self.store.pending_receipts(live.system_id, limit=RECEIPT_BATCH)
+        finally:
+            live.reading = False
+        if pending:
+            live.read_up_to = max(live.read_up_to, pending[-1].id)
+        skip = live.known | live.acked_since_read
+        live.acked_since_read.clear()
+        items = [(r.id, r.body, r.message_id) for r in pending if r.id not in skip]
         live.known.update(rid for rid, _, _ in items)
         if len(pending) == RECEIPT_BATCH:
             live.backlog = True  # more may wait behind these
@@ -184,6 +203,8 @@ class ReceiptDelivery:
                 continue
             self.acked += len(ids)
             live.known.difference_update(ids)
+            if live.reading:
+                live.acked_since_read.update(ids)
 
     def _next_receiver(self, live: _Partner) -> SmppLink | None:
         receivers = [link for link in live.receivers if not link.closed]

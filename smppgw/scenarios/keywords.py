@@ -15,7 +15,26 @@ __all__ = ["normalize", "split_command"]
 
 
 def normalize(text: str) -> str:
-    """Upper case, no diacritics (``đ`` -> ``D``), runs of whitespace as one space."""
+    """Upper case, no diacritics (``đ`` -> ``D``), runs of whitespace as one space.
+
+    One pass is not always a fixed point: ``ὠ`` has no GSM plain form, so it keeps its
+    mark, but its upper case ``Ὠ`` then strips to ``Ω``. A keyword file and an MO must
+    meet in the same form, so the pass repeats until nothing changes (every code point
+    settles within two passes; the bound only guards against a future table change).
+    """
+    folded = _fold_once(text)
+    for _ in range(_MAX_PASSES):
+        again = _fold_once(folded)
+        if again == folded:
+            break
+        folded = again
+    return folded
+
+
+_MAX_PASSES = 4
+
+
+def _fold_once(text: str) -> str:
     return " ".join(strip_diacritics(text).upper().split())
 
 

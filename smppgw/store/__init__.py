@@ -16,6 +16,7 @@ from smppgw.store.errors import (
     StoreUnavailable,
 )
 from smppgw.store.health import StoreStatistics
+from smppgw.store.outcomes import OutcomeBatch
 from smppgw.store.records import (
     FINAL_STATES,
     CarrierLookup,
@@ -57,6 +58,7 @@ __all__ = [
     "NewReceipt",
     "Order",
     "OrderKind",
+    "OutcomeBatch",
     "PendingReceipt",
     "QuotaRefusal",
     "Recovery",

@@ -386,6 +386,29 @@ _V7_PART_STATES = """
 ALTER TABLE carrier_ref ADD COLUMN receipt_state TEXT;
 """
 
+# A partner's deliverer knows which outbox rows it has read by their id, and a receipt
+# handed over from memory at or below the highest id read is one it has (see
+# net/partner_delivery.py). Without AUTOINCREMENT SQLite reuses the id of a deleted last
+# row, and every acknowledged receipt is deleted: ids must never come back.
+_V8_OUTBOX_IDS = """
+CREATE TABLE receipt_outbox_v8 (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    partner    TEXT    NOT NULL,
+    message_id INTEGER REFERENCES mt_message (id),
+    stat       TEXT    NOT NULL,
+    err        INTEGER NOT NULL,
+    body       BLOB    NOT NULL,
+    done_at    INTEGER,
+    created_at INTEGER NOT NULL
+);
+INSERT INTO receipt_outbox_v8 SELECT id, partner, message_id, stat, err, body, done_at,
+    created_at FROM receipt_outbox;
+DROP TABLE receipt_outbox;
+ALTER TABLE receipt_outbox_v8 RENAME TO receipt_outbox;
+CREATE INDEX receipt_outbox_by_partner ON receipt_outbox (partner, id);
+CREATE INDEX receipt_outbox_by_message ON receipt_outbox (message_id);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
@@ -394,6 +417,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "admin: order price, partner accounts managed from the CLI", _V5_ADMIN),
     Migration(6, "indexes for retention and reports", _V6_INDEXES),
     Migration(7, "per-part receipt states of messages in parts", _V7_PART_STATES),
+    Migration(8, "partner outbox ids never reused", _V8_OUTBOX_IDS),
 )
 
 #: The version this code writes; a file above it is refused.

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from smppgw.store import inbound, journal, quota, scenario_tx
+from smppgw.store import inbound, journal, outcomes, quota, scenario_tx
 from smppgw.store.config import StoreConfig
 from smppgw.store.readers import ReaderPool
 from smppgw.store.writer import GroupCommitWriter
@@ -264,6 +264,14 @@ class Store:
     async def part_states(self, message_ids: Sequence[int]) -> dict[int, dict[int, str | None]]:
         """Per message in parts: the parts a carrier accepted and their receipt states."""
         return await self._readers.run(partial(journal.part_states, message_ids=message_ids))
+
+    async def apply_outcomes(
+        self, batch: outcomes.OutcomeBatch, *, nowait: bool = False
+    ) -> list[int | None]:
+        """Everything of one pipeline flush in one transaction (see ``outcomes.py``);
+        per final outcome, the outbox id of the partner receipt it queued, or None."""
+        fn = partial(outcomes.apply_outcomes, batch=batch, now=self._clock())
+        return await self._writer.submit(fn, rows=max(1, batch.rows), nowait=nowait)
 
     async def record_part_states(
         self, items: Sequence[tuple[str, str, str]], *, nowait: bool = False
