@@ -177,6 +177,38 @@ async def test_handler_batches_pdus_of_one_read(autojump_clock: trio.testing.Moc
         nursery.cancel_scope.cancel()
 
 
+class _SlowSmsc(Smsc):
+    """Takes a second over each batch (a journal commit), answering after it."""
+
+    async def __call__(self, link: SmppLink, batch: Sequence[Pdu]) -> None:
+        await trio.sleep(1)
+        await super().__call__(link, batch)
+
+
+@pytest.mark.parametrize("concurrent", [1, 2])
+async def test_reads_that_wait_for_a_busy_handler_go_as_one_batch(
+    autojump_clock: trio.testing.MockClock, concurrent: int
+) -> None:
+    """A partner sending one submit a read while every handler slot is busy: what
+    queued meanwhile is handled as one batch (one commit), in the order it came."""
+    smsc = _SlowSmsc()
+    a, b = trio.testing.memory_stream_pair()
+    connection = SmppConnection(Role.SMSC, enquire_link_interval=None)
+    server = SmppLink(b, connection, smsc, concurrent_batches=concurrent)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.run)
+        await a.send_all(encode_pdu(BindTransceiver(system_id="gw", sequence_number=1)))
+        await trio.sleep(2)
+        for i in range(2, 2 + 3 * concurrent):
+            await trio.sleep(0.01)
+            await a.send_all(encode_pdu(SubmitSm(destination_addr=str(i), sequence_number=i)))
+        await trio.sleep(5)
+        # The first reads took every slot; the rest waited and went together.
+        assert smsc.batches == [1] + [1] * concurrent + [2 * concurrent]
+        assert [s.sequence_number for s in smsc.submits] == list(range(2, 2 + 3 * concurrent))
+        nursery.cancel_scope.cancel()
+
+
 async def test_send_deliver_from_smsc_side(autojump_clock: trio.testing.MockClock) -> None:
     smsc = Smsc()
     async with trio.open_nursery() as nursery:
