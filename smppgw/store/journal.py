@@ -13,10 +13,12 @@ cost of group commit at a few microseconds.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from smppgw.store.quota import reserve, settle
+from smppgw.store.quota import paying_orders, reserve, settle
+from smppgw.store.quota_batch import reserve_run, settle_many
 from smppgw.store.records import (
     FINAL_STATES,
     CarrierLookup,
@@ -128,9 +130,13 @@ def admit(
     accepted: list[tuple[NewMessage, int | None, int | None]] = []
     slots: list[int] = []
     known_orders: dict[str, list[int]] = {}
+    at_once = _reserve_at_once(conn, msgs, quota_parts, now, payers, known_orders)
     for i, (msg, parts) in enumerate(zip(msgs, quota_parts, strict=True)):
         order_id, reservation_id = msg.order_id, msg.reservation_id
-        if parts is not None:
+        early = at_once.get(i)
+        if early is not None:
+            order_id, reservation_id = early.order_id, early.reservation_id
+        elif parts is not None:
             chain = payers[i] if payers is not None else (msg.partner,)
             held: Reservation | QuotaRefusal = QuotaRefusal(RefusalReason.NO_ORDER)
             for payer in chain:
@@ -149,6 +155,32 @@ def admit(
     for slot, message_id in zip(slots, ids, strict=True):
         out[slot] = message_id
     return out
+
+
+def _reserve_at_once(
+    conn: sqlite3.Connection,
+    msgs: Sequence[NewMessage],
+    quota_parts: Sequence[int | None],
+    now: float,
+    payers: Sequence[Sequence[str]] | None,
+    known_orders: dict[str, list[int]],
+) -> dict[int, Reservation]:
+    """The reservations of every metered message of the batch in one update, when they
+    all have the same payers and fit on the order the first would get (a session's
+    batch, usually); else none, and :func:`admit` reserves message by message."""
+    metered = [i for i, parts in enumerate(quota_parts) if parts is not None]
+    wanted = [parts for parts in quota_parts if parts is not None]
+    if len(wanted) < 2 or min(wanted) <= 0:
+        return {}
+    chains = {tuple(payers[i]) if payers is not None else (msgs[i].partner,) for i in metered}
+    if len(chains) != 1:
+        return {}
+    for payer in next(iter(chains)):
+        orders = paying_orders(conn, payer, now, known_orders=known_orders)
+        if orders:
+            run = reserve_run(conn, orders[0], wanted, ms(now))
+            return {} if run is None else dict(zip(metered, run, strict=True))
+    return {}
 
 
 def accept_many(
@@ -249,24 +281,50 @@ def mark_final(
 ) -> list[bool]:
     """Move messages to a final state; returns, per outcome, whether it was applied.
 
-    A message already final is left as it is (first final outcome wins), so a duplicate
-    or late receipt cannot rewrite history or settle a reservation twice.
+    A message already final is left as it is (first final outcome wins, in the journal
+    and within ``outcomes``), so a duplicate or late receipt cannot rewrite history or
+    settle a reservation twice. The states are read in one query and written in one
+    ``executemany`` (this runs for every message the gateway sends).
     """
-    t = ms(now)
-    applied: list[bool] = []
     for o in outcomes:
         if o.state not in FINAL_STATES:
             raise ValueError(f"{o.state!r} is not a final state")
-        row = conn.execute(
-            "UPDATE mt_message SET state = ?, final_status = ?, error = ?, updated_at = ?,"
-            " next_attempt_at = NULL WHERE id = ? AND state IN ('accepted', 'submitted', 'held')"
-            " RETURNING reservation_id",
-            (o.state.value, o.status, o.error, t, o.message_id),
-        ).fetchone()
-        applied.append(row is not None)
-        if row is not None and row[0] is not None and o.charge_parts is not None:
-            settle(conn, int(row[0]), o.charge_parts, now)
+    if not outcomes:
+        return []
+    t = ms(now)
+    current = {
+        int(r[0]): (str(r[1]), r[2])
+        for r in conn.execute(
+            "SELECT id, state, reservation_id FROM mt_message"
+            " WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps([o.message_id for o in outcomes]),),
+        )
+    }
+    applied: list[bool] = []
+    updates: list[tuple[object, ...]] = []
+    settles: list[tuple[int, int]] = []
+    for o in outcomes:
+        found = current.get(o.message_id)
+        ok = found is not None and found[0] in _OPEN_STATES
+        applied.append(ok)
+        if not ok or found is None:
+            continue
+        reservation_id = found[1]
+        current[o.message_id] = (o.state.value, reservation_id)
+        updates.append((o.state.value, o.status, o.error, t, o.message_id))
+        if reservation_id is not None and o.charge_parts is not None:
+            settles.append((int(reservation_id), o.charge_parts))
+    conn.executemany(
+        "UPDATE mt_message SET state = ?, final_status = ?, error = ?, updated_at = ?,"
+        " next_attempt_at = NULL WHERE id = ?",
+        updates,
+    )
+    settle_many(conn, settles, t)
     return applied
+
+
+#: States a final outcome may leave (the others are final already).
+_OPEN_STATES = frozenset({"accepted", "submitted", "held"})
 
 
 def requeue(conn: sqlite3.Connection, items: Sequence[Requeue], now: float) -> list[int | None]:

@@ -36,6 +36,7 @@ __all__ = [
     "create_order",
     "get_order",
     "orders_of",
+    "paying_orders",
     "release_orphans",
     "reserve",
     "settle",
@@ -69,6 +70,33 @@ def create_order(conn: sqlite3.Connection, order: NewOrder, now: float) -> int:
     return int(cur.lastrowid or 0)
 
 
+def paying_orders(
+    conn: sqlite3.Connection,
+    partner: str,
+    now: float,
+    order_id: int | None = None,
+    *,
+    known_orders: dict[str, list[int]] | None = None,
+) -> list[int]:
+    """The active orders of ``partner`` in the order they pay (earliest expiry first,
+    then oldest); only ``order_id`` if named. ``known_orders``: see :func:`reserve`."""
+    cached = known_orders.get(partner) if known_orders is not None and order_id is None else None
+    if cached is not None:
+        return cached
+    params: dict[str, Any] = {"partner": partner, "now": _ms(now)}
+    sql = f"SELECT id FROM partner_order WHERE partner = :partner AND {_ACTIVE}"
+    if order_id is not None:
+        sql += " AND id = :order_id"
+        params["order_id"] = order_id
+    candidates = [
+        int(r[0])
+        for r in conn.execute(sql + " ORDER BY expires_at IS NULL, expires_at, id", params)
+    ]
+    if known_orders is not None and order_id is None:
+        known_orders[partner] = candidates
+    return candidates
+
+
 def reserve(
     conn: sqlite3.Connection,
     partner: str,
@@ -87,22 +115,7 @@ def reserve(
     if parts <= 0:
         raise ValueError("reserve at least one part")
     params: dict[str, Any] = {"partner": partner, "now": _ms(now), "parts": parts}
-    cached = known_orders.get(partner) if known_orders is not None and order_id is None else None
-    if cached is not None:
-        candidates = cached
-    else:
-        sql = f"SELECT id FROM partner_order WHERE partner = :partner AND {_ACTIVE}"
-        if order_id is not None:
-            sql += " AND id = :order_id"
-            params["order_id"] = order_id
-        candidates = [
-            int(r[0])
-            for r in conn.execute(
-                sql + " ORDER BY expires_at IS NULL, expires_at, id", params
-            ).fetchall()
-        ]
-        if known_orders is not None and order_id is None:
-            known_orders[partner] = candidates
+    candidates = paying_orders(conn, partner, now, order_id, known_orders=known_orders)
     if not candidates:
         return QuotaRefusal(RefusalReason.NO_ORDER)
     for candidate in candidates:
