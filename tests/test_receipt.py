@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from smppgw.protocol import receipt as receipt_module
 from smppgw.protocol.message_id import IdFormat, receipt_key, resp_key
 from smppgw.protocol.receipt import (
     FINAL_STATES,
@@ -453,3 +454,42 @@ def dialects(draw: st.DrawFn) -> tuple[Receipt, str]:
 def test_dialects_parse_to_the_same_receipt(case: tuple[Receipt, str]) -> None:
     r, text = case
     assert parse_receipt(text) == r
+
+
+_any_word = st.text(min_size=1, max_size=12).filter(lambda w: w.strip() == w)
+
+
+@st.composite
+def canonical_looking(draw: st.DrawFn) -> str:
+    """Receipt texts in (or near) the canonical layout, with odd values in every field."""
+    digits = st.text(alphabet="0123456789", min_size=1, max_size=14)
+    date = st.sampled_from([10, 12]).flatmap(
+        lambda n: st.text(alphabet="0123456789", min_size=n, max_size=n)
+    )
+    fields = [
+        f"id:{draw(_word | _word | _any_word)}",
+        f"sub:{draw(digits)}",
+        f"dlvrd:{draw(digits)}",
+        f"submit date:{draw(date | digits)}",
+        f"done date:{draw(date | digits)}",
+        f"stat:{draw(_word | _any_word)}",
+        f"err:{draw(_word | _any_word)}",
+    ]
+    text = " ".join(fields)
+    if draw(st.booleans()):
+        pad = st.sampled_from(["", " ", "\t", "  "])
+        body = draw(pad) + draw(st.text(max_size=30)) + draw(pad)
+        text += f" {draw(st.sampled_from(['Text', 'text']))}:{body}"
+    return text
+
+
+@given(canonical_looking())
+def test_the_fast_path_reads_what_the_tolerant_reading_reads(text: str) -> None:
+    """parse_receipt reads the canonical layout with one regular expression; for every
+    text that it takes, the key-by-key reading must give the same receipt."""
+    try:
+        slow: Receipt | None = receipt_module._parse_tolerant(receipt_module._decode(text))
+    except ReceiptError:
+        slow = None
+    fast = _parse_or_none(text)
+    assert fast == slow

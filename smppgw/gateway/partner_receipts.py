@@ -11,6 +11,8 @@ are 1 (on success and failure) or 2 (on failure only); 0 asks for none.
 
 from __future__ import annotations
 
+import functools
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -21,7 +23,7 @@ from smppgw.protocol.receipt import Receipt, format_receipt
 from smppgw.protocol.tlv import Tag, Tlv
 from smppgw.store import MessageState, NewReceipt
 
-__all__ = ["SCENARIO_PARTNER_PREFIX", "MessageInfo", "partner_receipt"]
+__all__ = ["SCENARIO_PARTNER_PREFIX", "MessageInfo", "partner_receipt", "receipt_text"]
 
 #: The ``partner`` of the gateway's own MTs (scenario replies): ``scenario:<name>``.
 #: They ask the carrier for receipts (the journal records the final state) but no
@@ -63,6 +65,45 @@ def _err_code(error: str | None, status: int | None) -> int:
     return 0
 
 
+def receipt_text(info: MessageInfo, stat: str, err: int, *, delivered: bool, now: float) -> str:
+    """The receipt text, as ``format_receipt`` writes it, without building a
+    ``Receipt`` and two datetimes for every message (this runs once per message)."""
+    if not (_EARLIEST <= info.submitted_at < _LATEST and _EARLIEST <= now < _LATEST):
+        return format_receipt(
+            Receipt(
+                message_id=str(info.message_id),
+                sub=info.parts,
+                dlvrd=info.parts if delivered else 0,
+                submit_date=_datetime(info.submitted_at),
+                done_date=_datetime(now),
+                stat=stat,
+                err=f"{err:03d}",
+                text=info.text_head[:20],
+            )
+        )  # refuses a date outside 2000-2099, as before
+    return (
+        f"id:{info.message_id} sub:{info.parts:03d}"
+        f" dlvrd:{info.parts if delivered else 0:03d}"
+        f" submit date:{_minute(int(info.submitted_at // 60))}"
+        f" done date:{_minute(int(now // 60))} stat:{stat} err:{err:03d}"
+        f" Text:{info.text_head[:20]}"
+    )
+
+
+#: The years a receipt date may have (``Receipt``'s rule), as Unix times.
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+_LATEST = datetime(2100, 1, 1, tzinfo=UTC).timestamp()
+
+
+def _datetime(t: float) -> datetime:
+    return datetime.fromtimestamp(t, tz=UTC).replace(tzinfo=None)
+
+
+@functools.lru_cache(maxsize=256)
+def _minute(minute: int) -> str:
+    return time.strftime("%y%m%d%H%M", time.gmtime(minute * 60))
+
+
 def partner_receipt(
     info: MessageInfo,
     state: MessageState,
@@ -79,19 +120,7 @@ def partner_receipt(
         return None
     stat, receipt_state = _STAT.get(state, ("UNKNOWN", ReceiptState.UNKNOWN))
     err = _err_code(error, status)
-    delivered = state is MessageState.DELIVERED
-    text = format_receipt(
-        Receipt(
-            message_id=str(info.message_id),
-            sub=info.parts,
-            dlvrd=info.parts if delivered else 0,
-            submit_date=datetime.fromtimestamp(info.submitted_at, tz=UTC).replace(tzinfo=None),
-            done_date=datetime.fromtimestamp(now, tz=UTC).replace(tzinfo=None),
-            stat=stat,
-            err=f"{err:03d}",
-            text=info.text_head[:20],
-        )
-    )
+    text = receipt_text(info, stat, err, delivered=state is MessageState.DELIVERED, now=now)
     pdu = DeliverSm(
         source_addr_ton=info.dest_ton,
         source_addr_npi=info.dest_npi,
