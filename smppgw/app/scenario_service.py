@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import math
 import time
 from datetime import datetime, timezone
 from functools import partial
@@ -38,6 +39,7 @@ from smppgw.scenarios.charging_http import ChargingStatistics, run_http_charging
 from smppgw.scenarios.engine import ScenarioEngine
 from smppgw.scenarios.handler import Event, Extra, Outcome
 from smppgw.scenarios.member_id import MemberIdFormat
+from smppgw.scenarios.mo_parts import MoAssembler, WholeMo, part_of
 from smppgw.store import InboundKind
 from smppgw.store.airtime import pending_charge_requests
 from smppgw.store.inbound import unprocessed_inbound
@@ -75,6 +77,11 @@ def statement_due(local: datetime, day: str | int, at: str) -> str | None:
     return local.strftime("%Y-%m") if local >= due else None
 
 
+#: Seconds the parts of an MO wait for the missing ones before the message is handled
+#: with what came.
+MO_PARTS_TIMEOUT = 60.0
+
+
 class ScenarioService:
     """See the module docstring."""
 
@@ -90,6 +97,8 @@ class ScenarioService:
         self.store = store
         self._clock = clock
         self.charging = ChargingStatistics()
+        self.parts = MoAssembler(timeout=MO_PARTS_TIMEOUT)
+        self._parts_changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._charging_started = False
         table = load_scenarios(settings.directory)  # ConfigError: refuse to start
@@ -104,8 +113,42 @@ class ScenarioService:
     # -- MO --------------------------------------------------------------------------
 
     async def on_mo(self, inbound_id: int, pdu: DeliverSm, *, partner_owned: bool) -> bool:
-        """True when a scenario (or the help reply) took the MO and marked it processed."""
+        """True when a scenario (or the help reply) took the MO and marked it processed,
+        or keeps it as a part of a longer message (``mo_parts.py``): a part on a short
+        code that is the scenarios' alone waits for the others. (On a short code that a
+        partner shares, the parts go on one by one: the partner may be owed them.)"""
+        if not partner_owned and self.engine.owns(pdu.destination_addr.strip()):
+            part = part_of(pdu)
+            if part is not None:
+                ready = self.parts.add(inbound_id, pdu, part, trio.current_time())
+                self._parts_changed.set()
+                for whole in ready:
+                    await self._on_whole(whole)
+                return True
         return await self.engine.on_mo(inbound_id, pdu, help_if_unmatched=not partner_owned)
+
+    async def _on_whole(self, whole: WholeMo) -> None:
+        if whole.repeat:
+            log.info("MO part repeated after its message was handled", ids=whole.inbound_ids)
+            await self.store.mark_inbound_processed(whole.inbound_ids)
+            return
+        if not whole.complete:
+            log.warning(
+                "MO in parts handled without its missing parts",
+                inbound_ids=list(whole.inbound_ids),
+                short_code=whole.pdu.destination_addr,
+            )
+        await self.engine.on_mo(whole.inbound_ids[0], whole.pdu, also_inbound=whole.inbound_ids[1:])
+
+    async def _expire_parts(self) -> None:
+        """Messages whose missing parts did not come within ``MO_PARTS_TIMEOUT``."""
+        while True:
+            deadline = self.parts.next_deadline()
+            with trio.move_on_at(math.inf if deadline is None else deadline):
+                await self._parts_changed.wait()
+            self._parts_changed = trio.Event()
+            for whole in self.parts.expire(trio.current_time()):
+                await self._on_whole(whole)
 
     # -- reload ----------------------------------------------------------------------
 
@@ -127,6 +170,7 @@ class ScenarioService:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._expire_parts)
             nursery.start_soon(self._watch_events_dir)
             nursery.start_soon(self._statements)
             self._nursery = nursery

@@ -42,7 +42,7 @@ from smppgw.store.scenario_tx import EventIntake, LogEntry, StepWrite
 
 if TYPE_CHECKING:
     import sqlite3
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from smppgw.protocol.pdus import DeliverSm
     from smppgw.scenarios.registry import KeywordTable, LoadedScenario
@@ -130,11 +130,18 @@ class ScenarioEngine:
     # -- MO ----------------------------------------------------------------------------
 
     async def on_mo(
-        self, inbound_id: int, pdu: DeliverSm, *, help_if_unmatched: bool = True
+        self,
+        inbound_id: int,
+        pdu: DeliverSm,
+        *,
+        help_if_unmatched: bool = True,
+        also_inbound: Sequence[int] = (),
     ) -> bool:
         """Process a journaled MO exactly once; False if it is not ours: its short code is
         no scenario's, or no keyword matched and ``help_if_unmatched`` is off (the short
-        code is also a partner's, who gets the MO instead)."""
+        code is also a partner's, who gets the MO instead). ``also_inbound``: the other
+        parts' journal rows of an MO put together from parts (``mo_parts.py``), marked
+        processed by the same step."""
         short_code = pdu.destination_addr.strip()
         if not self.owns(short_code):
             return False
@@ -167,7 +174,7 @@ class ScenarioEngine:
         if found is None:
             if not help_if_unmatched:
                 return False
-            await self._help(mo, correlation, reply_tlvs, bound)
+            await self._help(mo, correlation, reply_tlvs, bound, also_inbound)
             return True
         scenario, command = found
         mo = dataclasses.replace(mo, command=command)
@@ -182,11 +189,15 @@ class ScenarioEngine:
             bound.error("scenario handler failed", scenario=scenario.name, exc_info=exc)
             return self._write(scenario, mo, Outcome("error"), correlation, reply_tlvs, pending)
 
-        result = await self.store.commit_step(step, on_error, inbound_id=inbound_id)
+        result = await self.store.commit_step(
+            step, on_error, inbound_id=inbound_id, also_inbound=also_inbound
+        )
         self._finish(result, pending, scenario.name, bound)
         return True
 
-    async def _help(self, mo: Mo, correlation: str, tlvs: bytes, bound: Any) -> None:
+    async def _help(
+        self, mo: Mo, correlation: str, tlvs: bytes, bound: Any, also_inbound: Sequence[int]
+    ) -> None:
         pending = _Pending()
         text, _ = render(self.settings.help_reply, {"short_code": mo.short_code})
 
@@ -220,7 +231,9 @@ class ScenarioEngine:
         def on_error(exc: BaseException) -> StepWrite:  # pragma: no cover - no handler code
             return StepWrite(outcome="error")
 
-        result = await self.store.commit_step(step, on_error, inbound_id=mo.inbound_id)
+        result = await self.store.commit_step(
+            step, on_error, inbound_id=mo.inbound_id, also_inbound=also_inbound
+        )
         self._finish(result, pending, "-", bound)
 
     # -- events ------------------------------------------------------------------------

@@ -108,10 +108,12 @@ def commit_step(
     on_error: Callable[[BaseException], StepWrite],
     now: float,
     inbound_id: int | None = None,
+    also_inbound: Sequence[int] = (),
     event: EventIntake | None = None,
 ) -> StepResult | None:
     """Run and commit one scenario step (see the module docstring); None if it was
-    already done (a duplicate delivery or event key)."""
+    already done (a duplicate delivery or event key). ``also_inbound``: more rows the
+    step answers for (the other parts of an MO in parts), marked processed with it."""
     if inbound_id is not None and _already_processed(conn, inbound_id):
         return None
     event_id = None
@@ -154,6 +156,11 @@ def commit_step(
     )
     if inbound_id is not None:
         conn.execute("UPDATE inbound SET processed_at = ? WHERE id = ?", (t, inbound_id))
+    if also_inbound:
+        conn.executemany(
+            "UPDATE inbound SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
+            [(t, i) for i in also_inbound],
+        )
     if event_id is not None:
         conn.execute("UPDATE event SET processed_at = ? WHERE id = ?", (t, event_id))
     return StepResult(write.outcome, ids, event_id)

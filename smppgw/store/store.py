@@ -357,6 +357,7 @@ class Store:
         on_error: Callable[[BaseException], scenario_tx.StepWrite],
         *,
         inbound_id: int | None = None,
+        also_inbound: Sequence[int] = (),
         event: scenario_tx.EventIntake | None = None,
     ) -> scenario_tx.StepResult | None:
         """One scenario step committed whole, exactly once (``scenario_tx``): None when
@@ -368,6 +369,7 @@ class Store:
             on_error=on_error,
             now=self._clock(),
             inbound_id=inbound_id,
+            also_inbound=also_inbound,
             event=event,
         )
         result: scenario_tx.StepResult | None = await self._writer.submit(fn)
