@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smppgw.store import journal, quota, schema
+from smppgw.store import journal, outcomes, quota, schema
 from smppgw.store.journal import JournalState
 from smppgw.store.records import (
     FinalOutcome,
@@ -102,7 +102,7 @@ def test_batch_reservation_and_settlement_match_one_by_one(
             charge = data.draw(st.integers(0, part_of[message_id]))
             finals.append(FinalOutcome(message_id, MessageState.DELIVERED, None, None, charge))
         batch_db.execute("BEGIN")
-        applied = journal.mark_final(batch_db, finals, NOW)
+        applied = outcomes.mark_final(batch_db, finals, NOW)
         batch_db.execute("COMMIT")
         seen: set[int] = set()
         assert applied == [not (o.message_id in seen or seen.add(o.message_id)) for o in finals]
@@ -132,10 +132,10 @@ def test_a_reservation_settled_already_is_not_settled_again(tmp_path: Path) -> N
     [first, second] = journal.admit(conn, JournalState(1), [_msg(), _msg()], [2, 3], NOW)
     (rid,) = conn.execute("SELECT reservation_id FROM mt_message WHERE id = ?", (first,)).fetchone()
     quota.settle(conn, rid, 0, NOW)  # released (as by an operator's cancel)
-    outcomes = [
+    finals = [
         FinalOutcome(m, MessageState.DELIVERED, None, None, charge_parts=p)
         for m, p in ((first, 2), (second, 3))
     ]
-    assert journal.mark_final(conn, outcomes, NOW) == [True, True]
+    assert outcomes.mark_final(conn, finals, NOW) == [True, True]
     conn.execute("COMMIT")
     assert _sums(conn) == [(1, 0, 3)]

@@ -1,4 +1,8 @@
-"""What the MT pipeline learnt since its last flush, written in ONE transaction.
+"""What becomes of a message after admission: carrier ids, retries, final states.
+
+``mark_submitted``, ``requeue``, ``mark_final`` (and the part states of messages in
+parts) are the SQL; :func:`apply_outcomes` writes everything the MT pipeline learnt since
+its last flush in ONE transaction.
 
 The pipeline used to write its outcomes with one call per kind (carrier ids, requeues,
 partner receipts, part states, final states, processed receipts): six commits, and a
@@ -16,17 +20,29 @@ only): a message gets one partner receipt however often it is made final.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from smppgw.store import inbound, journal
+from smppgw.store import inbound
+from smppgw.store.journal import ms
+from smppgw.store.quota_batch import settle_many
+from smppgw.store.records import FINAL_STATES
 
 if TYPE_CHECKING:
     import sqlite3
+    from collections.abc import Sequence
 
     from smppgw.store.records import FinalOutcome, NewReceipt, Requeue, Submitted
 
-__all__ = ["OutcomeBatch", "apply_outcomes"]
+__all__ = [
+    "OutcomeBatch",
+    "apply_outcomes",
+    "mark_final",
+    "mark_submitted",
+    "record_part_states",
+    "requeue",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,12 +76,12 @@ def apply_outcomes(conn: sqlite3.Connection, batch: OutcomeBatch, now: float) ->
     """Returns, per final outcome, the outbox id of its partner receipt; None when no
     receipt was queued (none asked, or the message was already final)."""
     if batch.submitted:
-        journal.mark_submitted(conn, batch.submitted, now)
+        mark_submitted(conn, batch.submitted, now)
     if batch.requeues:
-        journal.requeue(conn, batch.requeues, now)
+        requeue(conn, batch.requeues, now)
     if batch.part_states:
-        journal.record_part_states(conn, batch.part_states)
-    applied = journal.mark_final(conn, batch.finals, now) if batch.finals else []
+        record_part_states(conn, batch.part_states)
+    applied = mark_final(conn, batch.finals, now) if batch.finals else []
     owed = [
         (index, receipt)
         for index, (receipt, made_final) in enumerate(zip(batch.receipts, applied, strict=True))
@@ -79,3 +95,103 @@ def apply_outcomes(conn: sqlite3.Connection, batch: OutcomeBatch, now: float) ->
     if batch.processed_inbound:
         inbound.mark_inbound_processed(conn, batch.processed_inbound, now)
     return receipt_ids
+
+
+def mark_submitted(conn: sqlite3.Connection, updates: Sequence[Submitted], now: float) -> int:
+    """Record carrier ids; an unfinished message becomes ``submitted``.
+
+    Returns the number of messages whose row changed (a final message keeps its state,
+    but its carrier id mapping is still recorded so a late receipt can be matched).
+    """
+    t = ms(now)
+    conn.executemany(
+        "INSERT OR REPLACE INTO carrier_ref (smsc, carrier_id, message_id, part_no,"
+        " submitted_at) VALUES (?,?,?,?,?)",
+        [(u.smsc, u.carrier_id, u.message_id, u.part_no, t) for u in updates],
+    )
+    before = conn.total_changes
+    conn.executemany(
+        "UPDATE mt_message SET state = 'submitted', smsc = ?,"
+        " carrier_id = CASE WHEN ? = 0 THEN ? ELSE carrier_id END, updated_at = ?"
+        " WHERE id = ? AND state IN ('accepted', 'submitted')",
+        [(u.smsc, u.part_no, u.carrier_id, t, u.message_id) for u in updates],
+    )
+    return conn.total_changes - before
+
+
+def mark_final(
+    conn: sqlite3.Connection, outcomes: Sequence[FinalOutcome], now: float
+) -> list[bool]:
+    """Move messages to a final state; returns, per outcome, whether it was applied.
+
+    A message already final is left as it is (first final outcome wins, in the journal
+    and within ``outcomes``), so a duplicate or late receipt cannot rewrite history or
+    settle a reservation twice. The states are read in one query and written in one
+    ``executemany`` (this runs for every message the gateway sends).
+    """
+    for o in outcomes:
+        if o.state not in FINAL_STATES:
+            raise ValueError(f"{o.state!r} is not a final state")
+    if not outcomes:
+        return []
+    t = ms(now)
+    current = {
+        int(r[0]): (str(r[1]), r[2])
+        for r in conn.execute(
+            "SELECT id, state, reservation_id FROM mt_message"
+            " WHERE id IN (SELECT value FROM json_each(?))",
+            (json.dumps([o.message_id for o in outcomes]),),
+        )
+    }
+    applied: list[bool] = []
+    updates: list[tuple[object, ...]] = []
+    settles: list[tuple[int, int]] = []
+    for o in outcomes:
+        found = current.get(o.message_id)
+        ok = found is not None and found[0] in _OPEN_STATES
+        applied.append(ok)
+        if not ok or found is None:
+            continue
+        reservation_id = found[1]
+        current[o.message_id] = (o.state.value, reservation_id)
+        updates.append((o.state.value, o.status, o.error, t, o.message_id))
+        if reservation_id is not None and o.charge_parts is not None:
+            settles.append((int(reservation_id), o.charge_parts))
+    conn.executemany(
+        "UPDATE mt_message SET state = ?, final_status = ?, error = ?, updated_at = ?,"
+        " next_attempt_at = NULL WHERE id = ?",
+        updates,
+    )
+    settle_many(conn, settles, t)
+    return applied
+
+
+#: States a final outcome may leave (the others are final already).
+_OPEN_STATES = frozenset({"accepted", "submitted", "held"})
+
+
+def requeue(conn: sqlite3.Connection, items: Sequence[Requeue], now: float) -> list[int | None]:
+    """Put messages back to ``accepted`` with attempts + 1; returns the new attempt counts.
+
+    ``None`` for a message that is unknown or already final (it is not requeued).
+    """
+    t = ms(now)
+    out: list[int | None] = []
+    for r in items:
+        row = conn.execute(
+            "UPDATE mt_message SET state = 'accepted', attempts = attempts + 1,"
+            " next_attempt_at = ?, error = ?, updated_at = ?"
+            " WHERE id = ? AND state IN ('accepted', 'submitted') RETURNING attempts",
+            (ms(r.next_attempt_at), r.error, t, r.message_id),
+        ).fetchone()
+        out.append(None if row is None else int(row[0]))
+    return out
+
+
+def record_part_states(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str]]) -> None:
+    """``(smsc, carrier_id, state)``: a part's final receipt state, kept with its
+    carrier reference (see schema v7)."""
+    conn.executemany(
+        "UPDATE carrier_ref SET receipt_state = ? WHERE smsc = ? AND carrier_id = ?",
+        [(state, smsc, carrier_id) for smsc, carrier_id, state in items],
+    )

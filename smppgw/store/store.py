@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from smppgw.store import inbound, journal, outcomes, quota, scenario_tx
+from smppgw.store import inbound, journal, quota, scenario_tx
+from smppgw.store import outcomes as outcome_writes
 from smppgw.store.config import StoreConfig
 from smppgw.store.readers import ReaderPool
 from smppgw.store.writer import GroupCommitWriter
@@ -193,19 +194,19 @@ class Store:
 
     async def mark_submitted(self, updates: Sequence[Submitted], *, nowait: bool = False) -> int:
         """Record the carrier ids a carrier gave; returns how many messages changed state."""
-        fn = partial(journal.mark_submitted, updates=updates, now=self._clock())
+        fn = partial(outcome_writes.mark_submitted, updates=updates, now=self._clock())
         return await self._writer.submit(fn, rows=len(updates), nowait=nowait)
 
     async def mark_final(
         self, outcomes: Sequence[FinalOutcome], *, nowait: bool = False
     ) -> list[bool]:
         """Record final states (and settle quota where asked); per outcome: applied?"""
-        fn = partial(journal.mark_final, outcomes=outcomes, now=self._clock())
+        fn = partial(outcome_writes.mark_final, outcomes=outcomes, now=self._clock())
         return await self._writer.submit(fn, rows=len(outcomes), nowait=nowait)
 
     async def requeue(self, items: Sequence[Requeue], *, nowait: bool = False) -> list[int | None]:
         """Put messages back for another attempt; returns new attempt counts (None: final)."""
-        fn = partial(journal.requeue, items=items, now=self._clock())
+        fn = partial(outcome_writes.requeue, items=items, now=self._clock())
         return await self._writer.submit(fn, rows=len(items), nowait=nowait)
 
     async def get_message(self, message_id: int) -> StoredMessage | None:
@@ -266,17 +267,17 @@ class Store:
         return await self._readers.run(partial(journal.part_states, message_ids=message_ids))
 
     async def apply_outcomes(
-        self, batch: outcomes.OutcomeBatch, *, nowait: bool = False
+        self, batch: outcome_writes.OutcomeBatch, *, nowait: bool = False
     ) -> list[int | None]:
         """Everything of one pipeline flush in one transaction (see ``outcomes.py``);
         per final outcome, the outbox id of the partner receipt it queued, or None."""
-        fn = partial(outcomes.apply_outcomes, batch=batch, now=self._clock())
+        fn = partial(outcome_writes.apply_outcomes, batch=batch, now=self._clock())
         return await self._writer.submit(fn, rows=max(1, batch.rows), nowait=nowait)
 
     async def record_part_states(
         self, items: Sequence[tuple[str, str, str]], *, nowait: bool = False
     ) -> None:
-        fn = partial(journal.record_part_states, items=items)
+        fn = partial(outcome_writes.record_part_states, items=items)
         await self._writer.submit(fn, rows=len(items), nowait=nowait)
 
     # ------------------------------------------------------------------ inbound
