@@ -23,7 +23,7 @@ import trio
 from smppgw.gateway.mt import MtPipeline
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.partner_delivery import ReceiptDelivery
-from smppgw.protocol.codec import encode_pdu
+from smppgw.protocol.codec import decode_pdu, encode_pdu
 from smppgw.protocol.pdus import DeliverSm, Pdu
 from smppgw.protocol.receipt import MessageState as ReceiptState
 from smppgw.protocol.session import make_response
@@ -149,9 +149,10 @@ class _Link:
     def __init__(self) -> None:
         self.sent: list[tuple[Pdu, Callable[[Pdu, Pdu | BaseException], None]]] = []
 
-    async def send_request(
-        self, pdu: Pdu, callback: Callable[[Pdu, Pdu | BaseException], None]
+    async def send_encoded_request(
+        self, data: bytes, callback: Callable[[Pdu, Pdu | BaseException], None]
     ) -> Pdu:
+        pdu = decode_pdu(data)
         self.sent.append((pdu, callback))
         return pdu
 

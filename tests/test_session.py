@@ -7,6 +7,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pdu_strategies import pdus
 from session_pair import ESME, RECEIPT, SMSC, SUBMIT, SessionPair, drain
 
 from smppgw.protocol import pdus as p
@@ -479,3 +482,44 @@ def test_close_returns_outstanding() -> None:
     assert pair.esme.state is State.CLOSED
     assert pair.esme.close() == ()
     assert pair.esme.next_deadline() is None
+
+
+@given(pdus(p.DeliverSm), st.integers(0, 3))
+def test_an_encoded_request_goes_out_as_the_same_octets(pdu: p.DeliverSm, earlier: int) -> None:
+    """A receipt journaled as octets is sent as they are, with the session's next
+    sequence number set in place: the same octets ``send_request`` would give."""
+    try:
+        encoded = encode_pdu(pdu)
+    except PduEncodeError:
+        return  # the strategy can make PDUs over a field's limit
+    sides = []
+    for raw in (False, True):
+        pair = SessionPair()
+        pair.bind()
+        for _ in range(earlier):
+            pair.answer(ESME, pair.request(SMSC, RECEIPT))
+        if raw:
+            request, data = pair.smsc.send_encoded_request(encoded, 1.0)
+        else:
+            request, data = pair.smsc.send_request(pdu, 1.0)
+        [seen] = pair.feed(ESME, data)
+        event = pair.answer(ESME, request)
+        sides.append((data, request.sequence_number, type(request), seen, event.request))
+    (data, seq, cls, seen, answered), (raw_data, raw_seq, raw_cls, raw_seen, raw_answered) = sides
+    assert raw_data == data
+    assert (raw_seq, raw_cls) == (seq, cls) == (earlier + 1, p.DeliverSm)
+    assert raw_seen == seen
+    assert raw_answered.sequence_number == answered.sequence_number == seq
+
+
+def test_an_encoded_request_that_is_not_one_is_refused_and_changes_nothing() -> None:
+    pair = SessionPair()
+    pair.bind()
+    before = pair.smsc.statistics()
+    good = encode_pdu(RECEIPT)
+    for bad in (good[:-1], good + b"\0", encode_pdu(p.DeliverSmResp()), b"\0" * 8):
+        with pytest.raises(PduEncodeError):
+            pair.smsc.send_encoded_request(bad, 1.0)
+    assert pair.smsc.statistics() == before
+    request, _ = pair.smsc.send_encoded_request(good, 1.0)
+    assert request.sequence_number == 1

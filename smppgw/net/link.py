@@ -299,6 +299,24 @@ class SmppLink:
         self._rearm.set()
         return request
 
+    async def send_encoded_request(
+        self, data: bytes, callback: ResponseCallback | None = None
+    ) -> Pdu:
+        """:meth:`send_request` for a request already encoded (see
+        ``SmppConnection.send_encoded_request``); returns the bare request as sent."""
+        await self.wait_window()
+        try:
+            request, data = self.connection.send_encoded_request(data, trio.current_time())
+        except SendStateError:
+            if self.connection.state in (State.CLOSED, State.ERROR):
+                raise LinkClosed(self._close_reason or "connection lost", sent=False) from None
+            raise
+        if callback is not None:
+            self._callbacks[request.sequence_number] = callback
+        self._queue(data)
+        self._rearm.set()
+        return request
+
     async def request(self, pdu: Pdu) -> Pdu:
         """Send ``pdu`` and return its response.
 

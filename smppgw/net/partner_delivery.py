@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING
 import trio
 
 from smppgw.net.link import LinkClosed, SmppLink
-from smppgw.protocol.codec import decode_pdu
 from smppgw.protocol.errors import SmppError
 from smppgw.protocol.pdus import Pdu
 from smppgw.store import StoreError
@@ -144,8 +143,9 @@ class ReceiptDelivery:
                             live.backlog = True
                             break
                         try:
-                            await link.send_request(
-                                decode_pdu(body), partial(self._receipt_answered, live, receipt_id)
+                            # The journaled octets as they are: no decode and encode again.
+                            await link.send_encoded_request(
+                                body, partial(self._receipt_answered, live, receipt_id)
                             )
                             self.sent += 1
                             if message_id is not None:

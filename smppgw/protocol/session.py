@@ -59,6 +59,7 @@ from smppgw.protocol.codec import decode_pdu, encode_pdu, with_sequence_number
 from smppgw.protocol.errors import (
     FramingError,
     PduDecodeError,
+    PduEncodeError,
     ReceiveStateError,
     SendStateError,
 )
@@ -79,6 +80,7 @@ from smppgw.protocol.events import (
 )
 from smppgw.protocol.framer import DEFAULT_MAX_COMMAND_LENGTH, Framer
 from smppgw.protocol.pdus import (
+    PDU_CLASSES,
     RESPONSE_CLASS,
     BindReceiver,
     BindTransceiver,
@@ -387,6 +389,42 @@ class SmppConnection:
         cls = type(pdu)
         if pdu.is_response:
             raise TypeError(f"{cls.__name__} is a response: use send()")
+        new_state, seq, windowed = self._claim_request(cls)
+        data = encode_pdu(pdu, sequence_number=seq)
+        # Committed only now that encoding succeeded: a PduEncodeError changes nothing.
+        if pdu.sequence_number != seq:
+            pdu = with_sequence_number(pdu, seq)
+        self._commit_request(pdu, new_state, seq, windowed, now)
+        return pdu, data
+
+    def send_encoded_request(self, data: bytes, now: float) -> tuple[Pdu, bytes]:
+        """Send a request that is already octets (a partner's receipt is journaled as
+        the whole ``deliver_sm``): its sequence number is set in place, with no decoding
+        and encoding again. The PDU returned, and carried by the events about it, is a
+        bare PDU of the request's class with that sequence number.
+
+        Raises:
+            PduEncodeError: ``data`` is not one whole request PDU of a known command.
+        """
+        if len(data) < 16 or int.from_bytes(data[:4], "big") != len(data):
+            raise PduEncodeError(
+                f"not one whole PDU ({len(data)} octets)", command_status=CommandStatus.ESME_RSYSERR
+            )
+        cls = PDU_CLASSES.get(int.from_bytes(data[4:8], "big"))
+        if cls is None or cls.is_response:
+            raise PduEncodeError(
+                f"command_id {data[4:8].hex()} is no request we send",
+                command_status=CommandStatus.ESME_RSYSERR,
+            )
+        new_state, seq, windowed = self._claim_request(cls)
+        data = data[:12] + seq.to_bytes(4, "big") + data[16:]
+        request = cls(sequence_number=seq)
+        self._commit_request(request, new_state, seq, windowed, now)
+        return request, data
+
+    def _claim_request(self, cls: type[Pdu]) -> tuple[State, int, bool]:
+        """The checks before sending a request of ``cls``, and the number it would get;
+        nothing changes yet."""
         windowed = cls not in _CONTROL
         if windowed and self._in_window >= self._window:
             raise WindowFullError(
@@ -398,21 +436,22 @@ class SmppConnection:
         seq = self._next_seq
         while seq in self._outstanding:
             seq = seq + 1 if seq < MAX_SEQUENCE_NUMBER else 1
-        data = encode_pdu(pdu, sequence_number=seq)
-        # Committed only now that encoding succeeded: a PduEncodeError changes nothing.
+        return new_state, seq, windowed
+
+    def _commit_request(
+        self, pdu: Pdu, new_state: State, seq: int, windowed: bool, now: float
+    ) -> None:
+        cls = type(pdu)
         self._next_seq = seq + 1 if seq < MAX_SEQUENCE_NUMBER else 1
         self._state = new_state
         self._counts["req_out"] += 1
         self._touch(cls, now)
-        if pdu.sequence_number != seq:
-            pdu = with_sequence_number(pdu, seq)
         if cls in RESPONSE_CLASS:
             self._outstanding[seq] = _Pending(pdu, now, now + self._response_timeout, windowed)
             if windowed:
                 self._in_window += 1
             if cls is EnquireLink:
                 self._enquires_pending += 1
-        return pdu, data
 
     def _send_response(self, pdu: Pdu, now: float) -> bytes:
         cls = type(pdu)
