@@ -140,7 +140,9 @@ def run_mt(args: argparse.Namespace) -> list[dict[str, Any]]:
 # -- transactional latency while a marketing batch runs ----------------------------------
 
 
-def priority_config(workdir: Path, sim_port: int, server_port: int, tps: float) -> Path:
+def priority_config(
+    workdir: Path, sim_port: int, server_port: int, tps: float, marketing_backlog: int = 0
+) -> Path:
     """Two unmetered partners (no order to set up), one per traffic class."""
     path = workdir / "smppgw.yaml"
     path.write_text(
@@ -152,7 +154,8 @@ carriers:
   - {{name: sim, host: 127.0.0.1, port: {sim_port}, system_id: smppgw, password: smppgw,
       window: 64, binds: {CARRIER_BINDS}, tps: {tps}}}
 default_route: [sim]
-server: {{listen: '127.0.0.1:{server_port}', window: 256, max_pending_messages: 1000000}}
+server: {{listen: '127.0.0.1:{server_port}', window: 256, max_pending_messages: 1000000,
+  marketing_backlog: {marketing_backlog}}}
 partners:
   - {{system_id: tx, password_hash: '{hash_password(TX_PASSWORD)}',
       traffic_class: transactional, billing: unmetered}}
@@ -173,14 +176,19 @@ def _wait_submits(control_port: int, at_least: int, within: float) -> float:
     return time.time()
 
 
-def priority_case(args: argparse.Namespace, via_gateway: bool, batch: bool) -> dict[str, Any]:
-    """The paced transactional load, alone or during the batch, on fresh processes."""
+def priority_case(
+    args: argparse.Namespace, via_gateway: bool, batch: bool, capped: bool = False
+) -> dict[str, Any]:
+    """The paced transactional load, alone or during the batch, on fresh processes.
+    ``capped``: the gateway holds marketing back beyond 2 s of the carrier's rate
+    (``server.marketing_backlog``), and the batch's partner retries what is throttled."""
+    backlog = int(2 * args.carrier_tps) if capped and args.carrier_tps else 0
     with tempfile.TemporaryDirectory(prefix="smppgw-bench-") as tmp:
         workdir = Path(tmp)
         server_port = free_port()
         accounts = ("smppgw:smppgw", f"tx:{TX_PASSWORD}", f"mkt:{MKT_PASSWORD}")
         with simulator(accounts, receipt_delay_ms=0) as sim:
-            config = priority_config(workdir, sim.smpp, server_port, args.carrier_tps)
+            config = priority_config(workdir, sim.smpp, server_port, args.carrier_tps, backlog)
             with gateway(config, workdir, server_port) if via_gateway else _nothing():
                 if via_gateway:
                     wait_sessions(sim.control, CARRIER_BINDS)
@@ -199,6 +207,7 @@ def priority_case(args: argparse.Namespace, via_gateway: bool, batch: bool) -> d
                             # Straight to the simulator the batch goes at the carrier's
                             # pace: the same traffic as the SMSC sees it via the gateway.
                             rate=None if via_gateway else (args.carrier_tps or None),
+                            retry_throttled=capped,
                         )
                         # The transactional load starts once the batch is reaching the
                         # SMSC, so it runs during the batch, not before it.
@@ -226,7 +235,8 @@ def priority_case(args: argparse.Namespace, via_gateway: bool, batch: bool) -> d
     tx_start, tx_end = t["t"], t["t"] + s["duration"]
     during = (min(tx_end, all_delivered) - tx_start) / max(tx_end - tx_start, 1e-9)
     return {
-        "name": f"{'gateway' if via_gateway else 'direct'}-{'batch' if batch else 'alone'}",
+        "name": f"{'gateway' if via_gateway else 'direct'}-{'batch' if batch else 'alone'}"
+        + ("-capped" if capped else ""),
         "via_gateway": via_gateway,
         "batch": args.batch if batch else 0,
         "tx_count": args.tx_count,
@@ -273,6 +283,9 @@ def run_priority(args: argparse.Namespace) -> dict[str, Any]:
             for b in (False, True)
         )
     }
+    if args.carrier_tps:
+        capped = priority_case(args, via_gateway=True, batch=True, capped=True)
+        cases[capped["name"]] = capped
 
     def ratio(a: float, b: float) -> float:
         return round(a / b, 3) if b > 0 else float("inf")
@@ -296,6 +309,17 @@ def run_priority(args: argparse.Namespace) -> dict[str, Any]:
             # What the gateway adds over the bare simulator, during the batch.
             "gateway_over_direct_end_to_end_p99_during_batch": ratio(
                 gw_b["tx_end_to_end_p99_ms"], d_b["tx_end_to_end_p99_ms"]
+            ),
+            **(
+                {
+                    # The same batch with server.marketing_backlog at 2 s of carrier rate.
+                    "gateway_capped_batch_over_alone_end_to_end_p99": ratio(
+                        cases["gateway-batch-capped"]["tx_end_to_end_p99_ms"],
+                        gw_a["tx_end_to_end_p99_ms"],
+                    )
+                }
+                if "gateway-batch-capped" in cases
+                else {}
             ),
         },
     }
@@ -342,12 +366,12 @@ def print_tables(report: dict[str, Any]) -> None:
             "end to end = submit -> receipt back)"
         )
         print(
-            f"{'case':<14} {'batch':>7} {'submit p50':>10} {'p99':>7} "
+            f"{'case':<20} {'batch':>7} {'submit p50':>10} {'p99':>7} "
             f"{'e2e p50':>8} {'e2e p99':>8} {'during batch':>12}"
         )
         for c in p["cases"]:
             print(
-                f"{c['name']:<14} {c['batch']:>7} {c['tx_submit_p50_ms']:>10} "
+                f"{c['name']:<20} {c['batch']:>7} {c['tx_submit_p50_ms']:>10} "
                 f"{c['tx_submit_p99_ms']:>7} {c['tx_end_to_end_p50_ms']:>8} "
                 f"{c['tx_end_to_end_p99_ms']:>8} {c['tx_during_batch']:>12.0%}"
             )

@@ -175,6 +175,7 @@ def start_load(
     window: int = 64,
     receipt_timeout: float = 120.0,
     interval: float = 0.25,
+    retry_throttled: bool = False,
 ) -> Load:
     """Start ``smppgw loadgen`` (with ``--timeline``) without waiting for it, so a
     second load can run beside it. ``interval``: the timeline's resolution, finer than a
@@ -207,6 +208,8 @@ def start_load(
         argv.append("--receipts")
     if rate:
         argv += ["--rate", f"{rate:.3f}"]
+    if retry_throttled:
+        argv.append("--retry-throttled")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return Load(proc, timeline)
 

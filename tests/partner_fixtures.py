@@ -36,6 +36,7 @@ def write_partner_config(
     tps: int = 0,
     carrier_down: bool = False,
     max_pending: int = 100_000,
+    marketing_backlog: int = 0,
 ) -> Path:
     """``carrier_down``: the carrier points at a port nobody listens on, so accepted
     messages wait in its queue (to cancel or replace them there)."""
@@ -55,7 +56,8 @@ carriers:
   - {{name: sim, host: 127.0.0.1, port: {carrier_port}, system_id: gw, password: secret,
       window: 32, reconnect: {{initial: 0.1, max: 0.5}}}}
 default_route: [sim]
-server: {{listen: '127.0.0.1:{server_port}', window: 64, max_pending_messages: {max_pending}}}
+server: {{listen: '127.0.0.1:{server_port}', window: 64, max_pending_messages: {max_pending},
+  marketing_backlog: {marketing_backlog}}}
 partners:
   - system_id: acme
     password_hash: '{_HASH}'
@@ -69,6 +71,11 @@ partners:
   - system_id: mod
     password_hash: '{_HASH}'
     moderation: all
+    billing: unmetered
+  - system_id: otp
+    password_hash: '{_HASH}'
+    sources: [OTP]
+    traffic_class: transactional
     billing: unmetered
 """
     path = tmp_path / "smppgw.yaml"

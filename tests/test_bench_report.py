@@ -106,7 +106,13 @@ def test_report_smoke(tmp_path: Path) -> None:
 
     priority = report["priority"]
     names = {c["name"] for c in priority["cases"]}
-    assert names == {"gateway-alone", "gateway-batch", "direct-alone", "direct-batch"}
+    assert names == {
+        "gateway-alone",
+        "gateway-batch",
+        "direct-alone",
+        "direct-batch",
+        "gateway-batch-capped",
+    }
     for case in priority["cases"]:
         assert case["tx_accepted"] == case["tx_receipts_matched"] == 20, case["name"]
         for key in ("tx_submit_p99_ms", "tx_end_to_end_p50_ms", "tx_end_to_end_p99_ms"):

@@ -17,6 +17,7 @@ import smpplib.smpp
 import trio
 from partner_fixtures import PASSWORD, partner_daemon
 
+from smppgw.net import partner_server
 from smppgw.protocol.status import CommandStatus as S
 from smppgw.store import NewOrder, OrderKind
 
@@ -119,6 +120,70 @@ async def test_throttle_answers_throttled(tmp_path: Path) -> None:
         assert got.count(S.ESME_ROK) >= 2
         assert S.ESME_RTHROTTLED in got
         assert set(got) <= {S.ESME_ROK, S.ESME_RTHROTTLED}
+
+
+async def test_a_full_marketing_backlog_holds_marketing_back_not_otps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The carrier is down: marketing messages pile up in its queue; past the backlog,
+    # marketing submits wait for room, then are throttled; a transactional partner's
+    # still go in at once.
+    monkeypatch.setattr(partner_server, "MARKETING_HOLD", 0.3)
+    async with partner_daemon(tmp_path, carrier_down=True, marketing_backlog=3) as (
+        daemon,
+        port,
+    ):
+        assert daemon.store is not None
+        await daemon.store.create_order(
+            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
+        )
+        got = await trio.to_thread.run_sync(
+            functools.partial(_submit_statuses, port, "acme", [GOOD] * 5, one_by_one=True)
+        )
+        assert got == [S.ESME_ROK] * 3 + [S.ESME_RTHROTTLED] * 2
+        otp = {**GOOD, "source_addr": "OTP"}
+        started = trio.current_time()
+        got = await trio.to_thread.run_sync(
+            functools.partial(_submit_statuses, port, "otp", [otp] * 3, one_by_one=True)
+        )
+        assert got == [S.ESME_ROK] * 3
+        assert trio.current_time() - started < 0.3 * 3  # none of them waited
+
+
+async def test_a_marketing_submit_waits_for_room_in_the_backlog(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Room comes back (the queued messages are cancelled here, as a carrier would take
+    # them): the waiting submit is accepted, not refused.
+    monkeypatch.setattr(partner_server, "MARKETING_HOLD", 3.0)
+    async with partner_daemon(tmp_path, carrier_down=True, marketing_backlog=2) as (
+        daemon,
+        port,
+    ):
+        assert daemon.store is not None
+        await daemon.store.create_order(
+            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
+        )
+        assert (
+            await trio.to_thread.run_sync(
+                functools.partial(_submit_statuses, port, "acme", [GOOD] * 2, one_by_one=True)
+            )
+            == [S.ESME_ROK] * 2
+        )
+
+        async def drain_later() -> None:
+            await trio.sleep(0.5)
+            assert daemon.pipeline is not None
+            for queue in daemon.pipeline.queues.values():
+                while queue.get_nowait() is not None:
+                    pass
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(drain_later)
+            got = await trio.to_thread.run_sync(
+                functools.partial(_submit_statuses, port, "acme", [GOOD], one_by_one=True)
+            )
+        assert got == [S.ESME_ROK]
 
 
 @pytest.mark.parametrize("pending", [3])

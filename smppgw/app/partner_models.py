@@ -165,6 +165,11 @@ class ServerSettings(_Model):
     response_timeout: float = Field(default=10.0, gt=0, le=600)
     #: Messages waiting for a carrier above which submits get ESME_RMSGQFUL.
     max_pending_messages: int = Field(default=100_000, ge=1, le=100_000_000)
+    #: Marketing messages waiting for a carrier above which marketing partners' submits
+    #: get ESME_RTHROTTLED (they retry later); transactional partners are not held back.
+    #: A batch is then taken about as fast as the carriers send it, instead of at the
+    #: gateway's full speed, which left OTPs waiting for the CPU. 0: no such limit.
+    marketing_backlog: int = Field(default=0, ge=0, le=100_000_000)
     #: Failed binds from one address answered at once; later ones wait 1, 2, 4... s.
     bind_failures_before_delay: int = Field(default=3, ge=0, le=1000)
     bind_failure_delay_max: float = Field(default=30.0, ge=0, le=3600)

@@ -549,6 +549,11 @@ class MtPipeline:
         """Messages waiting in all carrier queues (cheap: admission reads it per batch)."""
         return sum(len(q) for q in self.queues.values())
 
+    @property
+    def queued_marketing(self) -> int:
+        """Marketing messages (lane 0) waiting in all carrier queues."""
+        return sum(q.depth(0) for q in self.queues.values())
+
     def statistics(self) -> MtStatistics:
         c = self._counts
         return MtStatistics(

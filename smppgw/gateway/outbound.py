@@ -112,6 +112,10 @@ class CarrierQueue:
     def __len__(self) -> int:
         return sum(len(lane) for lane in self._lanes)
 
+    def depth(self, lane: int) -> int:
+        """Messages waiting in one lane (0 marketing, 1 transactional)."""
+        return len(self._lanes[lane])
+
     def put(self, message: OutboundMessage) -> None:
         self._lanes[message.lane].append(message)
         self._put += 1

@@ -114,6 +114,10 @@ class _AddressGate:
 #: Concurrent scrypt password checks (each ~16 MiB, ~50 ms): more would only queue on
 #: two cores anyway, and this caps the memory a bind flood can take.
 PASSWORD_CHECKS_AT_ONCE = 4
+#: Seconds a marketing submit waits for room in the marketing backlog before it is
+#: refused ESME_RTHROTTLED, and how often the room is looked at meanwhile.
+MARKETING_HOLD = 5.0
+MARKETING_POLL = 0.02
 
 
 class PartnerServer:
@@ -404,6 +408,10 @@ class PartnerServer:
             for item in items:
                 self._reject(link, item, CommandStatus.ESME_RMSGQFUL, system_id, whole=True)
             return
+        if self._marketing_held_back(system_id) and not await self._marketing_room():
+            for item in items:
+                self._reject(link, item, CommandStatus.ESME_RTHROTTLED, system_id, whole=True)
+            return
         now = trio.current_time()
         admitted: list[tuple[Submit, Admitted]] = []
         for item in items:
@@ -446,6 +454,29 @@ class PartnerServer:
                 link.respond(make_response(item.request, message_id=str(result)))
             if not verdict.hold:
                 self.pipeline.enqueue(OutboundMessage.of(result, verdict.message))
+
+    def _marketing_held_back(self, system_id: str) -> bool:
+        """A marketing partner waits while the carriers' marketing backlog is full."""
+        limit = getattr(self.settings, "marketing_backlog", 0)
+        if not limit or self.pipeline.queued_marketing < limit:
+            return False
+        partner = self.partners.get(system_id)
+        return str(getattr(partner, "traffic_class", "marketing")) != "transactional"
+
+    async def _marketing_room(self) -> bool:
+        """Wait (up to ``MARKETING_HOLD`` seconds) for the marketing backlog to go under
+        its limit. Meanwhile this session's reads wait too, so the partner's window
+        fills and it stops sending: the batch costs no CPU while it waits, where
+        refusing at once had it resend as fast as it was refused. False: still full,
+        refuse (the partner must not time out waiting for our answers)."""
+        limit = self.settings.marketing_backlog
+        for _ in range(round(MARKETING_HOLD / MARKETING_POLL)):
+            # Polled: the queues are drained by every carrier bind, one message at a
+            # time; a look every 20 ms per waiting session costs nothing.
+            await trio.sleep(MARKETING_POLL)
+            if self.pipeline.queued_marketing < limit:
+                return True
+        return False
 
     def _metered(self, system_id: str) -> bool:
         """Whether quota applies: every partner whose billing is not ``unmetered``."""
