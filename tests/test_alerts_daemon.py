@@ -9,6 +9,7 @@ import trio
 from carrier_fixtures import wait_for
 from daemon_fixtures import free_port
 from partner_fixtures import smpplib_partner, write_partner_config
+from structlog.testing import capture_logs
 from test_alerts_service import smtp_server
 
 from smppgw.app.config import load_config
@@ -61,3 +62,26 @@ alerts:
             assert len(alert_sms()) == 2
             assert len(box.mails) == 2
             daemon.request_stop()
+
+
+async def test_contacts_of_a_partner_added_from_the_cli_are_accepted(tmp_path: Path) -> None:
+    """``partner_contacts`` may name a partner the config file does not have (added with
+    ``smppgw partner add``: it is in the journal); one that is nowhere is warned of."""
+    path = write_partner_config(tmp_path, sim_port=free_port(), server_port=free_port())
+    path.write_text(
+        path.read_text()
+        + """
+alerts:
+  partner_contacts:
+    ghost: {msisdns: ["84913000000"]}
+"""
+    )
+    config = load_config(path)  # was refused: "no partner with system_id 'ghost'"
+    assert "ghost" in config.alerts.partner_contacts
+    daemon = Daemon(config, path, handle_signals=False, grace=1.0)
+    with capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            daemon.request_stop()
+    warned = [e for e in logs if e["event"] == "alert contacts for an unknown partner"]
+    assert [e["key"] for e in warned] == ["alerts.partner_contacts.ghost"]

@@ -25,7 +25,8 @@
 
 Why the contacts live here and not on the partners: an alert's recipients are the
 alert service's business; ``partner_contacts`` is keyed by ``system_id`` and checked
-against the partners by :func:`alert_problems` (called from ``Config``'s cross-checks).
+against the partners by :func:`alert_problems` (the daemon warns of those naming no
+partner of the config or the journal: partners added from the CLI are not in the file).
 The SMTP password comes from the environment only (``password_env``), is resolved during
 validation (an unset variable fails ``check-config``) and is a ``SecretStr``: never in a
 log line, a ``repr`` or an error message.
@@ -318,8 +319,8 @@ class AlertSettings(_Model):
 def alert_problems(
     settings: AlertSettings, partner_ids: Iterable[str]
 ) -> list[tuple[tuple[str | int, ...], str]]:
-    """Rules across sections: ``partner_contacts`` must name configured partners. Each
-    problem with its location below ``Config`` (for ``CrossFieldError``)."""
+    """``partner_contacts`` naming none of ``partner_ids``, each with its location below
+    ``Config``."""
     known = set(partner_ids)
     return [
         (("alerts", "partner_contacts", system_id), f"no partner with system_id {system_id!r}")

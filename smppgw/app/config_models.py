@@ -448,7 +448,6 @@ class Config(_Model):
                 if other.enabled and _same_socket(self.server.listen, other.listen):
                     problems.append((("server", "listen"), f"the same address as {key}.listen"))
         problems += partner_models.partner_problems(self.partners)
-        problems += alert_models.alert_problems(self.alerts, [p.system_id for p in self.partners])
         if problems:
             raise CrossFieldError(problems)
         return self

@@ -45,6 +45,7 @@ from smppgw.alerts.service import AlertService
 from smppgw.app.admin import AdminCommands, serve_admin
 from smppgw.app.admin_imports import register_import_commands
 from smppgw.app.admin_records import register_record_commands
+from smppgw.app.alert_models import alert_problems
 from smppgw.app.config import ConfigError, load_config
 from smppgw.app.logs import configure_logging
 from smppgw.app.metrics import GatewayMetrics
@@ -224,6 +225,7 @@ class Daemon:
             await running_carrier.client.inbound.replay_unapplied(unapplied)
         # The config's partners with the accounts changed from the CLI (partner_account).
         self.partners = await load_partners(self.store, cfg.partners)
+        self._check_alert_contacts()
         if cfg.server.enabled:
             # Last: partners' work is taken only once the journal, the pipeline and the
             # carriers are in place.
@@ -280,6 +282,7 @@ class Daemon:
         live sessions of partners disabled or gone are unbound."""
         before = {p.system_id for p in self.partners if p.enabled}
         self.partners = partners
+        self._check_alert_contacts()
         if self.server is None:
             return
         self.server.reconfigure(self.config.server, partner_map(partners))
@@ -287,6 +290,16 @@ class Daemon:
         if gone:
             count = await self.server.drop_partners(gone, self.grace)
             log.info("partners disabled: live sessions unbound", partners=sorted(gone), count=count)
+
+    def _check_alert_contacts(self) -> None:
+        """``alerts.partner_contacts`` naming no partner: a typo, or a partner removed.
+        Warned, not refused: a partner added from the CLI is in the journal, not in the
+        config file the contacts are checked against when it is read."""
+        known = [p.system_id for p in self.partners]
+        for key, reason in alert_problems(self.config.alerts, known):
+            log.warning(
+                "alert contacts for an unknown partner", key=".".join(map(str, key)), reason=reason
+            )
 
     def _submit_replies(self, ids: list[int], messages: list[NewMessage]) -> None:
         """Journaled scenario replies go out like any accepted message."""
