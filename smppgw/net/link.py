@@ -45,7 +45,7 @@ import contextlib
 import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 import trio
@@ -75,6 +75,7 @@ log = structlog.get_logger("smppgw.link")
 RequestHandler = Callable[["SmppLink", Sequence[Pdu]], Awaitable[None]]
 #: ``callback(request, response_or_error)``, called from the reader or timer task.
 ResponseCallback = Callable[[Pdu, "Pdu | BaseException"], None]
+_T = TypeVar("_T")
 
 _RECEIVE_SIZE = 65536
 
@@ -286,18 +287,7 @@ class SmppLink:
         Returns the request as sent (with its sequence number).
         """
         await self.wait_window()
-        try:
-            request, data = self.connection.send_request(pdu, trio.current_time())
-        except SendStateError:
-            if self.connection.state in (State.CLOSED, State.ERROR):
-                # EOF already seen, the link is winding down: not our caller's bug.
-                raise LinkClosed(self._close_reason or "connection lost", sent=False) from None
-            raise
-        if callback is not None:
-            self._callbacks[request.sequence_number] = callback
-        self._queue(data)
-        self._rearm.set()
-        return request
+        return self._sent(self._prepared(self.connection.send_request, pdu), callback)
 
     async def send_encoded_request(
         self, data: bytes, callback: ResponseCallback | None = None
@@ -305,12 +295,21 @@ class SmppLink:
         """:meth:`send_request` for a request already encoded (see
         ``SmppConnection.send_encoded_request``); returns the bare request as sent."""
         await self.wait_window()
+        return self._sent(self._prepared(self.connection.send_encoded_request, data), callback)
+
+    def _prepared(
+        self, prepare: Callable[[_T, float], tuple[Pdu, bytes]], what: _T
+    ) -> tuple[Pdu, bytes]:
         try:
-            request, data = self.connection.send_encoded_request(data, trio.current_time())
+            return prepare(what, trio.current_time())
         except SendStateError:
             if self.connection.state in (State.CLOSED, State.ERROR):
+                # EOF already seen, the link is winding down: not our caller's bug.
                 raise LinkClosed(self._close_reason or "connection lost", sent=False) from None
             raise
+
+    def _sent(self, prepared: tuple[Pdu, bytes], callback: ResponseCallback | None) -> Pdu:
+        request, data = prepared
         if callback is not None:
             self._callbacks[request.sequence_number] = callback
         self._queue(data)
