@@ -139,3 +139,65 @@ def test_a_reservation_settled_already_is_not_settled_again(tmp_path: Path) -> N
     assert outcomes.mark_final(conn, finals, NOW) == [True, True]
     conn.execute("COMMIT")
     assert _sums(conn) == [(1, 0, 3)]
+
+
+_CHAINS = [("child", "parent"), ("parent",), ("other",), ("child",)]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["child", "parent", "other"]), st.integers(0, 12), st.integers(1, 3)
+        ),
+        max_size=5,
+    ),
+    st.lists(
+        st.tuples(
+            st.sampled_from(range(len(_CHAINS))),
+            st.lists(st.one_of(st.none(), st.integers(1, 4)), min_size=1, max_size=6),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+)
+def test_merged_admissions_of_several_sessions_match_one_by_one(
+    orders: list[tuple[str, int, int]], batches: list[tuple[int, list[int | None]]]
+) -> None:
+    """Sessions' batches merged in one commit (``admit_many``), with payer chains that
+    may share payers: each message ends where reserving one by one, in order, puts it."""
+    with tempfile.TemporaryDirectory() as directory:
+        merged_db = _db(directory, "merged.db", orders)
+        one_db = _db(directory, "one.db", orders)
+        payloads = [
+            ([_msg()] * len(parts), parts, [_CHAINS[c]] * len(parts), NOW) for c, parts in batches
+        ]
+        merged_db.execute("BEGIN")
+        got = journal.admit_many(JournalState(1), merged_db, payloads)  # type: ignore[arg-type]
+        merged_db.execute("COMMIT")
+        one_db.execute("BEGIN")
+        want: list[list[object]] = []
+        for c, parts in batches:
+            row: list[object] = []
+            for p in parts:
+                held: Reservation | QuotaRefusal | None = None
+                if p is not None:
+                    for payer in _CHAINS[c]:
+                        held = quota.reserve(one_db, payer, p, NOW)
+                        if not isinstance(held, QuotaRefusal) or held.reason != "no_order":
+                            break
+                row.append(held)
+            want.append(row)
+        one_db.execute("COMMIT")
+        assert _sums(merged_db) == _sums(one_db)
+        order_of = dict(merged_db.execute("SELECT id, order_id FROM mt_message").fetchall())
+        assert [len(r) for r in got] == [len(r) for r in want]
+        for got_row, want_row in zip(got, want, strict=True):
+            for g, w in zip(got_row, want_row, strict=True):
+                if isinstance(w, QuotaRefusal):
+                    assert g == w
+                else:
+                    assert isinstance(g, int)
+                    assert order_of[g] == (None if w is None else w.order_id)
+        merged_db.close()
+        one_db.close()

@@ -38,6 +38,7 @@ __all__ = [
     "accept",
     "accept_many",
     "admit",
+    "admit_many",
     "cancel_queued",
     "get_message",
     "held_messages",
@@ -158,22 +159,62 @@ def _reserve_at_once(
     payers: Sequence[Sequence[str]] | None,
     known_orders: dict[str, list[int]],
 ) -> dict[int, Reservation]:
-    """The reservations of every metered message of the batch in one update, when they
-    all have the same payers and fit on the order the first would get (a session's
-    batch, usually); else none, and :func:`admit` reserves message by message."""
-    metered = [i for i, parts in enumerate(quota_parts) if parts is not None]
-    wanted = [parts for parts in quota_parts if parts is not None]
-    if len(wanted) < 2 or min(wanted) <= 0:
-        return {}
-    chains = {tuple(payers[i]) if payers is not None else (msgs[i].partner,) for i in metered}
-    if len(chains) != 1:
-        return {}
-    for payer in next(iter(chains)):
-        orders = paying_orders(conn, payer, now, known_orders=known_orders)
-        if orders:
-            run = reserve_run(conn, orders[0], wanted, ms(now))
-            return {} if run is None else dict(zip(metered, run, strict=True))
-    return {}
+    """The reservations of the batch's metered messages, one update per payer chain
+    when that chain's messages fit whole on the order the first of them would get (the
+    batches of a partner's sessions, usually); the others are left to :func:`admit`,
+    message by message. Only when no two chains share a payer: then no order is drawn on
+    by two chains, and the outcome is the one message by message would have."""
+    by_chain: dict[tuple[str, ...], list[int]] = {}
+    for i, parts in enumerate(quota_parts):
+        if parts is None:
+            continue
+        if parts <= 0:
+            return {}  # reserve() refuses it, message by message
+        chain = tuple(payers[i]) if payers is not None else (msgs[i].partner,)
+        by_chain.setdefault(chain, []).append(i)
+    payers_seen: set[str] = set()
+    for chain in by_chain:
+        if payers_seen.intersection(chain):
+            return {}
+        payers_seen.update(chain)
+    out: dict[int, Reservation] = {}
+    for chain, indexes in by_chain.items():
+        if len(indexes) < 2:
+            continue
+        for payer in chain:
+            orders = paying_orders(conn, payer, now, known_orders=known_orders)
+            if orders:
+                wanted = [quota_parts[i] or 0 for i in indexes]
+                run = reserve_run(conn, orders[0], wanted, ms(now))
+                if run is not None:
+                    out.update(zip(indexes, run, strict=True))
+                break
+    return out
+
+
+def admit_many(
+    state: JournalState,
+    conn: sqlite3.Connection,
+    payloads: list[
+        tuple[Sequence[NewMessage], Sequence[int | None], Sequence[Sequence[str]] | None, float]
+    ],
+) -> list[list[int | QuotaRefusal]]:
+    """:func:`admit` for several callers' batches at once (the writer's merge function
+    for admission; bind ``state`` once): one reservation pass and one insert for the
+    sessions that submitted during the previous commit. Their messages are taken in the
+    order the batches came, and journaled at the first batch's time."""
+    msgs: list[NewMessage] = []
+    parts: list[int | None] = []
+    chains: list[Sequence[str]] = []
+    bounds: list[tuple[int, int]] = []
+    for batch, batch_parts, batch_payers, _ in payloads:
+        start = len(msgs)
+        msgs.extend(batch)
+        parts.extend(batch_parts)
+        chains.extend(batch_payers if batch_payers is not None else [(m.partner,) for m in batch])
+        bounds.append((start, len(msgs)))
+    results = admit(conn, state, msgs, parts, payloads[0][3], chains)
+    return [results[start:end] for start, end in bounds]
 
 
 def accept_many(

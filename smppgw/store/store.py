@@ -107,6 +107,7 @@ class Store:
             self._path, self._config, prepare=self._journal.load, clock=clock
         )
         self._accept_many = partial(journal.accept_many, self._journal)  # one object: merges
+        self._admit_many = partial(journal.admit_many, self._journal)
         self._readers = ReaderPool(self._path, self._config.readers, self._config.busy_timeout)
 
     @property
@@ -170,16 +171,10 @@ class Store:
         per message its id once durable, or the :class:`QuotaRefusal`."""
         if not msgs:
             return []
-        fn = partial(
-            journal.admit,
-            state=self._journal,
-            msgs=msgs,
-            quota_parts=quota_parts,
-            now=self._clock(),
-            payers=payers,
-        )
-        result: list[int | QuotaRefusal] = await self._writer.submit(
-            fn, rows=len(msgs), nowait=nowait
+        # Merged with the other sessions' admissions of the same commit: one pass.
+        payload = (msgs, quota_parts, payers, self._clock())
+        result: list[int | QuotaRefusal] = await self._writer.submit_merged(
+            self._admit_many, payload, rows=len(msgs), nowait=nowait
         )
         return result
 
