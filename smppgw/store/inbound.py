@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ack_receipts",
+    "ack_receipts_many",
     "enqueue_receipts",
     "journal_inbound",
+    "journal_inbound_many",
     "mark_inbound_processed",
     "pending_receipts",
     "unprocessed_inbound",
@@ -186,6 +188,19 @@ def pending_receipts(conn: sqlite3.Connection, partner: str, limit: int) -> list
         )
         for r in rows
     ]
+
+
+def journal_inbound_many(
+    conn: sqlite3.Connection, payloads: list[tuple[Sequence[NewInbound], float]]
+) -> list[list[InboundResult]]:
+    """:func:`journal_inbound` for several binds' reads at once (the writer's merge
+    function: one savepoint for all of them instead of one each)."""
+    return [journal_inbound(conn, items, now) for items, now in payloads]
+
+
+def ack_receipts_many(conn: sqlite3.Connection, payloads: list[Sequence[int]]) -> list[int]:
+    """:func:`ack_receipts` for several partners' acknowledgements at once (merged)."""
+    return [ack_receipts(conn, ids) for ids in payloads]
 
 
 def ack_receipts(conn: sqlite3.Connection, ids: Iterable[int]) -> int:

@@ -281,8 +281,10 @@ class Store:
         self, items: Sequence[NewInbound], *, nowait: bool = False
     ) -> list[InboundResult]:
         """Journal inbound deliver_sm once per (smsc, dedup_key); acknowledge after this."""
-        fn = partial(inbound.journal_inbound, items=items, now=self._clock())
-        return await self._writer.submit(fn, rows=len(items), nowait=nowait)
+        result: list[InboundResult] = await self._writer.submit_merged(
+            inbound.journal_inbound_many, (items, self._clock()), rows=len(items), nowait=nowait
+        )
+        return result
 
     async def mark_inbound_processed(self, ids: Iterable[int], *, nowait: bool = False) -> None:
         ids = list(ids)
@@ -303,9 +305,10 @@ class Store:
 
     async def ack_receipts(self, ids: Iterable[int], *, nowait: bool = False) -> int:
         ids = list(ids)
-        return await self._writer.submit(
-            partial(inbound.ack_receipts, ids=ids), rows=len(ids), nowait=nowait
+        count: int = await self._writer.submit_merged(
+            inbound.ack_receipts_many, ids, rows=len(ids), nowait=nowait
         )
+        return count
 
     # ------------------------------------------------------------------ orders and quota
 
