@@ -366,9 +366,9 @@ def test_sequence_wraps_and_skips_outstanding() -> None:
     # Come around again while 0x7FFFFFFF, 1 and 2 are outstanding.
     conn.receive_data(encode_pdu(p.EnquireLinkResp(sequence_number=0x7FFFFFFE)), 0.0)
     assert isinstance(conn.next_event(), ResponseReceived)
-    conn._next_seq = 0x7FFFFFFF  # a test-only shortcut past two billion requests
+    conn._outstanding._next_seq = 0x7FFFFFFF  # a test-only shortcut past two billion requests
     assert conn.send_request(p.EnquireLink(), 0.0)[0].sequence_number == 3
-    conn._next_seq = 0x7FFFFFFE
+    conn._outstanding._next_seq = 0x7FFFFFFE
     assert conn.send_request(p.EnquireLink(), 0.0)[0].sequence_number == 0x7FFFFFFE
 
 

@@ -27,17 +27,9 @@ The events, :data:`NEED_DATA`, the statistics snapshot, ``make_response`` and
 this module.
 
 Which PDU is legal when is not decided here but in ``states.py`` (its Rule 1); this
-module adds what needs sequence numbers and time: the map of outstanding requests, the
-window, the requests we owe an answer to, and the timers.
-
-Outstanding requests are a dict in send order. With one ``response_timeout`` for all
-requests and ``now`` never going backwards (``trio.current_time()`` is monotonic), send
-order is deadline order, so the earliest deadline is the first entry and expiry pops from
-the front: O(1) per request instead of a heap.
-
-The window counts the requests that carry traffic. ``enquire_link``, ``unbind`` and binds
-do not use a slot: control must never queue behind a full window of ``submit_sm``, or a
-stalled SMSC could not even be probed.
+module adds what needs sequence numbers and time: the keep-alive timers here, our
+requests awaiting an answer in ``outstanding.py`` (sequence numbers, the window,
+response deadlines) and the peer's requests we owe an answer in ``owed.py``.
 
 Error handling:
     Out-of-state and malformed PDUs are not sticky: the session answers and goes on, as
@@ -52,8 +44,6 @@ other than enquire_link in either direction, the way SMSCs decide to drop idle b
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 from smppgw.protocol.codec import decode_pdu, encode_pdu, with_sequence_number
 from smppgw.protocol.errors import (
@@ -79,17 +69,15 @@ from smppgw.protocol.events import (
     make_response,
 )
 from smppgw.protocol.framer import DEFAULT_MAX_COMMAND_LENGTH, Framer
+from smppgw.protocol.outstanding import MAX_SEQUENCE_NUMBER, OutstandingRequests
+from smppgw.protocol.owed import OwedAnswers
 from smppgw.protocol.pdus import (
     PDU_CLASSES,
     RESPONSE_CLASS,
-    BindReceiver,
-    BindTransceiver,
-    BindTransmitter,
     EnquireLink,
     EnquireLinkResp,
     GenericNack,
     Pdu,
-    Unbind,
 )
 from smppgw.protocol.states import BOUND_STATES, Role, State, is_legal, transition
 from smppgw.protocol.status import CommandStatus
@@ -113,20 +101,9 @@ __all__ = [
 ]
 
 #: SMPP 3.4 section 3.2: sequence numbers run 0x00000001..0x7FFFFFFF.
-MAX_SEQUENCE_NUMBER = 0x7FFFFFFF
 
-#: Requests that do not take a window slot (see the theory of operation).
-_CONTROL = frozenset({EnquireLink, Unbind, BindTransmitter, BindReceiver, BindTransceiver})
 #: PDUs that do not count as activity for the inactivity timeout.
 _KEEPALIVE = frozenset({EnquireLink, EnquireLinkResp})
-
-
-@dataclass(slots=True)
-class _Pending:
-    request: Pdu
-    sent_at: float
-    deadline: float
-    windowed: bool
 
 
 class SmppConnection:
@@ -160,30 +137,14 @@ class SmppConnection:
         now: float | None = None,
         first_sequence_number: int = 1,
     ) -> None:
-        if window < 1:
-            raise ValueError("window must be at least 1")
-        if not 1 <= first_sequence_number <= MAX_SEQUENCE_NUMBER:
-            raise ValueError("first_sequence_number must be in 1..0x7FFFFFFF")
+        self._outstanding = OutstandingRequests(window, response_timeout, first_sequence_number)
         self.role = role
         self._peer = role.peer
-        self._window = window
         self._enquire_interval = enquire_link_interval
-        self._response_timeout = response_timeout
         self._inactivity_timeout = inactivity_timeout
         self._framer = Framer(max_command_length)
         self._state = State.OPEN
-        self._next_seq = first_sequence_number
-        self._outstanding: dict[int, _Pending] = {}
-        self._in_window = 0
-        self._enquires_pending = 0
-        self._owed: dict[int, type[Pdu]] = {}  # the peer's requests we must answer
-        # PDUs refused on receipt (malformed, out of state) whose error answer is due,
-        # by sequence number: that answer must not be taken for the answer to an owed
-        # request the peer gave the same sequence number (found by fuzzing).
-        self._refused: dict[int, int] = {}
-        # Requests received while another with the same sequence number is still owed
-        # (a peer reusing numbers): owed after it, so neither answer fails (fuzzing).
-        self._owed_more: dict[int, list[type[Pdu]]] = {}
+        self._owed = OwedAnswers()  # the peer's requests we must answer
         self._now = 0.0  # the time of the last receive_data
         self._eof = False
         self._closed_event: ConnectionClosed | None = None
@@ -207,12 +168,12 @@ class SmppConnection:
     @property
     def window_available(self) -> int:
         """Free window slots (the trio layer's semaphore mirrors this)."""
-        return self._window - self._in_window
+        return self._outstanding.window - self._outstanding.in_window
 
     @property
     def can_send_request(self) -> bool:
         """Whether a traffic request would find a window slot now."""
-        return self._in_window < self._window
+        return self._outstanding.in_window < self._outstanding.window
 
     def can_send(self, pdu_type: type[Pdu]) -> bool:
         """Whether the state allows us to send a (successful) ``pdu_type`` now."""
@@ -220,7 +181,7 @@ class SmppConnection:
 
     def outstanding_requests(self) -> tuple[Pdu, ...]:
         """Our requests awaiting an answer, oldest first."""
-        return tuple(p.request for p in self._outstanding.values())
+        return self._outstanding.requests()
 
     def statistics(self) -> SessionStatistics:
         c = self._counts
@@ -228,9 +189,9 @@ class SmppConnection:
             role=self.role,
             state=self._state,
             outstanding=len(self._outstanding),
-            window_size=self._window,
-            window_used=self._in_window,
-            awaiting_our_response=len(self._owed) + sum(map(len, self._owed_more.values())),
+            window_size=self._outstanding.window,
+            window_used=self._outstanding.in_window,
+            awaiting_our_response=len(self._owed),
             requests_sent=c["req_out"],
             requests_received=c["req_in"],
             responses_sent=c["resp_out"],
@@ -287,7 +248,7 @@ class SmppConnection:
         try:
             pdu = decode_pdu(frame)
         except PduDecodeError as exc:
-            self._note_refused(exc.sequence_number)
+            self._owed.refused(exc.sequence_number)
             raise
         cls = type(pdu)
         if cls not in _KEEPALIVE:
@@ -297,7 +258,7 @@ class SmppConnection:
         try:
             self._state = transition(self._state, self._peer, cls)
         except SendStateError as exc:
-            self._note_refused(pdu.sequence_number)
+            self._owed.refused(pdu.sequence_number)
             raise ReceiveStateError(
                 exc.args[0],
                 command_status=exc.command_status,
@@ -305,16 +266,8 @@ class SmppConnection:
                 command_id=exc.command_id,
             ) from None
         self._counts["req_in"] += 1
-        if cls in RESPONSE_CLASS:
-            if pdu.sequence_number in self._owed:
-                self._owed_more.setdefault(pdu.sequence_number, []).append(cls)
-            else:
-                self._owed[pdu.sequence_number] = cls
+        self._owed.received(pdu.sequence_number, cls)
         return pdu
-
-    def _note_refused(self, seq: int | None) -> None:
-        if seq is not None:
-            self._refused[seq] = self._refused.get(seq, 0) + 1
 
     def _receive_response(self, pdu: Pdu) -> Event:
         self._counts["resp_in"] += 1
@@ -345,7 +298,7 @@ class SmppConnection:
                 sequence_number=seq,
                 command_id=exc.command_id,
             ) from None
-        self._forget(seq, pending)
+        self._outstanding.forget(seq, pending)
         return ResponseReceived(
             request=pending.request, response=pdu, elapsed=self._now - pending.sent_at
         )
@@ -356,7 +309,7 @@ class SmppConnection:
         clean = self._state is State.CLOSED and self._framer.buffered == 0
         if self._state is not State.ERROR:
             self._state = State.CLOSED
-        event = ConnectionClosed(clean=clean, unanswered=self._abandon())
+        event = ConnectionClosed(clean=clean, unanswered=self._outstanding.abandon())
         self._closed_event = event
         return event
 
@@ -389,7 +342,8 @@ class SmppConnection:
         cls = type(pdu)
         if pdu.is_response:
             raise TypeError(f"{cls.__name__} is a response: use send()")
-        new_state, seq, windowed = self._claim_request(cls)
+        seq, windowed = self._outstanding.claim(cls)
+        new_state = transition(self._state, self.role, cls)
         data = encode_pdu(pdu, sequence_number=seq)
         # Committed only now that encoding succeeded: a PduEncodeError changes nothing.
         if pdu.sequence_number != seq:
@@ -416,69 +370,35 @@ class SmppConnection:
                 f"command_id {data[4:8].hex()} is no request we send",
                 command_status=CommandStatus.ESME_RSYSERR,
             )
-        new_state, seq, windowed = self._claim_request(cls)
+        seq, windowed = self._outstanding.claim(cls)
+        new_state = transition(self._state, self.role, cls)
         data = data[:12] + seq.to_bytes(4, "big") + data[16:]
         request = cls(sequence_number=seq)
         self._commit_request(request, new_state, seq, windowed, now)
         return request, data
 
-    def _claim_request(self, cls: type[Pdu]) -> tuple[State, int, bool]:
-        """The checks before sending a request of ``cls``, and the number it would get;
-        nothing changes yet."""
-        windowed = cls not in _CONTROL
-        if windowed and self._in_window >= self._window:
-            raise WindowFullError(
-                f"window of {self._window} is full",
-                command_status=CommandStatus.ESME_RMSGQFUL,
-                command_id=cls.command_id,
-            )
-        new_state = transition(self._state, self.role, cls)
-        seq = self._next_seq
-        while seq in self._outstanding:
-            seq = seq + 1 if seq < MAX_SEQUENCE_NUMBER else 1
-        return new_state, seq, windowed
-
     def _commit_request(
         self, pdu: Pdu, new_state: State, seq: int, windowed: bool, now: float
     ) -> None:
-        cls = type(pdu)
-        self._next_seq = seq + 1 if seq < MAX_SEQUENCE_NUMBER else 1
         self._state = new_state
         self._counts["req_out"] += 1
-        self._touch(cls, now)
-        if cls in RESPONSE_CLASS:
-            self._outstanding[seq] = _Pending(pdu, now, now + self._response_timeout, windowed)
-            if windowed:
-                self._in_window += 1
-            if cls is EnquireLink:
-                self._enquires_pending += 1
+        self._touch(type(pdu), now)
+        self._outstanding.add(pdu, seq, windowed, now)
 
     def _send_response(self, pdu: Pdu, now: float) -> bytes:
         cls = type(pdu)
         seq = pdu.sequence_number
-        refused = self._refused.get(seq)
-        if refused and (pdu.command_status != 0 or cls is GenericNack):
+        if self._owed.is_refusal_answer(pdu):
             # The error answer to a PDU refused on receipt: legal in every state but
             # CLOSED (ERROR: a generic_nack only), it moves nothing and leaves an owed
             # request with the same sequence number owed.
             transition(self._state, self.role, cls, command_status=pdu.command_status)
             data = encode_pdu(pdu)
-            if refused == 1:
-                del self._refused[seq]
-            else:
-                self._refused[seq] = refused - 1
+            self._owed.refusal_answered(seq)
             self._counts["resp_out"] += 1
             self._touch(cls, now)
             return data
-        owed = self._owed.get(seq)
-        more = self._owed_more.get(seq)
-        if owed is not None and more and cls is not GenericNack and RESPONSE_CLASS[owed] is not cls:
-            # Answers to requests sharing a sequence number may come in any order.
-            for i, other in enumerate(more):
-                if RESPONSE_CLASS[other] is cls:
-                    more[i], owed = owed, other
-                    self._owed[seq] = owed
-                    break
+        owed = self._owed.answered_by(pdu)
         if owed is None:
             if pdu.command_status == 0:
                 raise SendStateError(
@@ -506,11 +426,7 @@ class SmppConnection:
         data = encode_pdu(pdu)
         self._state = new_state
         if owed is not None:
-            del self._owed[seq]
-            if more:
-                self._owed[seq] = more.pop(0)
-                if not more:
-                    del self._owed_more[seq]
+            self._owed.settle(seq)
         self._counts["resp_out"] += 1
         self._touch(cls, now)
         return data
@@ -546,21 +462,7 @@ class SmppConnection:
         caller can retry them elsewhere."""
         if self._state is not State.ERROR:
             self._state = State.CLOSED
-        return self._abandon()
-
-    def _abandon(self) -> tuple[Pdu, ...]:
-        requests = tuple(p.request for p in self._outstanding.values())
-        self._outstanding.clear()
-        self._in_window = 0
-        self._enquires_pending = 0
-        return requests
-
-    def _forget(self, seq: int, pending: _Pending) -> None:
-        del self._outstanding[seq]
-        if pending.windowed:
-            self._in_window -= 1
-        if type(pending.request) is EnquireLink:
-            self._enquires_pending -= 1
+        return self._outstanding.abandon()
 
     # -- timers ------------------------------------------------------------------------
 
@@ -568,7 +470,7 @@ class SmppConnection:
         if (
             self._enquire_interval is None
             or self._last_received is None
-            or self._enquires_pending
+            or self._outstanding.enquires
             or self._state in (State.CLOSED, State.ERROR)
         ):
             return None
@@ -588,8 +490,9 @@ class SmppConnection:
         response deadline, the enquire_link due time, the inactivity limit; None when
         no timer is armed. Recompute it after every call that changes the session."""
         candidates = [t for t in (self._enquire_at(), self._inactive_at()) if t is not None]
-        if self._outstanding:
-            candidates.append(next(iter(self._outstanding.values())).deadline)
+        request_due = self._outstanding.next_deadline()
+        if request_due is not None:
+            candidates.append(request_due)
         return min(candidates) if candidates else None
 
     def handle_timeout(self, now: float) -> list[Event]:
@@ -598,12 +501,7 @@ class SmppConnection:
         :class:`EnquireLinkDue`, :class:`InactivityTimeout`. An event not acted upon is
         reported again one period later, never in a busy loop."""
         events: list[Event] = []
-        outstanding = self._outstanding
-        while outstanding:
-            seq, pending = next(iter(outstanding.items()))
-            if pending.deadline > now:
-                break
-            self._forget(seq, pending)
+        for pending in self._outstanding.expire(now):
             self._counts["timeouts"] += 1
             elapsed = now - pending.sent_at
             if type(pending.request) is EnquireLink:
