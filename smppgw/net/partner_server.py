@@ -457,7 +457,7 @@ class PartnerServer:
 
     def _marketing_held_back(self, system_id: str) -> bool:
         """A marketing partner waits while the carriers' marketing backlog is full."""
-        limit = getattr(self.settings, "marketing_backlog", 0)
+        limit = self.settings.marketing_backlog
         if not limit or self.pipeline.queued_marketing < limit:
             return False
         partner = self.partners.get(system_id)

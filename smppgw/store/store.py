@@ -269,12 +269,6 @@ class Store:
         fn = partial(outcome_writes.apply_outcomes, batch=batch, now=self._clock())
         return await self._writer.submit(fn, rows=max(1, batch.rows), nowait=nowait)
 
-    async def record_part_states(
-        self, items: Sequence[tuple[str, str, str]], *, nowait: bool = False
-    ) -> None:
-        fn = partial(outcome_writes.record_part_states, items=items)
-        await self._writer.submit(fn, rows=len(items), nowait=nowait)
-
     # ------------------------------------------------------------------ inbound
 
     async def journal_inbound(
