@@ -24,6 +24,8 @@ from smppgw.store import NewOrder, OrderKind
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from smppgw.app.daemon import Daemon
+
 GOOD: dict[str, Any] = {
     "source_addr_ton": smpplib.consts.SMPP_TON_ALNUM,
     "source_addr_npi": 0,
@@ -60,6 +62,11 @@ CASES: list[tuple[str, str, dict[str, Any], int]] = [
 ]
 
 
+async def _order_for_acme(daemon: Daemon) -> None:
+    assert daemon.store is not None
+    await daemon.store.create_order(NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000))
+
+
 def _submit_statuses(
     port: int, system_id: str, submits: list[dict[str, Any]], *, one_by_one: bool = False
 ) -> list[int]:
@@ -93,10 +100,7 @@ def _submit_statuses(
 
 async def test_each_refusal_has_its_status_end_to_end(tmp_path: Path) -> None:
     async with partner_daemon(tmp_path) as (daemon, port):
-        assert daemon.store is not None
-        await daemon.store.create_order(
-            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
-        )
+        await _order_for_acme(daemon)
         for partner in ("acme", "beta"):
             cases = [c for c in CASES if c[1] == partner]
             submits = [{**GOOD, **fields} for _, _, fields, _ in cases]
@@ -110,10 +114,7 @@ async def test_each_refusal_has_its_status_end_to_end(tmp_path: Path) -> None:
 
 async def test_throttle_answers_throttled(tmp_path: Path) -> None:
     async with partner_daemon(tmp_path, tps=2) as (daemon, port):
-        assert daemon.store is not None
-        await daemon.store.create_order(
-            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
-        )
+        await _order_for_acme(daemon)
         got = await trio.to_thread.run_sync(
             functools.partial(_submit_statuses, port, "acme", [GOOD] * 10)
         )
@@ -133,10 +134,7 @@ async def test_a_full_marketing_backlog_holds_marketing_back_not_otps(
         daemon,
         port,
     ):
-        assert daemon.store is not None
-        await daemon.store.create_order(
-            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
-        )
+        await _order_for_acme(daemon)
         got = await trio.to_thread.run_sync(
             functools.partial(_submit_statuses, port, "acme", [GOOD] * 5, one_by_one=True)
         )
@@ -160,10 +158,7 @@ async def test_a_marketing_submit_waits_for_room_in_the_backlog(
         daemon,
         port,
     ):
-        assert daemon.store is not None
-        await daemon.store.create_order(
-            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
-        )
+        await _order_for_acme(daemon)
         assert (
             await trio.to_thread.run_sync(
                 functools.partial(_submit_statuses, port, "acme", [GOOD] * 2, one_by_one=True)
@@ -194,10 +189,7 @@ async def test_full_backlog_answers_queue_full(tmp_path: Path, pending: int) -> 
         daemon,
         port,
     ):
-        assert daemon.store is not None
-        await daemon.store.create_order(
-            NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=1000)
-        )
+        await _order_for_acme(daemon)
         got = await trio.to_thread.run_sync(
             functools.partial(_submit_statuses, port, "acme", [GOOD] * 6, one_by_one=True)
         )
