@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from smppgw.store.bulk import insert_rows, json_list
 from smppgw.store.journal import ms, opt_ms, sec
 from smppgw.store.records import (
     InboundKind,
@@ -53,43 +54,81 @@ _INBOUND_COLUMNS = (
 def journal_inbound(
     conn: sqlite3.Connection, items: Sequence[NewInbound], now: float
 ) -> list[InboundResult]:
-    """Journal inbound PDUs once per (smsc, dedup_key); say which ones were new."""
+    """Journal inbound PDUs once per (smsc, dedup_key); say which ones were new.
+
+    Items without a redelivery check (receipts) go in runs, a few statements a run
+    (``store/bulk.py``); an MO with one is checked and inserted on its own, in order.
+    """
     t = ms(now)
     out: list[InboundResult] = []
+    run: list[NewInbound] = []
     for m in items:
+        if not m.redelivery_prefixes:
+            run.append(m)
+            continue
+        out.extend(_journal_run(conn, run, t))
+        run = []
         earlier = _redelivered(conn, m)
         if earlier is not None:
             out.append(InboundResult(earlier, False))
-            continue
-        cur = conn.execute(
-            "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
-            " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"
-            " received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
-            " ON CONFLICT (smsc, dedup_key) DO NOTHING",
-            (
-                m.smsc,
-                m.dedup_key,
-                m.kind.value,
-                m.source_addr,
-                m.source_ton,
-                m.source_npi,
-                m.destination_addr,
-                m.dest_ton,
-                m.dest_npi,
-                m.data_coding,
-                m.esm_class,
-                m.body,
-                m.carrier_id,
-                t,
-            ),
-        )
-        if cur.rowcount == 1 and cur.lastrowid is not None:
-            out.append(InboundResult(int(cur.lastrowid), True))
         else:
-            row = conn.execute(
-                "SELECT id FROM inbound WHERE smsc = ? AND dedup_key = ?", (m.smsc, m.dedup_key)
-            ).fetchone()
-            out.append(InboundResult(int(row[0]), False))
+            out.extend(_journal_run(conn, [m], t))
+    out.extend(_journal_run(conn, run, t))
+    return out
+
+
+_INSERT_INBOUND = (
+    "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
+    " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"
+    " received_at)"
+)
+
+
+def _journal_run(
+    conn: sqlite3.Connection, items: Sequence[NewInbound], t: int
+) -> list[InboundResult]:
+    """Insert what is new of ``items``; the first of a (smsc, dedup_key) is new, any
+    later one (in ``items`` or journaled before) is not and gets the first one's id."""
+    if not items:
+        return []
+    inserted = {
+        (str(smsc), str(key)): int(row_id)
+        for row_id, smsc, key in insert_rows(
+            conn,
+            _INSERT_INBOUND,
+            [
+                (
+                    m.smsc,
+                    m.dedup_key,
+                    m.kind.value,
+                    m.source_addr,
+                    m.source_ton,
+                    m.source_npi,
+                    m.destination_addr,
+                    m.dest_ton,
+                    m.dest_npi,
+                    m.data_coding,
+                    m.esm_class,
+                    m.body,
+                    m.carrier_id,
+                    t,
+                )
+                for m in items
+            ],
+            "ON CONFLICT (smsc, dedup_key) DO NOTHING RETURNING id, smsc, dedup_key",
+        )
+    }
+    known = dict(inserted)
+    missing = {(m.smsc, m.dedup_key) for m in items} - known.keys()
+    for smsc, dedup_key in missing:
+        row = conn.execute(
+            "SELECT id FROM inbound WHERE smsc = ? AND dedup_key = ?", (smsc, dedup_key)
+        ).fetchone()
+        known[(smsc, dedup_key)] = int(row[0])
+    out: list[InboundResult] = []
+    for m in items:
+        pair = (m.smsc, m.dedup_key)
+        out.append(InboundResult(known[pair], inserted.pop(pair, None) is not None))
     return out
 
 
@@ -114,12 +153,16 @@ def _redelivered(conn: sqlite3.Connection, m: NewInbound) -> int | None:
     return None
 
 
+#: Marks a batch processed, by primary key (``+``: not by the partial index on
+#: ``processed_at``; ``tests/test_store_bulk.py`` checks the plan).
+PROCESSED_SQL = (
+    "UPDATE inbound SET processed_at = ?"
+    " WHERE id IN (SELECT value FROM json_each(?)) AND +processed_at IS NULL"
+)
+
+
 def mark_inbound_processed(conn: sqlite3.Connection, ids: Iterable[int], now: float) -> None:
-    t = ms(now)
-    conn.executemany(
-        "UPDATE inbound SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
-        [(t, i) for i in ids],
-    )
+    conn.execute(PROCESSED_SQL, (ms(now), json_list(ids)))
 
 
 def _inbound(r: Any) -> StoredInbound:
@@ -156,16 +199,16 @@ def unprocessed_inbound(conn: sqlite3.Connection) -> list[StoredInbound]:
 def enqueue_receipts(
     conn: sqlite3.Connection, receipts: Sequence[NewReceipt], now: float
 ) -> list[int]:
+    """Queue receipts for their partners; returns their outbox ids, in order (the ids
+    are AUTOINCREMENT and the rows go in in order, so the sorted ids are theirs)."""
     t = ms(now)
-    ids: list[int] = []
-    for r in receipts:
-        cur = conn.execute(
-            "INSERT INTO receipt_outbox (partner, message_id, stat, err, body, done_at,"
-            " created_at) VALUES (?,?,?,?,?,?,?)",
-            (r.partner, r.message_id, r.stat, r.err, r.body, opt_ms(r.done_at), t),
-        )
-        ids.append(int(cur.lastrowid or 0))
-    return ids
+    returned = insert_rows(
+        conn,
+        "INSERT INTO receipt_outbox (partner, message_id, stat, err, body, done_at, created_at)",
+        [(r.partner, r.message_id, r.stat, r.err, r.body, opt_ms(r.done_at), t) for r in receipts],
+        "RETURNING id",
+    )
+    return sorted(int(r[0]) for r in returned)
 
 
 def pending_receipts(conn: sqlite3.Connection, partner: str, limit: int) -> list[PendingReceipt]:
@@ -203,8 +246,11 @@ def ack_receipts_many(conn: sqlite3.Connection, payloads: list[Sequence[int]]) -
     return [ack_receipts(conn, ids) for ids in payloads]
 
 
+ACK_SQL = "DELETE FROM receipt_outbox WHERE id IN (SELECT value FROM json_each(?))"
+
+
 def ack_receipts(conn: sqlite3.Connection, ids: Iterable[int]) -> int:
     """Forget receipts the partner acknowledged; returns how many were still pending."""
     before = conn.total_changes
-    conn.executemany("DELETE FROM receipt_outbox WHERE id = ?", [(i,) for i in ids])
+    conn.execute(ACK_SQL, (json_list(ids),))
     return conn.total_changes - before

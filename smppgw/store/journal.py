@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from smppgw.store.bulk import insert_rows
 from smppgw.store.quota import paying_orders, reserve, settle
 from smppgw.store.quota_batch import reserve_run
 from smppgw.store.records import (
@@ -89,8 +90,8 @@ _INSERT_MESSAGE = (
     " destination_addr, dest_ton, dest_npi, data_coding, esm_class, registered_delivery,"
     " priority, body, part_count, state, smsc, order_id, reservation_id,"
     " created_at, updated_at, next_attempt_at, expires_at, tlvs)"
-    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
 )
+_INSERT_PART = "INSERT INTO mt_part (message_id, part_no, payload)"
 
 
 def accept(
@@ -282,9 +283,8 @@ def _insert(
         out.append(list(range(first, next_id)))
     # Allocated before the insert: an id of a rolled-back attempt is never reused.
     state.next_message_id = next_id
-    conn.executemany(_INSERT_MESSAGE, rows)
-    if parts:
-        conn.executemany("INSERT INTO mt_part (message_id, part_no, payload) VALUES (?,?,?)", parts)
+    insert_rows(conn, _INSERT_MESSAGE, rows)
+    insert_rows(conn, _INSERT_PART, parts)
     return out
 
 
@@ -512,10 +512,7 @@ def replace_queued(
     )
     conn.execute("DELETE FROM mt_part WHERE message_id = ?", (message_id,))
     if new.parts:
-        conn.executemany(
-            "INSERT INTO mt_part (message_id, part_no, payload) VALUES (?,?,?)",
-            [(message_id, n, payload) for n, payload in enumerate(new.parts)],
-        )
+        insert_rows(conn, _INSERT_PART, [(message_id, n, p) for n, p in enumerate(new.parts)])
     return True
 
 

@@ -20,11 +20,11 @@ only): a message gets one partner receipt however often it is made final.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from smppgw.store import inbound
+from smppgw.store.bulk import JSON_COLUMN, insert_rows, json_list, json_rows
 from smppgw.store.journal import ms
 from smppgw.store.quota_batch import settle_many
 from smppgw.store.records import FINAL_STATES
@@ -97,6 +97,28 @@ def apply_outcomes(conn: sqlite3.Connection, batch: OutcomeBatch, now: float) ->
     return receipt_ids
 
 
+_COL0, _COL1, _COL2, _COL3 = (JSON_COLUMN.format(n) for n in range(4))
+
+# The hot updates, one statement a batch (``store/bulk.py``). Each must look its rows up
+# by primary key, one per JSON row: ``+state`` keeps the planner off the partial index
+# on ``state``, which it otherwise prefers (a scan of every unfinished message per
+# batch). ``tests/test_store_bulk.py`` checks the plans.
+SUBMITTED_SQL = (
+    "UPDATE mt_message SET state = 'submitted', smsc = v.smsc,"
+    " carrier_id = coalesce(v.carrier_id, mt_message.carrier_id), updated_at = ?"
+    f" FROM (SELECT {_COL0} AS id, {_COL1} AS smsc, {_COL2} AS carrier_id"
+    " FROM json_each(?)) AS v"
+    " WHERE mt_message.id = v.id AND +mt_message.state IN ('accepted', 'submitted')"
+    " RETURNING id"
+)
+FINAL_SQL = (
+    "UPDATE mt_message SET state = v.state, final_status = v.status, error = v.error,"
+    " updated_at = ?, next_attempt_at = NULL"
+    f" FROM (SELECT {_COL0} AS id, {_COL1} AS state, {_COL2} AS status,"
+    f" {_COL3} AS error FROM json_each(?)) AS v WHERE mt_message.id = v.id"
+)
+
+
 def mark_submitted(conn: sqlite3.Connection, updates: Sequence[Submitted], now: float) -> int:
     """Record carrier ids; an unfinished message becomes ``submitted``.
 
@@ -104,19 +126,23 @@ def mark_submitted(conn: sqlite3.Connection, updates: Sequence[Submitted], now: 
     but its carrier id mapping is still recorded so a late receipt can be matched).
     """
     t = ms(now)
-    conn.executemany(
-        "INSERT OR REPLACE INTO carrier_ref (smsc, carrier_id, message_id, part_no,"
-        " submitted_at) VALUES (?,?,?,?,?)",
+    insert_rows(
+        conn,
+        "INSERT OR REPLACE INTO carrier_ref (smsc, carrier_id, message_id, part_no, submitted_at)",
         [(u.smsc, u.carrier_id, u.message_id, u.part_no, t) for u in updates],
     )
-    before = conn.total_changes
-    conn.executemany(
-        "UPDATE mt_message SET state = 'submitted', smsc = ?,"
-        " carrier_id = CASE WHEN ? = 0 THEN ? ELSE carrier_id END, updated_at = ?"
-        " WHERE id = ? AND state IN ('accepted', 'submitted')",
-        [(u.smsc, u.part_no, u.carrier_id, t, u.message_id) for u in updates],
-    )
-    return conn.total_changes - before
+    # What one update a row, in order, would leave: the last SMSC named, and the
+    # carrier id of the last part 0 (the message's own id at the carrier).
+    latest: dict[int, list[object]] = {}
+    for u in updates:
+        entry = latest.setdefault(u.message_id, [u.message_id, u.smsc, None])
+        entry[1] = u.smsc
+        if u.part_no == 0:
+            entry[2] = u.carrier_id
+    if not latest:
+        return 0
+    changed = {int(r[0]) for r in conn.execute(SUBMITTED_SQL, (t, json_rows(latest.values())))}
+    return sum(1 for u in updates if u.message_id in changed)
 
 
 def mark_final(
@@ -127,7 +153,7 @@ def mark_final(
     A message already final is left as it is (first final outcome wins, in the journal
     and within ``outcomes``), so a duplicate or late receipt cannot rewrite history or
     settle a reservation twice. The states are read in one query and written in one
-    ``executemany`` (this runs for every message the gateway sends).
+    statement (this runs for every message the gateway sends; see ``store/bulk.py``).
     """
     for o in outcomes:
         if o.state not in FINAL_STATES:
@@ -140,11 +166,11 @@ def mark_final(
         for r in conn.execute(
             "SELECT id, state, reservation_id FROM mt_message"
             " WHERE id IN (SELECT value FROM json_each(?))",
-            (json.dumps([o.message_id for o in outcomes]),),
+            (json_list(o.message_id for o in outcomes),),
         )
     }
     applied: list[bool] = []
-    updates: list[tuple[object, ...]] = []
+    updates: list[tuple[object, ...]] = []  # (id, state, final_status, error)
     settles: list[tuple[int, int]] = []
     for o in outcomes:
         found = current.get(o.message_id)
@@ -154,14 +180,11 @@ def mark_final(
             continue
         reservation_id = found[1]
         current[o.message_id] = (o.state.value, reservation_id)
-        updates.append((o.state.value, o.status, o.error, t, o.message_id))
+        updates.append((o.message_id, o.state.value, o.status, o.error))
         if reservation_id is not None and o.charge_parts is not None:
             settles.append((int(reservation_id), o.charge_parts))
-    conn.executemany(
-        "UPDATE mt_message SET state = ?, final_status = ?, error = ?, updated_at = ?,"
-        " next_attempt_at = NULL WHERE id = ?",
-        updates,
-    )
+    if updates:
+        conn.execute(FINAL_SQL, (t, json_rows(updates)))
     settle_many(conn, settles, t)
     return applied
 
@@ -190,8 +213,15 @@ def requeue(conn: sqlite3.Connection, items: Sequence[Requeue], now: float) -> l
 
 def record_part_states(conn: sqlite3.Connection, items: Sequence[tuple[str, str, str]]) -> None:
     """``(smsc, carrier_id, state)``: a part's final receipt state, kept with its
-    carrier reference (see schema v7)."""
-    conn.executemany(
-        "UPDATE carrier_ref SET receipt_state = ? WHERE smsc = ? AND carrier_id = ?",
-        [(state, smsc, carrier_id) for smsc, carrier_id, state in items],
-    )
+    carrier reference (see schema v7). The last state given for a part stands."""
+    last = {(smsc, carrier_id): state for smsc, carrier_id, state in items}
+    if last:
+        conn.execute(PART_STATES_SQL, (json_rows((*k, v) for k, v in last.items()),))
+
+
+PART_STATES_SQL = (
+    "UPDATE carrier_ref SET receipt_state = v.state"
+    f" FROM (SELECT {_COL0} AS smsc, {_COL1} AS carrier_id, {_COL2} AS state"
+    " FROM json_each(?)) AS v"
+    " WHERE carrier_ref.smsc = v.smsc AND carrier_ref.carrier_id = v.carrier_id"
+)

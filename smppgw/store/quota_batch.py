@@ -10,18 +10,19 @@ interpreter lock with every session). Here:
 - :func:`reserve_run` holds the parts of a run of messages with the same payer on the
   order that the first of them would get, in ONE conditional update (the same
   ``quota_limit - reserved - spent >= amount`` guard), and writes their ledger rows in
-  one ``executemany``. When the run does not fit on that order whole, it returns None
-  and the caller reserves message by message (``quota.reserve``): then a message may
-  land on the next order, or be refused, exactly as before.
+  one multi-row insert (``store/bulk.py``). When the run does not fit on that order
+  whole, it returns None and the caller reserves message by message
+  (``quota.reserve``): then a message may land on the next order, or be refused,
+  exactly as before.
 - :func:`settle_many` reads the reservations in one query, updates the ledger rows in
-  one ``executemany`` and each order once.
+  one statement and each order once.
 """
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
+from smppgw.store.bulk import JSON_COLUMN, insert_rows, json_list, json_rows
 from smppgw.store.records import Reservation
 
 if TYPE_CHECKING:
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 __all__ = ["reserve_run", "settle_many"]
+
+#: Settles a batch of ledger rows, looked up by primary key (``tests/test_store_bulk.py``).
+SETTLE_SQL = (
+    "UPDATE quota_ledger SET state = 'settled', charged = v.charged, settled_at = ?"
+    f" FROM (SELECT {JSON_COLUMN.format(0)} AS id, {JSON_COLUMN.format(1)} AS charged"
+    " FROM json_each(?)) AS v WHERE quota_ledger.id = v.id"
+)
 
 
 def reserve_run(
@@ -51,10 +59,10 @@ def reserve_run(
     # per row to learn each id.
     (top,) = conn.execute("SELECT coalesce(max(id), 0) FROM quota_ledger").fetchone()
     out = [Reservation(int(top) + 1 + i, order_id, p, p * unit_cost) for i, p in enumerate(parts)]
-    conn.executemany(
-        "INSERT INTO quota_ledger (id, order_id, parts, amount, state, created_at)"
-        " VALUES (?,?,?,?,'reserved',?)",
-        [(r.reservation_id, order_id, r.parts, r.amount, now_ms) for r in out],
+    insert_rows(
+        conn,
+        "INSERT INTO quota_ledger (id, order_id, parts, amount, state, created_at)",
+        [(r.reservation_id, order_id, r.parts, r.amount, "reserved", now_ms) for r in out],
     )
     return out
 
@@ -69,7 +77,7 @@ def settle_many(conn: sqlite3.Connection, items: Sequence[tuple[int, int]], now_
     """
     if not items:
         return
-    ids = json.dumps([rid for rid, _ in items])
+    ids = json_list(rid for rid, _ in items)
     ledger = {
         int(r[0]): (int(r[1]), int(r[2]), int(r[3]), str(r[4]))
         for r in conn.execute(
@@ -79,7 +87,7 @@ def settle_many(conn: sqlite3.Connection, items: Sequence[tuple[int, int]], now_
         )
     }
     per_order: dict[int, list[int]] = {}
-    updates: list[tuple[int, int, int]] = []
+    updates: list[tuple[int, int]] = []
     for rid, charge_parts in items:
         entry = ledger.get(rid)
         if entry is None:
@@ -94,11 +102,9 @@ def settle_many(conn: sqlite3.Connection, items: Sequence[tuple[int, int]], now_
         sums = per_order.setdefault(order_id, [0, 0])
         sums[0] += amount
         sums[1] += cost
-        updates.append((cost, now_ms, rid))
-    conn.executemany(
-        "UPDATE quota_ledger SET state = 'settled', charged = ?, settled_at = ? WHERE id = ?",
-        updates,
-    )
+        updates.append((rid, cost))
+    if updates:
+        conn.execute(SETTLE_SQL, (now_ms, json_rows(updates)))
     conn.executemany(
         "UPDATE partner_order SET reserved = reserved - ?, spent = spent + ? WHERE id = ?",
         [(released, spent, order_id) for order_id, (released, spent) in per_order.items()],
