@@ -39,6 +39,7 @@ Parsing rules:
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -227,7 +228,10 @@ def _count(word: str | None) -> int | None:
     return int(word)
 
 
+@functools.lru_cache(maxsize=1024)
 def _date(word: str | None) -> datetime | None:
+    """A receipt's date, or None; cached: a burst of receipts shares a few minutes
+    (``datetime`` is immutable, so the same object may be handed out again)."""
     if word is None or len(word) not in (10, 12, 14) or _ALL_DIGITS.fullmatch(word) is None:
         return None
     if len(word) == 14:  # YYYYMMDDhhmmss
