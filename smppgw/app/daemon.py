@@ -47,6 +47,7 @@ from smppgw.app.admin_imports import register_import_commands
 from smppgw.app.admin_records import register_record_commands
 from smppgw.app.alert_models import alert_problems
 from smppgw.app.config import ConfigError, load_config
+from smppgw.app.heap import settle_heap
 from smppgw.app.logs import configure_logging
 from smppgw.app.metrics import GatewayMetrics
 from smppgw.app.metrics_http import serve_metrics
@@ -93,6 +94,9 @@ class Daemon:
         stop_timeout: bound on the whole stop.
         handle_signals: install the signal handlers (off in tests that drive
             :meth:`request_stop` and :meth:`reload` themselves).
+        settle_heap: once started, freeze the start's objects out of the garbage
+            collector's way (``app/heap.py``); for the daemon's own process only, not
+            for a test that runs many daemons in one interpreter.
     """
 
     def __init__(
@@ -103,12 +107,14 @@ class Daemon:
         grace: float = 5.0,
         stop_timeout: float = 20.0,
         handle_signals: bool = True,
+        settle_heap: bool = False,
     ) -> None:
         self.config = config
         self.config_path = config_path
         self.grace = grace
         self.stop_timeout = stop_timeout
         self.handle_signals = handle_signals
+        self.settle_heap = settle_heap
         self.registry = CollectorRegistry()
         self.metrics = GatewayMetrics(self.registry)
         self.store: Store | None = None
@@ -154,6 +160,8 @@ class Daemon:
                     ),
                     carriers=[c.name for c in cfg.carriers],
                 )
+                if self.settle_heap:
+                    log.debug("heap settled", frozen=settle_heap())
                 task_status.started()
                 await self.notifier.ready(self._readiness()[1])
                 await self._stop.wait()
@@ -447,4 +455,4 @@ class Daemon:
 async def run_daemon(config: Config, config_path: Path | None) -> None:
     """Configure logging and run the daemon until it is told to stop."""
     configure_logging(config.logging)
-    await Daemon(config, config_path).run()
+    await Daemon(config, config_path, settle_heap=True).run()
