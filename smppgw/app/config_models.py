@@ -100,6 +100,10 @@ class StoreSettings(_Model):
     durability: Durability = _STORE_DEFAULTS.durability
     batch_max: int = Field(default=_STORE_DEFAULTS.max_batch_items, ge=1, le=100_000)
     linger_ms: float = Field(default=_STORE_DEFAULTS.linger * 1000, ge=0, le=1000)
+    #: Background WAL checkpoints every this many ms (0: inside the commits, SQLite's way).
+    checkpoint_ms: float = Field(
+        default=_STORE_DEFAULTS.checkpoint_interval * 1000, ge=0, le=60_000
+    )
 
     def to_store_config(self) -> StoreConfig:
         """The store's own settings object, in its units (seconds, items)."""
@@ -107,6 +111,7 @@ class StoreSettings(_Model):
             durability=self.durability,
             max_batch_items=self.batch_max,
             linger=self.linger_ms / 1000,
+            checkpoint_interval=self.checkpoint_ms / 1000,
         )
 
 

@@ -88,6 +88,10 @@ class StoreConfig:
         quick_check: run ``PRAGMA quick_check`` at open (cost grows with file size).
         probe_initial / probe_max: back-off bounds, in seconds, between probe writes
             while the store is unavailable.
+        checkpoint_interval: seconds between the background checkpoints that copy
+            the WAL back into the database file (``store/checkpointer.py``), off the
+            commits' path; 0 leaves them to SQLite, inside the commit that crosses
+            1,000 pages of WAL.
         on_connect: called with every new *writer* connection after the pragmas are
             set; tests use it to cap ``max_page_count`` and so simulate a full disk.
     """
@@ -102,4 +106,5 @@ class StoreConfig:
     quick_check: bool = True
     probe_initial: float = 0.05
     probe_max: float = 5.0
+    checkpoint_interval: float = 0.1
     on_connect: Callable[[sqlite3.Connection], None] | None = None

@@ -61,6 +61,13 @@ def is_environmental(exc: BaseException) -> bool:
     return (int(code) & 0xFF) in _ENVIRONMENTAL
 
 
+#: The writer's own ``wal_autocheckpoint`` while the background checkpointer runs
+#: (``store/checkpointer.py``), in pages of 4 KiB: a safety net it should never reach.
+SAFETY_NET_PAGES = 4_000
+#: ``journal_size_limit``: bytes the WAL file is trimmed to when it starts over.
+WAL_SIZE_LIMIT = 64 * 1024 * 1024
+
+
 def describe(exc: BaseException) -> str:
     name = getattr(exc, "sqlite_errorname", None)
     return f"{name}: {exc}" if name else f"{type(exc).__name__}: {exc}"
@@ -96,6 +103,10 @@ class WriterConnection:
                 raise StoreUnavailable(f"{self._path}: cannot switch to WAL (got {mode!r})")
             conn.execute(f"PRAGMA synchronous={self._config.durability.synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
+            if self._config.checkpoint_interval > 0:
+                # The checkpointer copies the WAL back; SQLite's own stays as a net.
+                conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
+                conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             if self._config.on_connect is not None:
                 self._config.on_connect(conn)
         except BaseException:

@@ -31,6 +31,7 @@ import trio
 
 from smppgw.store import inbound, journal, quota, scenario_tx
 from smppgw.store import outcomes as outcome_writes
+from smppgw.store.checkpointer import Checkpointer
 from smppgw.store.config import StoreConfig
 from smppgw.store.readers import ReaderPool
 from smppgw.store.writer import GroupCommitWriter
@@ -109,10 +110,20 @@ class Store:
         self._accept_many = partial(journal.accept_many, self._journal)  # one object: merges
         self._admit_many = partial(journal.admit_many, self._journal)
         self._readers = ReaderPool(self._path, self._config.readers, self._config.busy_timeout)
+        self._checkpointer = (
+            Checkpointer(self._path, self._config, lambda: self._writer.statistics().commits)
+            if self._config.checkpoint_interval > 0
+            else None
+        )
 
     @property
     def path(self) -> str:
         return self._path
+
+    @property
+    def checkpointer(self) -> Checkpointer | None:
+        """The background WAL checkpointer (None when SQLite checkpoints inline)."""
+        return self._checkpointer
 
     @property
     def available(self) -> bool:
@@ -136,6 +147,8 @@ class Store:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._writer.run)
                 await self._readers.open()
+                if self._checkpointer is not None:
+                    nursery.start_soon(self._checkpointer.run)
                 try:
                     task_status.started()
                     await trio.sleep_forever()
