@@ -67,7 +67,7 @@ class Checkpointer:
         interval = self._config.checkpoint_interval
         await trio.to_thread.run_sync(self._open, limiter=self._limiter)
         try:
-            seen = self._commits()
+            seen = -1  # what was committed before this task started counts too
             while True:
                 await trio.sleep(interval)
                 commits = self._commits()

@@ -5,18 +5,21 @@ Theory of operation
 Callers (partner sessions, carrier sessions, scenario handlers) never touch SQLite.
 They hand the writer a *work item*, a plain function ``fn(conn) -> T`` plus a row
 count, and ``await`` its durability. The writer is one trio task that owns one
-``sqlite3`` connection and one ``CapacityLimiter(1)``; it loops:
+``sqlite3`` connection, one ``CapacityLimiter(1)`` and the writer thread: a single
+``trio.to_thread.run_sync`` call that runs for as long as the store serves, and loops:
 
-1. wait for the first item on a bounded ``trio`` memory channel;
+1. wait for the first item in the bounded inbox (``store/inbox.py``: a deque under a
+   ``threading.Condition``; the event loop puts, the thread takes);
 2. optionally linger a few milliseconds (``StoreConfig.linger``, 0 by default);
-3. drain, without waiting, whatever else is queued (up to ``max_batch_items`` items or
-   ``max_batch_rows`` rows). Under load this is everything that arrived while the
-   previous commit ran, so batches grow by themselves with the load: *group commit*;
-4. run the whole batch in ONE transaction in the writer thread
-   (``trio.to_thread.run_sync(..., limiter=<own limiter>)``): ``BEGIN IMMEDIATE``, each
-   item inside its own ``SAVEPOINT``, ``COMMIT`` (one WAL append, one fsync at the
-   ``power`` level);
-5. only after ``COMMIT`` returned, hand every item its result and wake its caller.
+3. take whatever else is queued (up to ``max_batch_items`` items or ``max_batch_rows``
+   rows). Under load this is everything that arrived while the previous commit ran,
+   so batches grow by themselves with the load: *group commit*;
+4. run the whole batch in ONE transaction: ``BEGIN IMMEDIATE``, each item inside its
+   own ``SAVEPOINT``, ``COMMIT`` (one WAL append, one fsync at the ``power`` level);
+5. only after ``COMMIT`` returned, hand the batch to the event loop
+   (``TrioToken.run_sync_soon``), which gives every item its result and wakes its
+   caller; and go on with the next batch at once, without waiting for the loop (a
+   busy loop used to delay every next commit by about a commit's time).
 
 Rules that follow from the promise "an acknowledged message is never lost":
 
@@ -34,10 +37,12 @@ Rules that follow from the promise "an acknowledged message is never lost":
   is only reset by a real batch committing, so a probe that succeeds while real batches
   still fail does not turn into a tight loop.
 * Rule 4: one writer thread, owned by this task; no bare threads. The to_thread call is
-  not abandoned on cancellation: a commit in progress finishes and its waiters are woken
-  before the task stops. Items still queued at shutdown get ``StoreUnavailable``.
+  not abandoned on cancellation: cancelled, the task stops the inbox, the commit in
+  progress finishes and its waiters are woken before the task stops. Items still queued
+  at shutdown get ``StoreUnavailable``. A batch that fails as a whole ends the thread's
+  loop; the task then refuses work and probes (Rule 3) and starts it again.
 
-Backpressure: the channel is bounded (``queue_size``). ``submit`` waits for room;
+Backpressure: the inbox is bounded (``queue_size``). ``submit`` waits for room;
 ``submit(..., nowait=True)`` raises :class:`StoreBusy` instead, so a session can answer
 ``ESME_RMSGQFUL``.
 
@@ -55,6 +60,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -65,6 +71,7 @@ import trio
 from smppgw.store.connection import WriterConnection, describe, is_environmental
 from smppgw.store.errors import StoreBusy, StoreUnavailable
 from smppgw.store.health import StoreStatistics, WriterCounters
+from smppgw.store.inbox import Inbox
 
 if TYPE_CHECKING:
     from smppgw.store.config import StoreConfig
@@ -73,6 +80,10 @@ __all__ = ["GroupCommitWriter", "is_environmental"]
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
+
+#: Seconds the writer thread waits at most for the event loop to take a commit's results
+#: before it commits again (a safety bound: the loop always takes them).
+_PACE_TIMEOUT = 0.05
 
 #: Runs the payloads of several consecutive items of the same kind in one go (one
 #: ``executemany`` instead of one per item) and returns one result per payload.
@@ -136,7 +147,10 @@ class GroupCommitWriter:
     ) -> None:
         self._config = config
         self._db = WriterConnection(path, config, prepare, clock)
-        self._send, self._receive = trio.open_memory_channel[_Item](config.queue_size)
+        self._inbox: Inbox[_Item] = Inbox(config.queue_size)
+        self._room = trio.lowlevel.ParkingLot()  # callers waiting for room in the inbox
+        self._handed = threading.Event()  # the loop has woken the last batch's waiters
+        self._handed.set()
         self._limiter = trio.CapacityLimiter(1)
         self._reason: str | None = "store is not running"
         self._up = trio.Event()  # set while available; replaced when the store goes down
@@ -191,26 +205,22 @@ class GroupCommitWriter:
         """
         if self._reason is not None:
             raise StoreUnavailable(self._reason)
-        try:
-            try:
-                # No checkpoint while there is room: the wait below is this call's only
-                # schedule point, which saves a task switch per message on the hot path.
-                self._send.send_nowait(item)
-            except trio.WouldBlock:
-                if nowait:
-                    raise StoreBusy("journal queue is full") from None
-                await self._send.send(item)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            raise StoreUnavailable("store is closed") from None
+        # No checkpoint while there is room: the wait for the commit is this call's only
+        # schedule point, which saves a task switch per message on the hot path.
+        while not self._inbox.put(item):
+            if self._reason is not None:
+                raise StoreUnavailable(self._reason)
+            if nowait:
+                raise StoreBusy("journal queue is full")
+            await self._room.park()
         await item.done.wait()
         if item.error is not None:
             raise item.error
         return item.result
 
     def statistics(self) -> StoreStatistics:
-        stats = self._send.statistics()
         return self._counters.snapshot(
-            queue_depth=stats.current_buffer_used,
+            queue_depth=len(self._inbox),
             queue_capacity=self._config.queue_size,
             reason=self._reason,
         )
@@ -223,82 +233,81 @@ class GroupCommitWriter:
         Raises (before ``started``): :class:`StoreCorrupt`, :class:`SchemaTooNew`,
         :class:`StoreUnavailable` (locked, unreadable, in use by another process).
         """
+        self._inbox.stop()  # nothing is queued before the file is open
         try:
             await trio.to_thread.run_sync(self._db.open, limiter=self._limiter)
-            self._reason = None
-            self._up.set()
+            self._serving()
             task_status.started()
+            token = trio.lowlevel.current_trio_token()
             while True:
-                batch = await self._next_batch()
-                if await self._commit(batch):
-                    continue
+                await self._serve(token)
                 await self._recover()
         finally:
             self._set_down("store is closed")
-            # Drain, then close, with no checkpoint in between: every queued caller is
-            # told, and any later sender gets BrokenResourceError -> StoreUnavailable.
-            while True:
-                try:
-                    item = self._receive.receive_nowait()
-                except (trio.WouldBlock, trio.EndOfChannel):
-                    break
+            self._inbox.stop()
+            # Every queued caller is told; any later one finds the inbox stopped.
+            for item in self._inbox.drain():
                 self._fail(item, "store is closed")
-            self._receive.close()
+            self._room.unpark_all()
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self._db.close, limiter=self._limiter)
 
-    async def _next_batch(self) -> list[_Item]:
-        first = await self._receive.receive()
-        if self._config.linger > 0:
-            await trio.sleep(self._config.linger)
-        batch = [first]
-        rows = first.rows
-        max_items = self._config.max_batch_items
-        max_rows = self._config.max_batch_rows
-        receive_nowait = self._receive.receive_nowait
-        while len(batch) < max_items and rows < max_rows:
-            try:
-                item = receive_nowait()
-            except trio.WouldBlock:
-                break
-            batch.append(item)
-            rows += item.rows
-        return batch
+    def _serving(self) -> None:
+        self._reason = None
+        self._inbox.restart()
+        self._up.set()
 
-    async def _commit(self, batch: list[_Item]) -> bool:
-        """Commit one batch and wake its waiters; False if the batch failed as a whole."""
-        started = time.perf_counter()
+    async def _serve(self, token: trio.lowlevel.TrioToken) -> None:
+        """Run the writer thread (:meth:`_commit_loop`) until a batch fails as a whole.
+
+        Cancelled, it stops the inbox: the thread finishes the commit in progress (its
+        waiters are woken), returns, and the cancellation goes on.
+        """
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._stop_inbox_when_cancelled)
+            await trio.to_thread.run_sync(self._commit_loop, token, limiter=self._limiter)
+            nursery.cancel_scope.cancel()
+
+    async def _stop_inbox_when_cancelled(self) -> None:
         try:
-            errors = await trio.to_thread.run_sync(self._run_batch, batch, limiter=self._limiter)
-        except Exception as exc:  # any failure of the transaction: nothing is durable
-            reason = describe(exc)
-            self._counters.batch_errors += 1
-            self._failures += 1
-            self._set_down(reason)
-            log.error("store.batch_failed", reason=reason, items=len(batch))
-            for item in batch:
-                self._fail(item, reason, cause=exc)
-            return False
-        latency = time.perf_counter() - started
+            await trio.sleep_forever()
+        finally:
+            self._inbox.stop()
+            self._room.unpark_all()
+
+    def _batch_done(self, batch: list[_Item], errors: int, latency: float) -> None:
+        """(Event loop, from the writer thread.) A batch committed: wake its waiters."""
         rows = 0
         for item in batch:
             rows += item.rows
             item.done.set()
+        self._handed.set()
         self._counters.record_commit(len(batch), rows, errors, latency)
         self._failures = 0
-        return True
+
+    def _batch_failed(self, batch: list[_Item], exc: Exception) -> None:
+        """(Event loop, from the writer thread.) Nothing of the batch is durable."""
+        reason = describe(exc)
+        self._counters.batch_errors += 1
+        self._failures += 1
+        self._set_down(reason)
+        log.error("store.batch_failed", reason=reason, items=len(batch))
+        for item in batch:
+            self._fail(item, reason, cause=exc)
 
     async def _recover(self) -> None:
         """Refuse work and probe with back-off until a probe write commits."""
         while True:
+            # Items that raced past the availability check are failed, callers waiting
+            # for room see the store down.
+            for item in self._inbox.drain():
+                self._fail(item, self._reason or "store unavailable")
+            self._room.unpark_all()
             delay = min(
                 self._config.probe_initial * (2 ** min(self._failures - 1, 30)),
                 self._config.probe_max,
             )
-            # Items that raced past the availability check are failed as they arrive.
-            with trio.move_on_after(delay):
-                async for item in self._receive:
-                    self._fail(item, self._reason or "store unavailable")
+            await trio.sleep(delay)
             try:
                 await trio.to_thread.run_sync(self._db.probe, limiter=self._limiter)
             except Exception as exc:  # still broken: keep refusing, back off further
@@ -307,8 +316,7 @@ class GroupCommitWriter:
                 log.warning("store.probe_failed", reason=self._reason, failures=self._failures)
                 continue
             log.warning("store.recovered", after_failures=self._failures)
-            self._reason = None
-            self._up.set()
+            self._serving()
             return
 
     def _fail(self, item: _Item, reason: str, cause: BaseException | None = None) -> None:
@@ -318,6 +326,33 @@ class GroupCommitWriter:
         item.done.set()
 
     # ---------------------------------------------------------------- writer thread
+
+    def _commit_loop(self, token: trio.lowlevel.TrioToken) -> None:
+        """Commit batches back to back, each taken the moment the last one committed,
+        until the inbox is stopped or a batch fails as a whole. Each outcome goes to the
+        event loop with ``run_sync_soon`` (in order, before this call's own return)."""
+        config = self._config
+        while True:
+            # Paced by the event loop: the next batch is taken once the loop has woken
+            # the last one's waiters. An idle loop does that at once; a loop that is
+            # behind lets the next batch grow meanwhile instead of being handed commits
+            # it cannot answer yet (smaller, more frequent commits cost more in all).
+            self._handed.wait(_PACE_TIMEOUT)
+            batch, was_full = self._inbox.take(
+                config.max_batch_items, config.max_batch_rows, config.linger
+            )
+            if not batch:
+                return
+            if was_full:
+                token.run_sync_soon(self._room.unpark_all)
+            started = time.perf_counter()
+            try:
+                errors = self._run_batch(batch)
+            except Exception as exc:  # any failure of the transaction: nothing is durable
+                token.run_sync_soon(self._batch_failed, batch, exc)
+                return
+            self._handed.clear()
+            token.run_sync_soon(self._batch_done, batch, errors, time.perf_counter() - started)
 
     def _run_batch(self, batch: list[_Item]) -> int:
         """The batch transaction (writer thread). Returns the number of failed items."""
