@@ -165,26 +165,9 @@ def _one_by_one_inbound(
     out = []
     for m in items:
         cur = conn.execute(
-            "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
-            " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"
-            " received_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            f"{inbound.INSERT_INBOUND} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (smsc, dedup_key) DO NOTHING",
-            (
-                m.smsc,
-                m.dedup_key,
-                m.kind.value,
-                m.source_addr,
-                m.source_ton,
-                m.source_npi,
-                m.destination_addr,
-                m.dest_ton,
-                m.dest_npi,
-                m.data_coding,
-                m.esm_class,
-                m.body,
-                m.carrier_id,
-                t,
-            ),
+            inbound.inbound_row(m, t),
         )
         if cur.rowcount == 1 and cur.lastrowid is not None:
             out.append(InboundResult(int(cur.lastrowid), True))

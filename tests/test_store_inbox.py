@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import trio
 import trio.testing
-from helpers.store_helpers import msg
+from helpers.store_helpers import Gate, msg
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -72,18 +72,6 @@ def test_stop_wakes_a_waiting_take_and_refuses_puts() -> None:
     assert len(inbox.drain()) == 1
 
 
-class Gate:
-    """Holds the writer thread inside an item until released."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, conn: sqlite3.Connection) -> None:
-        self.entered.set()
-        self.release.wait(10)
-
-
 async def test_a_caller_waiting_for_room_gets_in_when_the_thread_takes(tmp_path: Path) -> None:
     gate = Gate()
     async with open_store(tmp_path / "j.db", config=StoreConfig(queue_size=1)) as store:
@@ -94,7 +82,7 @@ async def test_a_caller_waiting_for_room_gets_in_when_the_thread_takes(tmp_path:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(store.run_in_transaction, gate)
-            await trio.to_thread.run_sync(gate.entered.wait)
+            await gate.wait_entered()
             nursery.start_soon(accept, 1)  # fills the inbox
             await trio.testing.wait_all_tasks_blocked()
             nursery.start_soon(accept, 2)  # waits for room
@@ -112,7 +100,7 @@ async def test_the_thread_commits_while_the_event_loop_is_busy(tmp_path: Path) -
     gate = Gate()
     async with open_store(tmp_path / "j.db") as store, trio.open_nursery() as nursery:
         nursery.start_soon(store.run_in_transaction, gate)
-        await trio.to_thread.run_sync(gate.entered.wait)
+        await gate.wait_entered()
         committed = threading.Event()
 
         def second(conn: sqlite3.Connection) -> None:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 from typing import TYPE_CHECKING
 
 import pytest
 import trio
-from helpers.store_helpers import FakeClock, msg
+from helpers.store_helpers import FakeClock, Gate, msg
 
 from smppgw.protocol.status import CommandStatus
 from smppgw.store import (
@@ -31,22 +30,6 @@ if TYPE_CHECKING:
 def _count(path: Path, table: str = "mt_message") -> int:
     with sqlite3.connect(path) as conn:
         return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-
-class Gate:
-    """Blocks the writer thread inside an item until released: lets a test pile items up."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.release = threading.Event()
-
-    def __call__(self, conn: sqlite3.Connection) -> str:
-        self.entered.set()
-        self.release.wait(10)
-        return "gate"
-
-    async def wait_entered(self) -> None:
-        await trio.to_thread.run_sync(self.entered.wait, 10)
 
 
 async def test_started_only_once_open_and_migrated(tmp_path: Path) -> None:

@@ -77,11 +77,31 @@ def journal_inbound(
     return out
 
 
-_INSERT_INBOUND = (
+INSERT_INBOUND = (
     "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
     " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"
     " received_at)"
 )
+
+
+def inbound_row(m: NewInbound, t: int) -> tuple[object, ...]:
+    """The values of :data:`INSERT_INBOUND` for ``m`` received at ``t`` (ms)."""
+    return (
+        m.smsc,
+        m.dedup_key,
+        m.kind.value,
+        m.source_addr,
+        m.source_ton,
+        m.source_npi,
+        m.destination_addr,
+        m.dest_ton,
+        m.dest_npi,
+        m.data_coding,
+        m.esm_class,
+        m.body,
+        m.carrier_id,
+        t,
+    )
 
 
 def _journal_run(
@@ -95,26 +115,8 @@ def _journal_run(
         (str(smsc), str(key)): int(row_id)
         for row_id, smsc, key in insert_rows(
             conn,
-            _INSERT_INBOUND,
-            [
-                (
-                    m.smsc,
-                    m.dedup_key,
-                    m.kind.value,
-                    m.source_addr,
-                    m.source_ton,
-                    m.source_npi,
-                    m.destination_addr,
-                    m.dest_ton,
-                    m.dest_npi,
-                    m.data_coding,
-                    m.esm_class,
-                    m.body,
-                    m.carrier_id,
-                    t,
-                )
-                for m in items
-            ],
+            INSERT_INBOUND,
+            [inbound_row(m, t) for m in items],
             "ON CONFLICT (smsc, dedup_key) DO NOTHING RETURNING id, smsc, dedup_key",
         )
     }

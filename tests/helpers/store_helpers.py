@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from typing import TYPE_CHECKING
+
+import trio
+
 from smppgw.store import NewMessage
+
+if TYPE_CHECKING:
+    import sqlite3
 
 
 def msg(n: int = 0, *, partner: str = "acme", body: bytes = b"hello", **kw: object) -> NewMessage:
@@ -27,3 +35,19 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+class Gate:
+    """Blocks the writer thread inside an item until released: lets a test pile items up."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, conn: sqlite3.Connection) -> str:
+        self.entered.set()
+        self.release.wait(10)
+        return "gate"
+
+    async def wait_entered(self) -> None:
+        await trio.to_thread.run_sync(self.entered.wait, 10)
