@@ -12,18 +12,26 @@ are 1 (on success and failure) or 2 (on failure only); 0 asks for none.
 from __future__ import annotations
 
 import functools
+import struct
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from smppgw.protocol.codec import encode_pdu
+from smppgw.protocol.commands import CommandId
 from smppgw.protocol.pdus import DeliverSm
 from smppgw.protocol.receipt import MessageState as ReceiptState
 from smppgw.protocol.receipt import Receipt, format_receipt
 from smppgw.protocol.tlv import Tag, Tlv
 from smppgw.store import MessageState, NewReceipt
 
-__all__ = ["SCENARIO_PARTNER_PREFIX", "MessageInfo", "partner_receipt", "receipt_text"]
+__all__ = [
+    "SCENARIO_PARTNER_PREFIX",
+    "MessageInfo",
+    "partner_receipt",
+    "receipt_octets",
+    "receipt_text",
+]
 
 #: The ``partner`` of the gateway's own MTs (scenario replies): ``scenario:<name>``.
 #: They ask the carrier for receipts (the journal records the final state) but no
@@ -121,25 +129,83 @@ def partner_receipt(
     stat, receipt_state = _STAT.get(state, ("UNKNOWN", ReceiptState.UNKNOWN))
     err = _err_code(error, status)
     text = receipt_text(info, stat, err, delivered=state is MessageState.DELIVERED, now=now)
-    pdu = DeliverSm(
-        source_addr_ton=info.dest_ton,
-        source_addr_npi=info.dest_npi,
-        source_addr=info.destination_addr,
-        dest_addr_ton=info.source_ton,
-        dest_addr_npi=info.source_npi,
-        destination_addr=info.source_addr,
-        esm_class=0x04,
-        short_message=text.encode("latin-1", "replace")[:254],
-        tlvs=(
-            Tlv.of_cstring(Tag.RECEIPTED_MESSAGE_ID, str(info.message_id)),
-            Tlv.of_int(Tag.MESSAGE_STATE, int(receipt_state)),
-        ),
-    )
+    body = receipt_octets(info, text.encode("latin-1", "replace")[:254], receipt_state)
     return NewReceipt(
         partner=info.partner,
         message_id=info.message_id,
         stat=stat,
         err=err,
-        body=encode_pdu(pdu),
+        body=body,
         done_at=now,
     )
+
+
+def receipt_octets(info: MessageInfo, short_message: bytes, state: ReceiptState) -> bytes:
+    """The receipt's ``deliver_sm`` (sequence number 0: set when sent), written
+    directly: the same octets as ``encode_pdu(DeliverSm(...))`` (a hypothesis test holds
+    them to it) at a third of the cost, once per message with a receipt. Addresses the
+    direct path cannot vouch for go through the checked encoder, which refuses them."""
+    try:
+        source = info.destination_addr.encode("latin-1")
+        destination = info.source_addr.encode("latin-1")
+    except UnicodeEncodeError:
+        return _checked_receipt_octets(info, short_message, state)
+    if (
+        len(source) > _MAX_ADDRESS
+        or len(destination) > _MAX_ADDRESS
+        or b"\0" in source
+        or b"\0" in destination
+        or not all(0 <= v <= 0xFF for v in (info.dest_ton, info.dest_npi, info.source_ton))
+        or not 0 <= info.source_npi <= 0xFF
+    ):
+        return _checked_receipt_octets(info, short_message, state)
+    message_id = str(info.message_id).encode("ascii")
+    body = b"".join(
+        (
+            b"\0",  # service_type
+            bytes((info.dest_ton, info.dest_npi)),
+            source,
+            b"\0",
+            bytes((info.source_ton, info.source_npi)),
+            destination,
+            b"\0",
+            # esm_class 0x04 (a receipt), protocol_id, priority_flag, no schedule and
+            # no validity, registered_delivery, replace_if_present, data_coding,
+            # sm_default_msg_id, then sm_length
+            b"\x04\x00\x00\x00\x00\x00\x00\x00\x00",
+            bytes((len(short_message),)),
+            short_message,
+            _RECEIPTED_ID_TAG,
+            (len(message_id) + 1).to_bytes(2, "big"),
+            message_id,
+            b"\0",
+            _MESSAGE_STATE_TLV,
+            bytes((int(state),)),
+        )
+    )
+    return _HEADER.pack(16 + len(body), int(CommandId.DELIVER_SM), 0, 0) + body
+
+
+def _checked_receipt_octets(info: MessageInfo, short_message: bytes, state: ReceiptState) -> bytes:
+    return encode_pdu(
+        DeliverSm(
+            source_addr_ton=info.dest_ton,
+            source_addr_npi=info.dest_npi,
+            source_addr=info.destination_addr,
+            dest_addr_ton=info.source_ton,
+            dest_addr_npi=info.source_npi,
+            destination_addr=info.source_addr,
+            esm_class=0x04,
+            short_message=short_message,
+            tlvs=(
+                Tlv.of_cstring(Tag.RECEIPTED_MESSAGE_ID, str(info.message_id)),
+                Tlv.of_int(Tag.MESSAGE_STATE, int(state)),
+            ),
+        )
+    )
+
+
+_MAX_ADDRESS = 20
+_HEADER = struct.Struct(">IIII")
+_RECEIPTED_ID_TAG = int(Tag.RECEIPTED_MESSAGE_ID).to_bytes(2, "big")
+_MESSAGE_STATE_TLV = int(Tag.MESSAGE_STATE).to_bytes(2, "big") + b"\x00\x01"
