@@ -8,7 +8,9 @@ partner sessions, without and with delivery receipts, it measures:
 - the gateway's throughput (messages acknowledged a second, every one durable before
   its ``submit_sm_resp``), and with receipts every receipt delivered back to the partner;
 - the 99th-percentile ``submit_sm_resp`` latency at half that rate;
-- the baseline: the same load generator fed straight to the simulator, same run.
+- the baseline: the same load generator fed straight to the simulator, same run;
+- the gateway's CPU time a message and the cores it used at full rate (from ``/proc``):
+  what says whether it is bound by its one core (the GIL) or by something else.
 
 Usage: ``python scripts/bench_partner.py [--count 20000] [--sessions 1 4]``.
 Prints a table and one JSON line.
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -103,6 +106,15 @@ def loadgen(
     return summary
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=20_000)
@@ -147,6 +159,7 @@ def main() -> None:
                         count=args.count,
                         receipts=receipts,
                     )
+                    cpu_before = cpu_seconds(gw.pid)
                     full = loadgen(
                         server_port,
                         system_id="bench",
@@ -154,6 +167,11 @@ def main() -> None:
                         sessions=sessions,
                         count=args.count,
                         receipts=receipts,
+                    )
+                    cpu_after = cpu_seconds(gw.pid)
+                    # The gateway's CPU a message (receipts included) and its cores in use.
+                    gw_cpu = (
+                        None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
                     )
                     half = loadgen(
                         server_port,
@@ -176,6 +194,12 @@ def main() -> None:
                             "gateway_receipts_matched": full["receipts_matched"],
                             "p99_ms_at_half_load": round(half["latency_p99_ms"], 2),
                             "p50_ms_at_half_load": round(half["latency_p50_ms"], 2),
+                            "gateway_cpu_us_per_msg": (
+                                None if gw_cpu is None else round(gw_cpu / args.count * 1e6)
+                            ),
+                            "gateway_cores": (
+                                None if gw_cpu is None else round(gw_cpu / full["duration"], 2)
+                            ),
                         }
                     )
         finally:
@@ -184,13 +208,15 @@ def main() -> None:
                 proc.wait(timeout=60)
     print(
         f"{'sessions':>8} {'receipts':>8} {'direct/s':>9} {'gateway/s':>9} {'ratio':>6} "
-        f"{'p50 ms':>7} {'p99 ms':>7}  (latency at half the gateway's rate)"
+        f"{'p50 ms':>7} {'p99 ms':>7} {'us/msg':>7} {'cores':>6}"
+        "  (latency at half the gateway's rate; the gateway's CPU at full rate)"
     )
     for r in rows:
         print(
             f"{r['sessions']:>8} {r['receipts']!s:>8} {r['direct_msg_s']:>9,} "
             f"{r['gateway_msg_s']:>9,} {r['ratio']:>6.2f} {r['p50_ms_at_half_load']:>7} "
-            f"{r['p99_ms_at_half_load']:>7}"
+            f"{r['p99_ms_at_half_load']:>7} {r['gateway_cpu_us_per_msg']!s:>7}"
+            f" {r['gateway_cores']!s:>6}"
         )
     print(json.dumps({"bench": "partner", "durability": "process", "results": rows}))
 
