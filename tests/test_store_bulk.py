@@ -164,10 +164,11 @@ def _one_by_one_inbound(
     """What ``journal_inbound`` did for a receipt before: one insert a row (reference)."""
     out = []
     for m in items:
+        row = inbound.inbound_row(m, t)
         cur = conn.execute(
-            f"{inbound.INSERT_INBOUND} VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            f"{inbound.INSERT_INBOUND} VALUES ({','.join('?' * len(row))})"
             " ON CONFLICT (smsc, dedup_key) DO NOTHING",
-            inbound.inbound_row(m, t),
+            row,
         )
         if cur.rowcount == 1 and cur.lastrowid is not None:
             out.append(InboundResult(int(cur.lastrowid), True))

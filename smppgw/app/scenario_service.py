@@ -33,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily
 
 from smppgw.app.config_load import ConfigError
 from smppgw.app.scenario_load import load_scenarios
+from smppgw.protocol.codec import unpack_tlvs
 from smppgw.protocol.pdus import DeliverSm
 from smppgw.scenarios.charging import HttpCharging
 from smppgw.scenarios.charging_http import ChargingStatistics, run_http_charging
@@ -321,6 +322,7 @@ async def replay_unprocessed_mo(
             esm_class=row.esm_class,
             data_coding=row.data_coding,
             short_message=row.body,
+            tlvs=unpack_tlvs(row.tlvs) if row.tlvs else (),
         )
         await on_mo(row.id, pdu, row.smsc)
         count += 1

@@ -36,6 +36,7 @@ from smppgw.gateway.inbound import (
     mo_key,
     receipt_dedup_key,
 )
+from smppgw.protocol.codec import pack_tlvs
 from smppgw.protocol.message_id import MessageIdError, receipt_key, resp_key
 from smppgw.protocol.pdus import AlertNotification, DataSm, DeliverSm, Pdu
 from smppgw.protocol.receipt import MessageState as ReceiptState
@@ -229,6 +230,7 @@ class CarrierInbound:
             data_coding=pdu.data_coding,
             esm_class=pdu.esm_class,
             carrier_id=carrier_id,
+            tlvs=_kept_tlvs(pdu) if kind is InboundKind.MO else b"",
         )
 
     async def _apply_receipt(self, key: str, state: int, error: str | None) -> bool:
@@ -296,3 +298,12 @@ class CarrierInbound:
                     done.append(inbound_id)
             if done:
                 self.pipeline.receipts_applied(done)
+
+
+def _kept_tlvs(pdu: DeliverSm) -> bytes:
+    """What of an MO's TLVs the journal keeps: all but ``message_payload``, whose text
+    is the journaled body already. (``sar_*`` may be all that makes it a part of a
+    longer message, and a restart's replay must still see that; a receipt's TLVs are
+    read at once and not kept.)"""
+    kept = tuple(t for t in pdu.tlvs if t.tag != Tag.MESSAGE_PAYLOAD)
+    return pack_tlvs(kept) if kept else b""

@@ -47,7 +47,8 @@ __all__ = [
 
 _INBOUND_COLUMNS = (
     "id, smsc, dedup_key, kind, source_addr, source_ton, source_npi, destination_addr,"
-    " dest_ton, dest_npi, data_coding, esm_class, body, carrier_id, received_at, processed_at"
+    " dest_ton, dest_npi, data_coding, esm_class, body, carrier_id, received_at, processed_at,"
+    " tlvs"
 )
 
 
@@ -80,7 +81,7 @@ def journal_inbound(
 INSERT_INBOUND = (
     "INSERT INTO inbound (smsc, dedup_key, kind, source_addr, source_ton, source_npi,"
     " destination_addr, dest_ton, dest_npi, data_coding, esm_class, body, carrier_id,"
-    " received_at)"
+    " received_at, tlvs)"
 )
 
 
@@ -101,6 +102,7 @@ def inbound_row(m: NewInbound, t: int) -> tuple[object, ...]:
         m.body,
         m.carrier_id,
         t,
+        m.tlvs or None,
     )
 
 
@@ -185,6 +187,7 @@ def _inbound(r: Any) -> StoredInbound:
         carrier_id=None if r[13] is None else str(r[13]),
         received_at=int(r[14]) / 1000,
         processed_at=sec(r[15]),
+        tlvs=b"" if r[16] is None else bytes(r[16]),
     )
 
 

@@ -215,6 +215,9 @@ class NewInbound:
     #: ``live_sessions`` is the same MO delivered again.
     redelivery_prefixes: tuple[str, ...] = ()
     live_sessions: frozenset[str] = frozenset()
+    #: The PDU's TLVs, packed (``protocol.codec.pack_tlvs``); kept for an MO, whose
+    #: ``sar_*`` TLVs may be all that says it is a part of a longer message.
+    tlvs: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +246,7 @@ class StoredInbound:
     carrier_id: str | None
     received_at: float
     processed_at: float | None
+    tlvs: bytes = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

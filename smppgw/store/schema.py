@@ -409,6 +409,12 @@ CREATE INDEX receipt_outbox_by_partner ON receipt_outbox (partner, id);
 CREATE INDEX receipt_outbox_by_message ON receipt_outbox (message_id);
 """
 
+# An MO's TLVs are journaled with it: a message in parts that says so only in sar_* TLVs
+# must still be put together when a restart replays its parts.
+_V9_INBOUND_TLVS = """
+ALTER TABLE inbound ADD COLUMN tlvs BLOB;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
@@ -418,6 +424,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "indexes for retention and reports", _V6_INDEXES),
     Migration(7, "per-part receipt states of messages in parts", _V7_PART_STATES),
     Migration(8, "partner outbox ids never reused", _V8_OUTBOX_IDS),
+    Migration(
+        9, "inbound MO keeps its TLVs (sar_* parts replayed after a restart)", _V9_INBOUND_TLVS
+    ),
 )
 
 #: The version this code writes; a file above it is refused.
