@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smppgw.store import inbound, journal, outcomes, quota_batch, schema
+from smppgw.store import inbound, journal, open_store, outcomes, quota_batch, schema
 from smppgw.store.bulk import insert_rows
 from smppgw.store.journal import JournalState
 from smppgw.store.records import (
@@ -259,3 +259,42 @@ def test_receipt_path_updates_look_rows_up_by_key(
     assert lookup in plan, plan
     assert "SCAN inbound" not in plan, plan
     assert "SCAN carrier_ref" not in plan, plan
+
+
+async def test_a_receipt_whose_earlier_copy_was_processed_is_new_again(tmp_path: Path) -> None:
+    """SMSCs reuse message ids (a counter that starts over at their restart): the
+    receipt of a new message that got an old id is not the old receipt repeated."""
+    async with open_store(tmp_path / "j.db") as store:
+        [old] = await store.journal_inbound([_receipt("sim", "r:F4240:2")])
+        assert old.new
+        [repeat] = await store.journal_inbound([_receipt("sim", "r:F4240:2")])
+        assert (repeat.new, repeat.inbound_id) == (False, old.inbound_id)  # still in hand
+        await store.mark_inbound_processed([old.inbound_id])
+        first, second = await store.journal_inbound(
+            [_receipt("sim", "r:F4240:2", b"new"), _receipt("sim", "r:F4240:2", b"copy")]
+        )
+        assert first.new
+        assert first.inbound_id != old.inbound_id
+        assert (second.new, second.inbound_id) == (False, first.inbound_id)
+        rows = await store.read(
+            lambda c: c.execute(
+                "SELECT id, dedup_key, body, processed_at IS NOT NULL FROM inbound ORDER BY id"
+            ).fetchall()
+        )
+        assert rows == [
+            (old.inbound_id, f"h{old.inbound_id}:r:F4240:2", b"id:1 stat:DELIVRD", 1),
+            (first.inbound_id, "r:F4240:2", b"new", 0),
+        ]
+        # An MO is not a receipt: a processed one still stops its repeats.
+        mo = NewInbound(
+            smsc="sim",
+            dedup_key="m:1",
+            kind=InboundKind.MO,
+            source_addr="849",
+            destination_addr="8099",
+            body=b"hi",
+        )
+        [mo_first] = await store.journal_inbound([mo])
+        await store.mark_inbound_processed([mo_first.inbound_id])
+        [mo_again] = await store.journal_inbound([mo])
+        assert (mo_again.new, mo_again.inbound_id) == (False, mo_first.inbound_id)

@@ -110,7 +110,15 @@ def _journal_run(
     conn: sqlite3.Connection, items: Sequence[NewInbound], t: int
 ) -> list[InboundResult]:
     """Insert what is new of ``items``; the first of a (smsc, dedup_key) is new, any
-    later one (in ``items`` or journaled before) is not and gets the first one's id."""
+    later one (in ``items`` or journaled before) is not and gets the first one's id.
+
+    But a receipt whose earlier copy was *processed* already is new again: SMSCs reuse
+    their message ids (a counter that starts over when the SMSC restarts, or wraps), and
+    the receipt for a new message that got an old id must not be taken for the old
+    one's. The earlier row keeps its history under another key (:func:`_retire`).
+    Applying a true repeat of a receipt again changes nothing: the first final state of
+    a message wins (``outcomes.mark_final``), so the partner gets one receipt.
+    """
     if not items:
         return []
     inserted = {
@@ -123,17 +131,42 @@ def _journal_run(
         )
     }
     known = dict(inserted)
+    receipts: dict[tuple[str, str], NewInbound] = {}
+    for m in items:
+        if _reusable(m):
+            receipts.setdefault((m.smsc, m.dedup_key), m)  # the first copy is the new one
     missing = {(m.smsc, m.dedup_key) for m in items} - known.keys()
     for smsc, dedup_key in missing:
-        row = conn.execute(
-            "SELECT id FROM inbound WHERE smsc = ? AND dedup_key = ?", (smsc, dedup_key)
+        row_id, processed_at = conn.execute(
+            "SELECT id, processed_at FROM inbound WHERE smsc = ? AND dedup_key = ?",
+            (smsc, dedup_key),
         ).fetchone()
-        known[(smsc, dedup_key)] = int(row[0])
+        receipt = receipts.get((smsc, dedup_key))
+        if receipt is not None and processed_at is not None:
+            _retire(conn, int(row_id))
+            [(row_id,)] = insert_rows(
+                conn, INSERT_INBOUND, [inbound_row(receipt, t)], "RETURNING id"
+            )
+            inserted[(smsc, dedup_key)] = int(row_id)
+        known[(smsc, dedup_key)] = int(row_id)
     out: list[InboundResult] = []
     for m in items:
         pair = (m.smsc, m.dedup_key)
         out.append(InboundResult(known[pair], inserted.pop(pair, None) is not None))
     return out
+
+
+def _reusable(m: NewInbound) -> bool:
+    """A receipt read well enough to have a carrier id (see ``_journal_run``)."""
+    return m.kind is InboundKind.RECEIPT and m.carrier_id is not None
+
+
+def _retire(conn: sqlite3.Connection, row_id: int) -> None:
+    """Move a processed receipt's row out of the way of a new one with its key: the
+    key gets an ``h<id>:`` prefix (unique, and outside every live key's range)."""
+    conn.execute(
+        "UPDATE inbound SET dedup_key = 'h' || id || ':' || dedup_key WHERE id = ?", (row_id,)
+    )
 
 
 def _redelivered(conn: sqlite3.Connection, m: NewInbound) -> int | None:
