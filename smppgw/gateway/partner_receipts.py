@@ -155,8 +155,9 @@ def receipt_octets(info: MessageInfo, short_message: bytes, state: ReceiptState)
         or len(destination) > _MAX_ADDRESS
         or b"\0" in source
         or b"\0" in destination
-        or not all(0 <= v <= 0xFF for v in (info.dest_ton, info.dest_npi, info.source_ton))
-        or not 0 <= info.source_npi <= 0xFF
+        or not all(
+            0 <= v <= 0xFF for v in (info.dest_ton, info.dest_npi, info.source_ton, info.source_npi)
+        )
     ):
         return _checked_receipt_octets(info, short_message, state)
     message_id = str(info.message_id).encode("ascii")

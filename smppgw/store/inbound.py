@@ -131,11 +131,12 @@ def _journal_run(
         )
     }
     known = dict(inserted)
-    receipts: dict[tuple[str, str], NewInbound] = {}
-    for m in items:
-        if _reusable(m):
-            receipts.setdefault((m.smsc, m.dedup_key), m)  # the first copy is the new one
     missing = {(m.smsc, m.dedup_key) for m in items} - known.keys()
+    receipts: dict[tuple[str, str], NewInbound] = {}
+    if missing:  # rare (repeats, reused ids): the usual batch does none of this
+        for m in items:
+            if _reusable(m):
+                receipts.setdefault((m.smsc, m.dedup_key), m)  # the first copy is new
     for smsc, dedup_key in missing:
         row_id, processed_at = conn.execute(
             "SELECT id, processed_at FROM inbound WHERE smsc = ? AND dedup_key = ?",

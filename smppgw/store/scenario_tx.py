@@ -23,6 +23,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from smppgw.store.inbound import mark_inbound_processed
 from smppgw.store.journal import JournalState, accept, ms
 
 if TYPE_CHECKING:
@@ -154,13 +155,9 @@ def commit_step(
         " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         rows,
     )
-    if inbound_id is not None:
-        conn.execute("UPDATE inbound SET processed_at = ? WHERE id = ?", (t, inbound_id))
-    if also_inbound:
-        conn.executemany(
-            "UPDATE inbound SET processed_at = ? WHERE id = ? AND processed_at IS NULL",
-            [(t, i) for i in also_inbound],
-        )
+    answered = [*([] if inbound_id is None else [inbound_id]), *also_inbound]
+    if answered:
+        mark_inbound_processed(conn, answered, now)
     if event_id is not None:
         conn.execute("UPDATE event SET processed_at = ? WHERE id = ?", (t, event_id))
     return StepResult(write.outcome, ids, event_id)

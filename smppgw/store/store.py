@@ -111,7 +111,7 @@ class Store:
         self._admit_many = partial(journal.admit_many, self._journal)
         self._readers = ReaderPool(self._path, self._config.readers, self._config.busy_timeout)
         self._checkpointer = (
-            Checkpointer(self._path, self._config, lambda: self._writer.statistics().commits)
+            Checkpointer(self._path, self._config, lambda: self._writer.commits)
             if self._config.checkpoint_interval > 0
             else None
         )

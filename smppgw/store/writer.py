@@ -85,8 +85,8 @@ log = structlog.get_logger(__name__)
 #: before it commits again (a safety bound: the loop always takes them).
 _PACE_TIMEOUT = 0.05
 
-#: Runs the payloads of several consecutive items of the same kind in one go (one
-#: ``executemany`` instead of one per item) and returns one result per payload.
+#: Runs the payloads of several consecutive items of the same kind in one go (one pass
+#: and one savepoint instead of one per item) and returns one result per payload.
 MergeFn = Callable[[sqlite3.Connection, list[Any]], list[Any]]
 
 
@@ -218,6 +218,11 @@ class GroupCommitWriter:
             raise item.error
         return item.result
 
+    @property
+    def commits(self) -> int:
+        """Batches committed so far (the checkpointer looks for new ones)."""
+        return self._counters.commits
+
     def statistics(self) -> StoreStatistics:
         return self._counters.snapshot(
             queue_depth=len(self._inbox),
@@ -245,10 +250,7 @@ class GroupCommitWriter:
         finally:
             self._set_down("store is closed")
             self._inbox.stop()
-            # Every queued caller is told; any later one finds the inbox stopped.
-            for item in self._inbox.drain():
-                self._fail(item, "store is closed")
-            self._room.unpark_all()
+            self._refuse_queued("store is closed")  # any later caller finds it stopped
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(self._db.close, limiter=self._limiter)
 
@@ -298,11 +300,8 @@ class GroupCommitWriter:
     async def _recover(self) -> None:
         """Refuse work and probe with back-off until a probe write commits."""
         while True:
-            # Items that raced past the availability check are failed, callers waiting
-            # for room see the store down.
-            for item in self._inbox.drain():
-                self._fail(item, self._reason or "store unavailable")
-            self._room.unpark_all()
+            # Items that raced past the availability check are failed.
+            self._refuse_queued(self._reason or "store unavailable")
             delay = min(
                 self._config.probe_initial * (2 ** min(self._failures - 1, 30)),
                 self._config.probe_max,
@@ -318,6 +317,13 @@ class GroupCommitWriter:
             log.warning("store.recovered", after_failures=self._failures)
             self._serving()
             return
+
+    def _refuse_queued(self, reason: str) -> None:
+        """Fail every item still in the inbox, and wake the callers waiting for room
+        (they find the store down)."""
+        for item in self._inbox.drain():
+            self._fail(item, reason)
+        self._room.unpark_all()
 
     def _fail(self, item: _Item, reason: str, cause: BaseException | None = None) -> None:
         error = StoreUnavailable(reason)
