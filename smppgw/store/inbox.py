@@ -5,8 +5,8 @@ commit and wait there for its next batch. Under load the loop is busy (decoding,
 admission, carrier traffic), so that hand-back cost about as long as the commit itself:
 measured with receipts at 3,000 msg/s, commits of 2.2 ms of thread time took 4.5 ms
 from the loop's side and the writer was busy 95 % of the time. With this inbox the thread
-takes its next batch itself, the moment it has committed the last one, and the loop only
-hears of each commit (``TrioToken.run_sync_soon``) to wake its waiters.
+stays in its own loop and takes its next batch itself, once the event loop has heard of
+the last commit (``TrioToken.run_sync_soon``) and woken its waiters.
 
 The inbox is a bounded deque under a ``threading.Condition``: :meth:`put` (event loop)
 never blocks (a full inbox says so and the caller waits for room or answers

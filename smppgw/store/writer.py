@@ -18,8 +18,10 @@ count, and ``await`` its durability. The writer is one trio task that owns one
    own ``SAVEPOINT``, ``COMMIT`` (one WAL append, one fsync at the ``power`` level);
 5. only after ``COMMIT`` returned, hand the batch to the event loop
    (``TrioToken.run_sync_soon``), which gives every item its result and wakes its
-   caller; and go on with the next batch at once, without waiting for the loop (a
-   busy loop used to delay every next commit by about a commit's time).
+   caller; the thread takes its next batch as soon as the loop has done that (it used
+   to return to the loop and wait there to be handed a batch and started again: a busy
+   loop delayed every next commit by about a commit's time). The go-ahead comes from a
+   task of the writer's (``_hand_back``), so a stop is never overtaken by a new batch.
 
 Rules that follow from the promise "an acknowledged message is never lost":
 
@@ -80,10 +82,6 @@ __all__ = ["GroupCommitWriter", "is_environmental"]
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
-
-#: Seconds the writer thread waits at most for the event loop to take a commit's results
-#: before it commits again (a safety bound: the loop always takes them).
-_PACE_TIMEOUT = 0.05
 
 #: Runs the payloads of several consecutive items of the same kind in one go (one pass
 #: and one savepoint instead of one per item) and returns one result per payload.
@@ -149,8 +147,9 @@ class GroupCommitWriter:
         self._db = WriterConnection(path, config, prepare, clock)
         self._inbox: Inbox[_Item] = Inbox(config.queue_size)
         self._room = trio.lowlevel.ParkingLot()  # callers waiting for room in the inbox
-        self._handed = threading.Event()  # the loop has woken the last batch's waiters
+        self._handed = threading.Event()  # the thread may take its next batch
         self._handed.set()
+        self._committed = trio.Event()  # a batch's waiters were woken (see _hand_back)
         self._limiter = trio.CapacityLimiter(1)
         self._reason: str | None = "store is not running"
         self._up = trio.Event()  # set while available; replaced when the store goes down
@@ -265,17 +264,28 @@ class GroupCommitWriter:
         Cancelled, it stops the inbox: the thread finishes the commit in progress (its
         waiters are woken), returns, and the cancellation goes on.
         """
+        self._committed = trio.Event()
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._stop_inbox_when_cancelled)
+            nursery.start_soon(self._hand_back)
             await trio.to_thread.run_sync(self._commit_loop, token, limiter=self._limiter)
             nursery.cancel_scope.cancel()
 
-    async def _stop_inbox_when_cancelled(self) -> None:
+    async def _hand_back(self) -> None:
+        """Let the thread take its next batch once the loop has woken the last one's
+        waiters (the pacing of :meth:`_commit_loop`), unless the writer was told to stop
+        meanwhile: then stop the inbox instead, so that no batch is begun after a stop
+        (what was still queued is refused by :meth:`run`)."""
         try:
-            await trio.sleep_forever()
+            while True:
+                await self._committed.wait()
+                # Woken and cancelled in the same instant: the stop wins.
+                await trio.lowlevel.checkpoint_if_cancelled()
+                self._committed = trio.Event()
+                self._handed.set()
         finally:
             self._inbox.stop()
             self._room.unpark_all()
+            self._handed.set()  # the thread then finds the inbox stopped and returns
 
     def _batch_done(self, batch: list[_Item], errors: int, latency: float) -> None:
         """(Event loop, from the writer thread.) A batch committed: wake its waiters."""
@@ -283,7 +293,7 @@ class GroupCommitWriter:
         for item in batch:
             rows += item.rows
             item.done.set()
-        self._handed.set()
+        self._committed.set()
         self._counters.record_commit(len(batch), rows, errors, latency)
         self._failures = 0
 
@@ -334,21 +344,25 @@ class GroupCommitWriter:
     # ---------------------------------------------------------------- writer thread
 
     def _commit_loop(self, token: trio.lowlevel.TrioToken) -> None:
-        """Commit batches back to back, each taken the moment the last one committed,
-        until the inbox is stopped or a batch fails as a whole. Each outcome goes to the
-        event loop with ``run_sync_soon`` (in order, before this call's own return)."""
+        """Commit batches back to back, each taken once the loop has woken the last
+        one's waiters, until the inbox is stopped or a batch fails as a whole. Each
+        outcome goes to the event loop with ``run_sync_soon`` (in order, before this
+        call's own return)."""
         config = self._config
         while True:
             # Paced by the event loop: the next batch is taken once the loop has woken
             # the last one's waiters. An idle loop does that at once; a loop that is
             # behind lets the next batch grow meanwhile instead of being handed commits
             # it cannot answer yet (smaller, more frequent commits cost more in all).
-            self._handed.wait(_PACE_TIMEOUT)
+            self._handed.wait()
             batch, was_full = self._inbox.take(
                 config.max_batch_items, config.max_batch_rows, config.linger
             )
             if not batch:
                 return
+            # Cleared before the commit, not after it: a stop that sets it meanwhile
+            # must still find the thread's next wait open.
+            self._handed.clear()
             if was_full:
                 token.run_sync_soon(self._room.unpark_all)
             started = time.perf_counter()
@@ -357,7 +371,6 @@ class GroupCommitWriter:
             except Exception as exc:  # any failure of the transaction: nothing is durable
                 token.run_sync_soon(self._batch_failed, batch, exc)
                 return
-            self._handed.clear()
             token.run_sync_soon(self._batch_done, batch, errors, time.perf_counter() - started)
 
     def _run_batch(self, batch: list[_Item]) -> int:
