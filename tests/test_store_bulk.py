@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from smppgw.store import inbound, journal, open_store, outcomes, quota_batch, schema
+from smppgw.store import inbound, journal, open_store, outcomes, quota, quota_batch, schema
 from smppgw.store.bulk import insert_rows
 from smppgw.store.journal import JournalState
 from smppgw.store.records import (
@@ -27,7 +27,10 @@ from smppgw.store.records import (
     MessageState,
     NewInbound,
     NewMessage,
+    NewOrder,
     NewReceipt,
+    OrderKind,
+    Requeue,
     Submitted,
 )
 
@@ -104,6 +107,74 @@ submitted_strategy = st.lists(
 )
 
 
+_FULL_ROWS = (
+    "SELECT id, state, smsc, carrier_id, updated_at, final_status, error, attempts,"
+    " next_attempt_at FROM mt_message ORDER BY id",
+    *_TABLES[1:],
+    "SELECT id, state, charged FROM quota_ledger ORDER BY id",
+    "SELECT id, reserved, spent FROM partner_order ORDER BY id",
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    updates=submitted_strategy,
+    finals=st.lists(
+        st.tuples(st.integers(0, 6), st.sampled_from([MessageState.SENT, MessageState.FAILED])),
+        max_size=8,
+    ),
+    requeued=st.sets(st.integers(0, 5), max_size=2),
+    earlier=st.sets(st.integers(0, 5), max_size=2),
+    held=st.sets(st.integers(0, 5), max_size=2),
+)
+def test_outcomes_in_one_flush_match_the_steps_one_after_the_other(
+    updates: list[tuple[int, str, str, int]],
+    finals: list[tuple[int, MessageState]],
+    requeued: set[int],
+    earlier: set[int],
+    held: set[int],
+) -> None:
+    """``apply_outcomes`` folds a sent message's submitted update into its final one;
+    the rows must be what the four steps one after the other leave (messages held,
+    final already, requeued in the same flush, unknown, or final twice included)."""
+    with tempfile.TemporaryDirectory() as directory:
+        dbs = [_db(directory, "flush.db"), _db(directory, "steps.db")]
+        for conn in dbs:
+            conn.execute("BEGIN")
+            quota.create_order(conn, NewOrder(partner="p", kind=OrderKind.PREPAID, limit=99), NOW)
+            messages = [
+                NewMessage(
+                    partner="p", source_addr="S", destination_addr="849", body=b"x", held=i in held
+                )
+                for i in range(6)
+            ]
+            ids = journal.admit(conn, JournalState(1), messages, [1] * 6, NOW)
+            assert ids == [1, 2, 3, 4, 5, 6]
+            done = [FinalOutcome(1 + i, MessageState.FAILED, 8, "x", 0) for i in sorted(earlier)]
+            outcomes.mark_final(conn, done, NOW)
+            conn.execute("COMMIT")
+        batch = outcomes.OutcomeBatch(
+            submitted=[Submitted(1 + m, smsc, cid, part) for m, smsc, cid, part in updates],
+            requeues=[Requeue(1 + m, NOW + 60, "again") for m in sorted(requeued)],
+            finals=[FinalOutcome(1 + m, state, 0, None, 1) for m, state in finals],
+            receipts=[None] * len(finals),
+        )
+        flush, steps = dbs
+        for conn in dbs:
+            conn.execute("BEGIN")
+        got = outcomes.apply_outcomes(flush, batch, NOW + 1)
+        outcomes.mark_submitted(steps, batch.submitted, NOW + 1)
+        outcomes.requeue(steps, batch.requeues, NOW + 1)
+        want = outcomes.mark_final(steps, batch.finals, NOW + 1)
+        assert got == [None] * len(want)
+        for conn in dbs:
+            conn.execute("COMMIT")
+        for query in _FULL_ROWS:
+            assert flush.execute(query).fetchall() == steps.execute(query).fetchall(), query
+        for conn in dbs:
+            conn.close()
+
+
 @settings(max_examples=100, deadline=None)
 @given(updates=submitted_strategy, finished=st.sets(st.integers(0, 5)))
 def test_mark_submitted_matches_one_update_a_row(
@@ -156,6 +227,14 @@ def test_hot_updates_look_rows_up_by_primary_key(tmp_path: Path, analyzed: bool)
         assert f"SEARCH {table} USING INTEGER PRIMARY KEY" in plan, plan
         assert f"SCAN {table}" not in plan, plan
         assert f"{table} USING INDEX" not in plan, plan
+    for sql, table in (
+        (outcomes.OPEN_IDS_SQL, "mt_message"),
+        (outcomes.FINAL_READ_SQL, "mt_message"),
+        (quota_batch.LEDGER_READ_SQL, "quota_ledger"),
+    ):
+        plan = _plan(conn, sql, ("[1, 2, 3]",))
+        assert f"SEARCH {table} USING INTEGER PRIMARY KEY" in plan, plan
+        assert f"SCAN {table}" not in plan, plan
 
 
 def _one_by_one_inbound(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from smppgw.store import inbound
-from smppgw.store.bulk import JSON_COLUMN, insert_rows, json_list, json_rows
+from smppgw.store.bulk import JSON_COLUMN, insert_rows, json_list, json_rows, select_rows
 from smppgw.store.journal import ms
 from smppgw.store.quota_batch import settle_many
 from smppgw.store.records import FINAL_STATES
@@ -40,6 +40,7 @@ __all__ = [
     "apply_outcomes",
     "mark_final",
     "mark_submitted",
+    "record_carrier_refs",
     "record_part_states",
     "requeue",
 ]
@@ -74,14 +75,29 @@ class OutcomeBatch:
 
 def apply_outcomes(conn: sqlite3.Connection, batch: OutcomeBatch, now: float) -> list[int | None]:
     """Returns, per final outcome, the outbox id of its partner receipt; None when no
-    receipt was queued (none asked, or the message was already final)."""
+    receipt was queued (none asked, or the message was already final).
+
+    The same as ``mark_submitted``, ``requeue``, ``record_part_states`` and ``mark_final``
+    one after the other, with one saving: a message accepted by the carrier and made
+    final in the same flush (no receipt asked: the common case) is written once, by the
+    final update, which takes its carrier id along, instead of twice
+    (``tests/test_store_bulk.py`` holds the two ways to the same rows).
+    """
+    t = ms(now)
+    carried: dict[int, list[object]] = {}
     if batch.submitted:
-        mark_submitted(conn, batch.submitted, now)
+        latest = record_carrier_refs(conn, batch.submitted, t)
+        if batch.finals:
+            for o in batch.finals:
+                entry = latest.pop(o.message_id, None)
+                if entry is not None:
+                    carried[o.message_id] = entry
+        _set_submitted(conn, latest, t)
     if batch.requeues:
         requeue(conn, batch.requeues, now)
     if batch.part_states:
         record_part_states(conn, batch.part_states)
-    applied = mark_final(conn, batch.finals, now) if batch.finals else []
+    applied = mark_final(conn, batch.finals, now, carried) if batch.finals else []
     owed = [
         (index, receipt)
         for index, (receipt, made_final) in enumerate(zip(batch.receipts, applied, strict=True))
@@ -109,13 +125,27 @@ SUBMITTED_SQL = (
     f" FROM (SELECT {_COL0} AS id, {_COL1} AS smsc, {_COL2} AS carrier_id"
     " FROM json_each(?)) AS v"
     " WHERE mt_message.id = v.id AND +mt_message.state IN ('accepted', 'submitted')"
-    " RETURNING id"
 )
+#: The messages of a batch that are still open (the ones :data:`SUBMITTED_SQL` changes).
+OPEN_IDS_SQL = (
+    "SELECT json_group_array(id) FROM mt_message"
+    " WHERE id IN (SELECT value FROM json_each(?)) AND +state IN ('accepted', 'submitted')"
+)
+#: ``[id, state, reservation_id]`` of a batch's messages (one row: ``select_rows``).
+FINAL_READ_SQL = (
+    "SELECT json_group_array(json_array(id, state, reservation_id)) FROM mt_message"
+    " WHERE id IN (SELECT value FROM json_each(?))"
+)
+_COL4, _COL5 = JSON_COLUMN.format(4), JSON_COLUMN.format(5)
+#: A final state, and the carrier of a message sent in the same flush (NULL: unchanged).
 FINAL_SQL = (
     "UPDATE mt_message SET state = v.state, final_status = v.status, error = v.error,"
+    " smsc = coalesce(v.smsc, mt_message.smsc),"
+    " carrier_id = coalesce(v.carrier_id, mt_message.carrier_id),"
     " updated_at = ?, next_attempt_at = NULL"
     f" FROM (SELECT {_COL0} AS id, {_COL1} AS state, {_COL2} AS status,"
-    f" {_COL3} AS error FROM json_each(?)) AS v WHERE mt_message.id = v.id"
+    f" {_COL3} AS error, {_COL4} AS smsc, {_COL5} AS carrier_id FROM json_each(?)) AS v"
+    " WHERE mt_message.id = v.id"
 )
 
 
@@ -126,29 +156,50 @@ def mark_submitted(conn: sqlite3.Connection, updates: Sequence[Submitted], now: 
     but its carrier id mapping is still recorded so a late receipt can be matched).
     """
     t = ms(now)
+    latest = record_carrier_refs(conn, updates, t)
+    changed = _set_submitted(conn, latest, t)
+    return sum(1 for u in updates if u.message_id in changed)
+
+
+def record_carrier_refs(
+    conn: sqlite3.Connection, updates: Sequence[Submitted], t: int
+) -> dict[int, list[object]]:
+    """Write the carrier references (how receipts find their message); returns per
+    message what one update a row, in order, would leave on it: ``[id, the last SMSC
+    named, the carrier id of the last part 0 (None: none)]``."""
     insert_rows(
         conn,
         "INSERT OR REPLACE INTO carrier_ref (smsc, carrier_id, message_id, part_no, submitted_at)",
         [(u.smsc, u.carrier_id, u.message_id, u.part_no, t) for u in updates],
     )
-    # What one update a row, in order, would leave: the last SMSC named, and the
-    # carrier id of the last part 0 (the message's own id at the carrier).
     latest: dict[int, list[object]] = {}
     for u in updates:
         entry = latest.setdefault(u.message_id, [u.message_id, u.smsc, None])
         entry[1] = u.smsc
         if u.part_no == 0:
             entry[2] = u.carrier_id
+    return latest
+
+
+def _set_submitted(conn: sqlite3.Connection, latest: dict[int, list[object]], t: int) -> set[int]:
+    """Unfinished messages among ``latest`` become ``submitted``; returns their ids."""
     if not latest:
-        return 0
-    changed = {int(r[0]) for r in conn.execute(SUBMITTED_SQL, (t, json_rows(latest.values())))}
-    return sum(1 for u in updates if u.message_id in changed)
+        return set()
+    changed = set(select_rows(conn, OPEN_IDS_SQL, (json_list(latest),)))
+    conn.execute(SUBMITTED_SQL, (t, json_rows(latest.values())))
+    return changed
 
 
 def mark_final(
-    conn: sqlite3.Connection, outcomes: Sequence[FinalOutcome], now: float
+    conn: sqlite3.Connection,
+    outcomes: Sequence[FinalOutcome],
+    now: float,
+    carried: dict[int, list[object]] | None = None,
 ) -> list[bool]:
     """Move messages to a final state; returns, per outcome, whether it was applied.
+
+    ``carried``: ``record_carrier_refs``'s entries of messages sent in the same flush,
+    whose ``submitted`` update this one takes over (see ``apply_outcomes``).
 
     A message already final is left as it is (first final outcome wins, in the journal
     and within ``outcomes``), so a duplicate or late receipt cannot rewrite history or
@@ -163,14 +214,10 @@ def mark_final(
     t = ms(now)
     current = {
         int(r[0]): (str(r[1]), r[2])
-        for r in conn.execute(
-            "SELECT id, state, reservation_id FROM mt_message"
-            " WHERE id IN (SELECT value FROM json_each(?))",
-            (json_list(o.message_id for o in outcomes),),
-        )
+        for r in select_rows(conn, FINAL_READ_SQL, (json_list(o.message_id for o in outcomes),))
     }
     applied: list[bool] = []
-    updates: list[tuple[object, ...]] = []  # (id, state, final_status, error)
+    updates: list[tuple[object, ...]] = []  # (id, state, final_status, error, smsc, carrier)
     settles: list[tuple[int, int]] = []
     for o in outcomes:
         found = current.get(o.message_id)
@@ -178,9 +225,13 @@ def mark_final(
         applied.append(ok)
         if not ok or found is None:
             continue
-        reservation_id = found[1]
+        was, reservation_id = found
         current[o.message_id] = (o.state.value, reservation_id)
-        updates.append((o.message_id, o.state.value, o.status, o.error))
+        sent = carried.get(o.message_id) if carried and was != "held" else None
+        if sent is None:
+            updates.append((o.message_id, o.state.value, o.status, o.error, None, None))
+        else:  # what the skipped submitted update would have written first
+            updates.append((o.message_id, o.state.value, o.status, o.error, sent[1], sent[2]))
         if reservation_id is not None and o.charge_parts is not None:
             settles.append((int(reservation_id), o.charge_parts))
     if updates:

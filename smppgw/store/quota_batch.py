@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from smppgw.store.bulk import JSON_COLUMN, insert_rows, json_list, json_rows
+from smppgw.store.bulk import JSON_COLUMN, insert_rows, json_list, json_rows, select_rows
 from smppgw.store.records import Reservation
 
 if TYPE_CHECKING:
@@ -36,6 +36,13 @@ SETTLE_SQL = (
     "UPDATE quota_ledger SET state = 'settled', charged = v.charged, settled_at = ?"
     f" FROM (SELECT {JSON_COLUMN.format(0)} AS id, {JSON_COLUMN.format(1)} AS charged"
     " FROM json_each(?)) AS v WHERE quota_ledger.id = v.id"
+)
+
+
+#: ``[id, order_id, parts, amount, state]`` of ledger rows (one row: ``select_rows``).
+LEDGER_READ_SQL = (
+    "SELECT json_group_array(json_array(id, order_id, parts, amount, state))"
+    " FROM quota_ledger WHERE id IN (SELECT value FROM json_each(?))"
 )
 
 
@@ -80,11 +87,7 @@ def settle_many(conn: sqlite3.Connection, items: Sequence[tuple[int, int]], now_
     ids = json_list(rid for rid, _ in items)
     ledger = {
         int(r[0]): (int(r[1]), int(r[2]), int(r[3]), str(r[4]))
-        for r in conn.execute(
-            "SELECT id, order_id, parts, amount, state FROM quota_ledger"
-            " WHERE id IN (SELECT value FROM json_each(?))",
-            (ids,),
-        )
+        for r in select_rows(conn, LEDGER_READ_SQL, (ids,))
     }
     per_order: dict[int, list[int]] = {}
     updates: list[tuple[int, int]] = []
