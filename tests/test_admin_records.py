@@ -136,7 +136,9 @@ def _orders(cfg: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["order", "list", "--json", *c]) == 0
     assert [o["id"] for o in _json(capsys)] == [1]
     assert main(["order", "list", "acme", "--all", "--json", *c]) == 0
-    assert [(o["id"], o["state"]) for o in _json(capsys)] == [(1, "active"), (2, "expired")]
+    listed = _json(capsys)
+    assert [(o["id"], o["state"]) for o in listed] == [(1, "active"), (2, "cancelled")]
+    assert listed[1]["cancelled_at"] == listed[1]["expires_at"] is not None
     assert main(["order", "list", "other", *c]) == 0
     assert _out(capsys)[1] == ["(none)"]
 

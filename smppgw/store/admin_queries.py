@@ -61,7 +61,8 @@ class _Row:
 @dataclass(frozen=True, slots=True)
 class OrderRow(_Row):
     """An order as the operator sees it; ``remaining`` is in the order's unit (parts for
-    prepaid, money for postpaid), ``state`` one of active, exhausted, expired, future."""
+    prepaid, money for postpaid), ``state`` one of active, exhausted, expired, future,
+    cancelled."""
 
     id: int
     partner: str
@@ -76,9 +77,14 @@ class OrderRow(_Row):
     expires_at: float | None
     created_at: float
     state: str
+    cancelled_at: float | None = None
 
 
-def _state(limit: int, used: int, starts: int | None, expires: int | None, now: int) -> str:
+def _state(
+    limit: int, used: int, starts: int | None, expires: int | None, cancelled: bool, now: int
+) -> str:
+    if cancelled:
+        return "cancelled"
     if expires is not None and expires <= now:
         return "expired"
     if starts is not None and starts > now:
@@ -98,14 +104,16 @@ def add_order(
 
 
 def cancel_order(conn: sqlite3.Connection, order_id: int, now: float) -> bool:
-    """End an order now: it expires at ``now``, so admission stops reserving from it.
+    """End an order now: it expires at ``now``, so admission stops reserving from it,
+    and ``cancelled_at`` records that the operator ended it (``list_orders`` shows it
+    ``cancelled``, not ``expired``).
 
     Why by expiry rather than a state: the quota code (``quota._ACTIVE``) already skips
     expired orders, so a cancel needs no new rule on the hot path; messages in flight
     keep their reservation and settle as usual. False when it had already ended.
     """
     cur = conn.execute(
-        "UPDATE partner_order SET expires_at = :now WHERE id = :id"
+        "UPDATE partner_order SET expires_at = :now, cancelled_at = :now WHERE id = :id"
         " AND (expires_at IS NULL OR expires_at > :now)",
         {"id": order_id, "now": ms(now)},
     )
@@ -127,7 +135,7 @@ def list_orders(
         where.append("quota_limit - reserved - spent > 0")
     sql = (
         "SELECT id, partner, kind, quota_limit, unit_cost, reserved, spent, price_minor,"
-        " starts_at, expires_at, created_at FROM partner_order"
+        " starts_at, expires_at, created_at, cancelled_at FROM partner_order"
     )
     if where:
         sql += " WHERE " + " AND ".join(where)
@@ -148,7 +156,8 @@ def list_orders(
                 starts_at=_sec(r[8]),
                 expires_at=_sec(r[9]),
                 created_at=int(r[10]) / 1000,
-                state=_state(limit, reserved + spent, r[8], r[9], ms(now)),
+                state=_state(limit, reserved + spent, r[8], r[9], r[11] is not None, ms(now)),
+                cancelled_at=_sec(r[11]),
             )
         )
     return out

@@ -415,6 +415,12 @@ _V9_INBOUND_TLVS = """
 ALTER TABLE inbound ADD COLUMN tlvs BLOB;
 """
 
+# An order the operator cancelled says so (it used to show as expired: a cancel ends it
+# by its expiry, which the quota code already honours).
+_V10_ORDER_CANCELLED = """
+ALTER TABLE partner_order ADD COLUMN cancelled_at INTEGER;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
@@ -427,6 +433,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         9, "inbound MO keeps its TLVs (sar_* parts replayed after a restart)", _V9_INBOUND_TLVS
     ),
+    Migration(10, "a cancelled order is told from an expired one", _V10_ORDER_CANCELLED),
 )
 
 #: The version this code writes; a file above it is refused.
