@@ -6,24 +6,16 @@ import random
 from typing import TYPE_CHECKING, Any
 
 import trio
+from carrier_links import AnsweredLink
 
 from smppgw.gateway.mt import MtPipeline
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier_inbound import CarrierInbound
-from smppgw.protocol.pdus import DeliverSm, Pdu
+from smppgw.protocol.pdus import DeliverSm
 from smppgw.store import Durability, StoreConfig, open_store
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-class _Link:
-    def __init__(self) -> None:
-        self.answers: list[Pdu] = []
-        self.closed = False
-
-    def respond(self, pdu: Pdu) -> None:
-        self.answers.append(pdu)
 
 
 class _Settings:
@@ -57,7 +49,7 @@ async def test_one_senders_mo_keep_their_order_others_overlap(tmp_path: Path) ->
             )
             for n in range(30)
         ]
-        link = _Link()
+        link = AnsweredLink()
         await inbound.handle(link, pdus)  # type: ignore[arg-type]
     assert len(link.answers) == 30
     assert all(a.command_status == 0 for a in link.answers)

@@ -49,6 +49,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import trio
+from carrier_links import AnsweredLink
 from daemon_fixtures import free_port, write_config
 
 from smppgw.app.config import load_config
@@ -195,19 +196,9 @@ async def test_a_receipt_is_marked_processed_only_with_the_outcome_it_caused(
     """Bug 1 above: the receipt's inbound row must not be processed while the final
     state it caused is still only in memory (a kill then would lose it for ever)."""
     from smppgw.net.carrier_inbound import CarrierInbound
-    from smppgw.protocol.pdus import DeliverSm, Pdu
-    from smppgw.protocol.receipt import Receipt, format_receipt
-
-    class _Link:
-        closed = False
-
-        def __init__(self) -> None:
-            self.answers: list[Pdu] = []
-
-        def respond(self, pdu: Pdu) -> None:
-            self.answers.append(pdu)
-
     from smppgw.protocol.message_id import IdFormat
+    from smppgw.protocol.pdus import DeliverSm
+    from smppgw.protocol.receipt import Receipt, format_receipt
 
     class _Settings:
         message_id_format = IdFormat.STRING
@@ -235,7 +226,7 @@ async def test_a_receipt_is_marked_processed_only_with_the_outcome_it_caused(
             esm_class=0x04,
             short_message=text.encode(),
         )
-        await inbound.handle(_Link(), [receipt])  # type: ignore[arg-type]
+        await inbound.handle(AnsweredLink(), [receipt])  # type: ignore[arg-type]
 
         async def now() -> tuple[object, object]:
             state = (await store.get_message(mid)).state  # type: ignore[union-attr]

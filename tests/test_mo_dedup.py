@@ -11,6 +11,7 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
+from carrier_links import AnsweredLink
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -18,7 +19,7 @@ from smppgw.gateway.inbound import mo_key
 from smppgw.gateway.mt import MtPipeline
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier_inbound import CarrierInbound
-from smppgw.protocol.pdus import DeliverSm, Pdu
+from smppgw.protocol.pdus import DeliverSm
 from smppgw.store import Durability, StoreConfig, open_store
 
 if TYPE_CHECKING:
@@ -26,17 +27,6 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 MO = DeliverSm(source_addr="84912345678", destination_addr="8055", short_message=b"DIEM")
-
-
-class _Link:
-    """A bind as CarrierInbound sees it: answers go out, it may close."""
-
-    def __init__(self) -> None:
-        self.closed = False
-        self.answers: list[Pdu] = []
-
-    def respond(self, pdu: Pdu) -> None:
-        self.answers.append(pdu)
 
 
 class _Settings:
@@ -52,7 +42,7 @@ class _Rig:
         self.clock = clock
         self.sunk: list[int] = []
 
-    async def deliver(self, link: _Link, at: float) -> bool:
+    async def deliver(self, link: AnsweredLink, at: float) -> bool:
         """Deliver MO on ``link`` at time ``at``; True if it was processed (new)."""
         self.clock[0] = at
         before = len(self.sunk)
@@ -81,14 +71,14 @@ async def _rig(tmp_path: Path, window: float = 120.0) -> AsyncIterator[_Rig]:
 
 async def test_same_text_on_a_live_bind_is_a_new_mo(tmp_path: Path) -> None:
     async with _rig(tmp_path) as rig:
-        link = _Link()
+        link = AnsweredLink()
         assert await rig.deliver(link, 1000.0)
         assert await rig.deliver(link, 1001.0)  # "DIEM" again, a second later
 
 
 async def test_redelivery_after_the_bind_broke_is_recognised(tmp_path: Path) -> None:
     async with _rig(tmp_path) as rig:
-        first, second = _Link(), _Link()
+        first, second = AnsweredLink(), AnsweredLink()
         assert await rig.deliver(first, 1199.0)  # just before a window boundary (1200)
         first.closed = True  # our deliver_sm_resp may not have reached the carrier
         assert not await rig.deliver(second, 1203.0)  # the carrier delivers it again
@@ -96,9 +86,29 @@ async def test_redelivery_after_the_bind_broke_is_recognised(tmp_path: Path) -> 
         assert await rig.deliver(second, 1203.5)  # and now the subscriber repeats it
 
 
+async def test_the_same_text_after_the_carrier_read_our_answer_is_new(tmp_path: Path) -> None:
+    """The bind broke after the carrier showed it read our answer to the first copy:
+    it will not deliver that one again, so the same text is the subscriber's. A copy
+    whose answer it may not have read is still looked for first."""
+    async with _rig(tmp_path) as rig:
+        first, second = AnsweredLink(), AnsweredLink()
+        assert await rig.deliver(first, 1000.0)
+        first.peer_reads()
+        first.closed = True
+        assert await rig.deliver(second, 1005.0)  # the answer was read: new
+        assert await rig.deliver(second, 1006.0)  # again: the bind is up, new
+        second.peer_reads()
+        assert await rig.deliver(second, 1007.0)  # a third time, answer not read yet
+        second.closed = True
+        third = AnsweredLink()
+        assert not await rig.deliver(third, 1009.0)  # the carrier's redelivery of 1007
+        assert await rig.deliver(third, 1010.0)  # every earlier copy read or claimed
+        assert rig.inbound.counts["dup_in"] == 1
+
+
 async def test_the_same_text_after_the_window_is_new(tmp_path: Path) -> None:
     async with _rig(tmp_path) as rig:
-        first, second = _Link(), _Link()
+        first, second = AnsweredLink(), AnsweredLink()
         assert await rig.deliver(first, 1000.0)
         first.closed = True
         assert await rig.deliver(second, 1000.0 + 2 * 120.0 + 1)
@@ -106,7 +116,7 @@ async def test_the_same_text_after_the_window_is_new(tmp_path: Path) -> None:
 
 async def test_window_zero_never_deduplicates(tmp_path: Path) -> None:
     async with _rig(tmp_path, window=0) as rig:
-        first, second = _Link(), _Link()
+        first, second = AnsweredLink(), AnsweredLink()
         assert await rig.deliver(first, 1000.0)
         first.closed = True
         assert await rig.deliver(second, 1000.5)

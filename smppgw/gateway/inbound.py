@@ -116,9 +116,11 @@ class MoKey:
     ``deliver_sm_resp`` did not reach it, which happens when the bind that took it
     broke (or the daemon died) before the answer went out. So an MO is the carrier's
     redelivery when the same content arrived within the window **on a bind that is no
-    longer up** (or in an earlier run of the daemon). The same text again while its
-    first bind is still up is the subscriber sending it again (``TD <code>`` after
-    registering, a second ``DIEM``) and is a new MO.
+    longer up** (or in an earlier run of the daemon), unless the carrier showed that
+    it read our answer to the first (it answered a request we sent after it:
+    ``SmppLink.when_peer_has_read``). The same text again while its first bind is
+    still up, or after the carrier read our answer, is the subscriber sending it again
+    (``TD <code>`` after registering, a second ``DIEM``) and is a new MO.
 
     ``key`` is unique (``<prefix>:<session>:<n>``); ``prefixes`` name the current and
     the previous time window, so that a redelivery just after a window boundary is
@@ -127,6 +129,8 @@ class MoKey:
 
     key: str
     prefixes: tuple[str, ...]
+    #: This MO's place among those of this run (the key's last field).
+    serial: int = -1
 
 
 _MO_SERIAL = itertools.count()
@@ -143,10 +147,11 @@ def mo_key(pdu: DeliverSm, now: float, session: str, window: float = MO_DEDUP_WI
     digest.update(pdu.tlv_octets(Tag.MESSAGE_PAYLOAD) or b"")
     serial = next(_MO_SERIAL)
     if window <= 0:
-        return MoKey(f"m:once:{session}:{serial}", ())
+        return MoKey(f"m:once:{session}:{serial}", (), serial)
     bucket = int(now // window)
     current = f"m:{bucket}:{digest.hexdigest()}"
-    return MoKey(f"{current}:{session}:{serial}", (current, f"m:{bucket - 1}:{digest.hexdigest()}"))
+    previous = f"m:{bucket - 1}:{digest.hexdigest()}"
+    return MoKey(f"{current}:{session}:{serial}", (current, previous), serial)
 
 
 def mo_dedup_key(pdu: DeliverSm, now: float, window: float = MO_DEDUP_WINDOW) -> str:

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import time
 import weakref
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +61,9 @@ log = structlog.get_logger("smppgw.carrier")
 #: marks it processed once it has done with it.
 MoSink = Callable[[int, DeliverSm, str], Awaitable[None]]
 
+#: Binds whose read answers are remembered (see ``CarrierInbound._answer_read``).
+ANSWERS_READ_BINDS = 256
+
 #: Receipts that arrive before their submit_sm_resp is known: tries and spacing.
 HELD_RECEIPT_TRIES = 5
 HELD_RECEIPT_DELAY = 2.0
@@ -86,6 +91,9 @@ class CarrierInbound:
         self._held: list[tuple[float, int, DeliverSm, int]] = []
         self._sessions: weakref.WeakKeyDictionary[SmppLink, str] = weakref.WeakKeyDictionary()
         self._session_serial = 0
+        # Per bind, the last MO serial whose answer the carrier read (MoKey); the
+        # newest binds' only, so that reconnects cannot grow it.
+        self._answers_read: OrderedDict[str, int] = OrderedDict()
         self.counts = {"deliveries": 0, "refused": 0, "dup_in": 0}
         self.log = log.bind(carrier=name)
 
@@ -108,8 +116,10 @@ class CarrierInbound:
         now = self._clock()
         session = self._session_of(link)
         live = self._live_sessions()
+        answers_read = dict(self._answers_read)  # the writer thread reads a copy
         items: list[NewInbound] = []
         receipts: list[tuple[str, str, int, str | None] | None] = []
+        last_mo = -1
         for pdu in pdus:
             carrier_id = None
             if is_receipt(pdu):
@@ -136,9 +146,15 @@ class CarrierInbound:
                 receipts.append(None)
                 window = getattr(self.settings, "mo_dedup_window", MO_DEDUP_WINDOW)
                 mo = mo_key(pdu, now, session, window)
+                last_mo = mo.serial
                 item = self._inbound(pdu, InboundKind.MO, mo.key, None)
                 items.append(
-                    dataclasses.replace(item, redelivery_prefixes=mo.prefixes, live_sessions=live)
+                    dataclasses.replace(
+                        item,
+                        redelivery_prefixes=mo.prefixes,
+                        live_sessions=live,
+                        answers_read=answers_read,
+                    )
                 )
         try:
             results = await self.store.journal_inbound(items)
@@ -154,6 +170,8 @@ class CarrierInbound:
             return
         for pdu in pdus:
             link.respond(make_response(pdu))
+        if last_mo >= 0:
+            link.when_peer_has_read(functools.partial(self._answer_read, session, last_mo))
         self.counts["deliveries"] += len(pdus)
         processed: list[int] = []
         applied: list[int] = []
@@ -198,6 +216,14 @@ class CarrierInbound:
             session = f"{PROCESS_TOKEN}.{self.name}.{self._session_serial}"
             self._sessions[link] = session
         return session
+
+    def _answer_read(self, session: str, serial: int) -> None:
+        """The carrier read our answers to this bind's MO up to ``serial``."""
+        answers = self._answers_read
+        answers[session] = max(serial, answers.get(session, -1))
+        answers.move_to_end(session)
+        if len(answers) > ANSWERS_READ_BINDS:
+            answers.popitem(last=False)
 
     def _live_sessions(self) -> frozenset[str]:
         return frozenset(s for link, s in self._sessions.items() if not link.closed)

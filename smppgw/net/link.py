@@ -78,6 +78,8 @@ ResponseCallback = Callable[[Pdu, "Pdu | BaseException"], None]
 _T = TypeVar("_T")
 
 _RECEIVE_SIZE = 65536
+#: Seconds between the enquire_links :meth:`SmppLink.when_peer_has_read` sends.
+NUDGE_SPACING = 1.0
 
 
 class LinkClosed(Exception):
@@ -166,6 +168,11 @@ class SmppLink:
         self._write_scope: trio.CancelScope | None = None
         self._writing_ends = False
         self._stats = {"in": 0, "out": 0, "writes": 0, "batches": 0, "unexpected": 0, "errors": 0}
+        # when_peer_has_read: callbacks not yet followed by a request, and those waiting
+        # for the answer to the request that followed them (by its sequence number).
+        self._unread: list[Callable[[], None]] = []
+        self._read_after: dict[int, list[Callable[[], None]]] = {}
+        self._last_nudge = -math.inf
         self.log = log.bind(link=name)
 
     # -- life cycle ----------------------------------------------------------------
@@ -246,6 +253,7 @@ class SmppLink:
                 callback(request, LinkClosed(reason))
         for seq, callback in callbacks.items():  # pragma: no cover - defensive
             callback(Unbind(sequence_number=seq), LinkClosed(reason))
+        self._unread, self._read_after = [], {}  # never to be told
         self._wake_window()
         self._drained.set()
 
@@ -312,6 +320,9 @@ class SmppLink:
         request, data = prepared
         if callback is not None:
             self._callbacks[request.sequence_number] = callback
+        if self._unread:
+            self._read_after[request.sequence_number] = self._unread
+            self._unread = []
         self._queue(data)
         self._rearm.set()
         return request
@@ -330,6 +341,35 @@ class SmppLink:
             raise waiter.result
         assert waiter.result is not None
         return waiter.result
+
+    def when_peer_has_read(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the peer has shown that it read everything queued so
+        far: it answered a request queued after it (a byte stream keeps its order, so
+        whoever answers a request has read what came before it). Never called if the
+        link ends first, or if that request gets no answer.
+
+        Why: an SMSC delivers an MO again when our ``deliver_sm_resp`` did not reach it;
+        one it provably read is not delivered again (see ``gateway.inbound.MoKey``).
+        When no request of ours follows soon (a receiver bind carries none), an
+        ``enquire_link`` is sent at once to follow the answers, at most one every
+        :data:`NUDGE_SPACING` seconds; later callbacks wait for the next request.
+        """
+        self._unread.append(callback)
+        now = trio.current_time()
+        if now - self._last_nudge >= NUDGE_SPACING and not self._closed:
+            self._last_nudge = now
+            try:
+                self._send_enquire_link(now)
+            except SendStateError:  # the session is ending: nothing will be answered
+                return
+            self._rearm.set()  # the timer learns the enquire_link's response deadline
+
+    def _send_enquire_link(self, now: float) -> None:
+        request, data = self.connection.send_request(EnquireLink(), now)
+        if self._unread:
+            self._read_after[request.sequence_number] = self._unread
+            self._unread = []
+        self._queue(data)
 
     def _wake_window(self) -> None:
         self._window_changed.set()
@@ -452,6 +492,11 @@ class SmppLink:
         callback = self._callbacks.pop(request.sequence_number, None)
         if callback is not None:
             callback(request, result)
+        if self._read_after:
+            read = self._read_after.pop(request.sequence_number, None)
+            if read is not None and not isinstance(result, BaseException):
+                for told in read:
+                    told()
         self._wake_window()
         if type(request) is EnquireLink:
             # The pending keep-alive's response deadline no longer applies and the next
@@ -503,8 +548,7 @@ class SmppLink:
     def _on_timeout(self, event: Any, now: float) -> None:
         kind = type(event)
         if kind is EnquireLinkDue:
-            _request, data = self.connection.send_request(EnquireLink(), now)
-            self._queue(data)
+            self._send_enquire_link(now)
         elif kind is RequestTimedOut:
             self._resolve(event.request, RequestTimeout(f"no answer in {event.elapsed:.1f}s"))
         elif kind is LinkDead:

@@ -180,7 +180,8 @@ def _redelivered(conn: sqlite3.Connection, m: NewInbound) -> int | None:
         ).fetchall()
         for row_id, key in rows:
             fields = str(key).split(":")
-            if len(fields) >= 5 and fields[3] not in m.live_sessions:
+            gone = len(fields) >= 5 and fields[3] not in m.live_sessions
+            if gone and not _answer_read(fields, m):
                 # Claimed: one redelivery per copy. The same text once more is the
                 # subscriber's (keys stay unique: only the first letter changes).
                 conn.execute(
@@ -189,6 +190,13 @@ def _redelivered(conn: sqlite3.Connection, m: NewInbound) -> int | None:
                 )
                 return int(row_id)
     return None
+
+
+def _answer_read(fields: list[str], m: NewInbound) -> bool:
+    """The carrier read our answer to this earlier copy (``NewInbound.answers_read``):
+    it has no reason to deliver it again, so the same MO now is the subscriber's."""
+    read = m.answers_read.get(fields[3])
+    return read is not None and fields[4].isdigit() and int(fields[4]) <= read
 
 
 #: Marks a batch processed, by primary key (``+``: not by the partial index on

@@ -11,7 +11,11 @@ returns); the tables keep them as integer milliseconds.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = [
     "FINAL_STATES",
@@ -212,9 +216,12 @@ class NewInbound:
     carrier_id: str | None = None
     #: An MO's redelivery check (``smppgw.gateway.inbound.MoKey``): a row whose key
     #: starts with one of these prefixes and whose bind (the key's 4th field) is not in
-    #: ``live_sessions`` is the same MO delivered again.
+    #: ``live_sessions`` is the same MO delivered again, unless the carrier is known to
+    #: have read our answer to it: ``answers_read`` gives per bind the serial (the key's
+    #: 5th field) up to which it did.
     redelivery_prefixes: tuple[str, ...] = ()
     live_sessions: frozenset[str] = frozenset()
+    answers_read: Mapping[str, int] = field(default_factory=dict)
     #: The PDU's TLVs, packed (``protocol.codec.pack_tlvs``); kept for an MO, whose
     #: ``sar_*`` TLVs may be all that says it is a part of a longer message.
     tlvs: bytes = b""
