@@ -20,8 +20,9 @@ count, and ``await`` its durability. The writer is one trio task that owns one
    (``TrioToken.run_sync_soon``), which gives every item its result and wakes its
    caller; the thread takes its next batch as soon as the loop has done that (it used
    to return to the loop and wait there to be handed a batch and started again: a busy
-   loop delayed every next commit by about a commit's time). The go-ahead comes from a
-   task of the writer's (``_hand_back``), so a stop is never overtaken by a new batch.
+   loop delayed every next commit by about a commit's time). The go-ahead is given by
+   that same callback; a cancellation of the writer stops the inbox the instant it is
+   delivered (``_watch_stop``), so a stop is never overtaken by a new batch.
 
 Rules that follow from the promise "an acknowledged message is never lost":
 
@@ -149,7 +150,7 @@ class GroupCommitWriter:
         self._room = trio.lowlevel.ParkingLot()  # callers waiting for room in the inbox
         self._handed = threading.Event()  # the thread may take its next batch
         self._handed.set()
-        self._committed = trio.Event()  # a batch's waiters were woken (see _hand_back)
+        self._stopping = False  # the writer was cancelled (see _watch_stop)
         self._limiter = trio.CapacityLimiter(1)
         self._reason: str | None = "store is not running"
         self._up = trio.Event()  # set while available; replaced when the store goes down
@@ -261,39 +262,46 @@ class GroupCommitWriter:
     async def _serve(self, token: trio.lowlevel.TrioToken) -> None:
         """Run the writer thread (:meth:`_commit_loop`) until a batch fails as a whole.
 
-        Cancelled, it stops the inbox: the thread finishes the commit in progress (its
-        waiters are woken), returns, and the cancellation goes on.
+        Cancelled, it stops the inbox at that very moment (:meth:`_watch_stop`): the
+        thread finishes the commit in progress (its waiters are woken), takes no other,
+        returns, and the cancellation goes on.
         """
-        self._committed = trio.Event()
+        self._stopping = False
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._hand_back)
+            nursery.start_soon(self._watch_stop)
             await trio.to_thread.run_sync(self._commit_loop, token, limiter=self._limiter)
             nursery.cancel_scope.cancel()
 
-    async def _hand_back(self) -> None:
-        """Let the thread take its next batch once the loop has woken the last one's
-        waiters (the pacing of :meth:`_commit_loop`), unless the writer was told to stop
-        meanwhile: then stop the inbox instead, so that no batch is begun after a stop
-        (what was still queued is refused by :meth:`run`)."""
-        try:
-            while True:
-                await self._committed.wait()
-                # Woken and cancelled in the same instant: the stop wins.
-                await trio.lowlevel.checkpoint_if_cancelled()
-                self._committed = trio.Event()
-                self._handed.set()
-        finally:
-            self._inbox.stop()
-            self._room.unpark_all()
-            self._handed.set()  # the thread then finds the inbox stopped and returns
+    async def _watch_stop(self) -> None:
+        """Wait for the writer's cancellation and stop the inbox in the same instant.
+
+        Why a bare ``wait_task_rescheduled``: its abort function runs synchronously
+        when the cancellation is delivered, before any other task or callback of the
+        loop runs (a ``finally`` would run in a later scheduling round, and a batch
+        handed back meanwhile would overtake the stop).
+        """
+
+        def abort(_raise_cancel: object) -> trio.lowlevel.Abort:
+            self._stop_thread()
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _stop_thread(self) -> None:
+        self._stopping = True
+        self._inbox.stop()
+        self._room.unpark_all()
+        self._handed.set()  # the thread then finds the inbox stopped and returns
 
     def _batch_done(self, batch: list[_Item], errors: int, latency: float) -> None:
-        """(Event loop, from the writer thread.) A batch committed: wake its waiters."""
+        """(Event loop, from the writer thread.) A batch committed: wake its waiters,
+        and let the thread take its next batch (unless the writer is stopping)."""
         rows = 0
         for item in batch:
             rows += item.rows
             item.done.set()
-        self._committed.set()
+        if not self._stopping:
+            self._handed.set()
         self._counters.record_commit(len(batch), rows, errors, latency)
         self._failures = 0
 
