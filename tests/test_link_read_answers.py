@@ -47,6 +47,17 @@ def _requests(link: SmppLink) -> int:
     return link.connection.statistics().requests_sent
 
 
+async def _first_told_second_waits(esme: SmppLink, told: list[str]) -> None:
+    """A first waiter told by its enquire_link; a second one within the spacing,
+    which sends none and waits for whatever request comes next."""
+    esme.when_peer_has_read(lambda: told.append("first"))
+    await trio.sleep(0.1)
+    esme.when_peer_has_read(lambda: told.append("second"))
+    assert _requests(esme) == 2  # no second enquire_link within the spacing
+    await trio.sleep(0.1)
+    assert told == ["first"]  # nothing followed the second yet
+
+
 async def test_an_enquire_link_follows_and_its_answer_tells(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -67,12 +78,7 @@ async def test_within_the_spacing_the_next_request_answered_tells(
     told: list[str] = []
     async with trio.open_nursery() as nursery:
         esme, _smsc = await _bound_pair(nursery)
-        esme.when_peer_has_read(lambda: told.append("first"))
-        await trio.sleep(0.1)
-        esme.when_peer_has_read(lambda: told.append("second"))
-        assert _requests(esme) == 2  # no second enquire_link within the spacing
-        await trio.sleep(0.1)
-        assert told == ["first"]  # nothing followed the second yet
+        await _first_told_second_waits(esme, told)
         await esme.request(SubmitSm(destination_addr="849", short_message=b"x"))
         assert told == ["first", "second"]
         await trio.sleep(NUDGE_SPACING)
@@ -102,9 +108,7 @@ async def test_a_request_left_unanswered_tells_nothing(
     told: list[str] = []
     async with trio.open_nursery() as nursery:
         esme, _smsc = await _bound_pair(nursery, _ignore_submits)
-        esme.when_peer_has_read(lambda: told.append("first"))
-        await trio.sleep(0.1)
-        esme.when_peer_has_read(lambda: told.append("second"))
+        await _first_told_second_waits(esme, told)
         with pytest.raises(RequestTimeout):  # the request that follows gets no answer
             await esme.request(SubmitSm(destination_addr="849", short_message=b"x"))
         assert told == ["first"]

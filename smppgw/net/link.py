@@ -321,8 +321,7 @@ class SmppLink:
         if callback is not None:
             self._callbacks[request.sequence_number] = callback
         if self._unread:
-            self._read_after[request.sequence_number] = self._unread
-            self._unread = []
+            self._follow_unread(request)
         self._queue(data)
         self._rearm.set()
         return request
@@ -367,9 +366,14 @@ class SmppLink:
     def _send_enquire_link(self, now: float) -> None:
         request, data = self.connection.send_request(EnquireLink(), now)
         if self._unread:
-            self._read_after[request.sequence_number] = self._unread
-            self._unread = []
+            self._follow_unread(request)
         self._queue(data)
+
+    def _follow_unread(self, request: Pdu) -> None:
+        """``request`` goes out after the answers the waiting callbacks care about:
+        its answer will tell them (see :meth:`when_peer_has_read`)."""
+        self._read_after[request.sequence_number] = self._unread
+        self._unread = []
 
     def _wake_window(self) -> None:
         self._window_changed.set()
