@@ -50,11 +50,14 @@ import bench_partner
 import bench_scenarios
 import trio
 from bench_common import (
+    Load,
     StatsSampler,
+    delivered_rate,
     free_port,
     gateway,
     machine_info,
     run_load,
+    sim_accepted,
     sim_stats,
     simulator,
     start_load,
@@ -75,6 +78,12 @@ MKT_PASSWORD = "mktpw"
 # -- MT: partner -> gateway -> simulator ---------------------------------------------------
 
 
+def _delivered(load: Load, control_port: int, before: int, count: int) -> float:
+    """Messages a second that reached the simulator (``bench_common.delivered_rate``)."""
+    returned_at = time.monotonic()
+    return delivered_rate(control_port, before, count, load.summary["duration"], returned_at)
+
+
 def mt_case(args: argparse.Namespace, sessions: int, receipts: bool) -> dict[str, Any]:
     """One MT case on a fresh simulator and gateway, the direct baseline first."""
     with tempfile.TemporaryDirectory(prefix="smppgw-bench-") as tmp:
@@ -86,6 +95,7 @@ def mt_case(args: argparse.Namespace, sessions: int, receipts: bool) -> dict[str
             with gateway(config, workdir, server_port):
                 wait_sessions(sim.control, CARRIER_BINDS)
                 common: dict[str, Any] = {"sessions": sessions, "receipts": receipts}
+                before = sim_accepted(sim.control)
                 direct = run_load(
                     sim.smpp,
                     workdir / "direct.jsonl",
@@ -94,6 +104,8 @@ def mt_case(args: argparse.Namespace, sessions: int, receipts: bool) -> dict[str
                     count=args.count,
                     **common,
                 )
+                direct_rate = _delivered(direct, sim.control, before, args.count)
+                before = sim_accepted(sim.control)
                 full = run_load(
                     server_port,
                     workdir / "full.jsonl",
@@ -102,13 +114,14 @@ def mt_case(args: argparse.Namespace, sessions: int, receipts: bool) -> dict[str
                     count=args.count,
                     **common,
                 )
+                rate = _delivered(full, sim.control, before, args.count)
                 half = run_load(
                     server_port,
                     workdir / "half.jsonl",
                     system_id="bench",
                     password=bench_partner.PASSWORD,
                     count=max(200, args.count // 4),
-                    rate=full.summary["throughput"] / 2,
+                    rate=rate / 2,
                     **common,
                 )
     d, g = direct.summary, full.summary
@@ -117,9 +130,10 @@ def mt_case(args: argparse.Namespace, sessions: int, receipts: bool) -> dict[str
         "sessions": sessions,
         "receipts": receipts,
         "count": args.count,
-        "direct_msg_s": round(d["throughput"]),
-        "gateway_msg_s": round(g["throughput"]),
-        "ratio": round(g["throughput"] / d["throughput"], 3),
+        "direct_msg_s": round(direct_rate),
+        "gateway_msg_s": round(rate),
+        "gateway_accepted_msg_s": round(g["throughput"]),
+        "ratio": round(rate / direct_rate, 3),
         "gateway_accepted": g["accepted"],
         "gateway_receipts_matched": g["receipts_matched"],
         "direct_p99_ms": round(d["latency_p99_ms"], 2),

@@ -5,9 +5,13 @@ Three kinds of separate processes, as in production: the simulated SMSC
 window 64), and the load generator acting as a partner (``smppgw loadgen``). For 1 and 4
 partner sessions, without and with delivery receipts, it measures:
 
-- the gateway's throughput (messages acknowledged a second, every one durable before
-  its ``submit_sm_resp``), and with receipts every receipt delivered back to the partner;
-- the 99th-percentile ``submit_sm_resp`` latency at half that rate;
+- the gateway's throughput from partner to simulator: messages a second from the load
+  generator's start until the simulator has accepted every one (read from its control
+  endpoint) and, with receipts, until every receipt is back at the partner. Each is
+  durable before its ``submit_sm_resp``. Beside it, the rate at which the partner got
+  its ``submit_sm_resp`` ("accepted/s"): higher when the gateway journals faster than
+  it forwards, or than it brings receipts back (those wait in its queues meanwhile);
+- the 99th-percentile ``submit_sm_resp`` latency at half the gateway's throughput;
 - the baseline: the same load generator fed straight to the simulator, same run;
 - the gateway's CPU time a message and the cores it used at full rate (from ``/proc``):
   what says whether it is bound by its one core (the GIL) or by something else.
@@ -31,6 +35,7 @@ from typing import Any
 
 import trio
 from bench_carrier import free_port, wait_port
+from bench_common import delivered_rate, sim_accepted
 
 from smppgw.gateway.auth import hash_password
 from smppgw.store import Durability, NewOrder, OrderKind, StoreConfig, open_store
@@ -46,7 +51,9 @@ async def add_order(path: Path) -> None:
         )
 
 
-def write_config(workdir: Path, sim_port: int, server_port: int) -> Path:
+def write_config(
+    workdir: Path, sim_port: int, server_port: int, *, window: int = 64, binds: int = 4
+) -> Path:
     path = workdir / "smppgw.yaml"
     path.write_text(
         f"""
@@ -55,7 +62,7 @@ metrics: {{enabled: false}}
 logging: {{level: warning, format: json}}
 carriers:
   - {{name: sim, host: 127.0.0.1, port: {sim_port}, system_id: smppgw, password: smppgw,
-      window: 64, binds: 4}}
+      window: {window}, binds: {binds}}}
 default_route: [sim]
 server: {{listen: '127.0.0.1:{server_port}', window: 256, max_pending_messages: 1000000}}
 partners:
@@ -103,6 +110,7 @@ def loadgen(
         argv += ["--rate", str(int(rate))]
     out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=900)
     summary: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    summary["returned_at"] = time.monotonic()
     return summary
 
 
@@ -115,17 +123,85 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _rate(summary: dict[str, Any], control_port: int, before: int, count: int) -> float:
+    duration, returned_at = summary["duration"], summary["returned_at"]
+    return delivered_rate(control_port, before, count, duration, returned_at)
+
+
+def measure(
+    count: int, sessions: int, receipts: bool, ports: tuple[int, int, int], gw_pid: int
+) -> dict[str, Any]:
+    """One row: the baseline, the gateway at full load, then at half its throughput."""
+    sim_port, server_port, control_port = ports
+    before = sim_accepted(control_port)
+    direct = loadgen(
+        sim_port,
+        system_id="direct",
+        password="direct",
+        sessions=sessions,
+        count=count,
+        receipts=receipts,
+    )
+    direct_rate = _rate(direct, control_port, before, count)
+    before = sim_accepted(control_port)
+    cpu_before = cpu_seconds(gw_pid)
+    full = loadgen(
+        server_port,
+        system_id="bench",
+        password=PASSWORD,
+        sessions=sessions,
+        count=count,
+        receipts=receipts,
+    )
+    rate = _rate(full, control_port, before, count)
+    cpu_after = cpu_seconds(gw_pid)
+    # The gateway's CPU a message (receipts included) and its cores in use.
+    gw_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    before = sim_accepted(control_port)
+    half_count = max(1000, count // 4)
+    half = loadgen(
+        server_port,
+        system_id="bench",
+        password=PASSWORD,
+        sessions=sessions,
+        count=half_count,
+        receipts=receipts,
+        rate=rate / 2,
+    )
+    _rate(half, control_port, before, half_count)  # drained before the next row
+    return {
+        "sessions": sessions,
+        "receipts": receipts,
+        "count": count,
+        "direct_msg_s": round(direct_rate),
+        "gateway_msg_s": round(rate),
+        "gateway_accepted_msg_s": round(full["throughput"]),
+        "ratio": round(rate / direct_rate, 3),
+        "gateway_accepted": full["accepted"],
+        "gateway_receipts_matched": full["receipts_matched"],
+        "p99_ms_at_half_load": round(half["latency_p99_ms"], 2),
+        "p50_ms_at_half_load": round(half["latency_p50_ms"], 2),
+        "gateway_cpu_us_per_msg": None if gw_cpu is None else round(gw_cpu / count * 1e6),
+        "gateway_cores": None if gw_cpu is None else round(gw_cpu * rate / count, 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--carrier-window", type=int, default=64)
+    parser.add_argument("--carrier-binds", type=int, default=4)
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="smppgw-bench-") as tmp:
         workdir = Path(tmp)
-        sim_port, server_port = free_port(), free_port()
+        sim_port, server_port, control_port = free_port(), free_port(), free_port()
+        ports = (sim_port, server_port, control_port)
         trio.run(add_order, workdir / "gw.sqlite")
-        config = write_config(workdir, sim_port, server_port)
+        config = write_config(
+            workdir, sim_port, server_port, window=args.carrier_window, binds=args.carrier_binds
+        )
         sim = subprocess.Popen(
             [
                 *SMPPGW,
@@ -140,6 +216,8 @@ def main() -> None:
                 "direct:direct",
                 "--receipt-delay-ms",
                 "10",
+                "--control",
+                f"127.0.0.1:{control_port}",
                 "--log-level",
                 "warning",
             ]
@@ -151,70 +229,21 @@ def main() -> None:
             time.sleep(0.5)  # carrier binds up
             for receipts in (False, True):
                 for sessions in args.sessions:
-                    direct = loadgen(
-                        sim_port,
-                        system_id="direct",
-                        password="direct",
-                        sessions=sessions,
-                        count=args.count,
-                        receipts=receipts,
-                    )
-                    cpu_before = cpu_seconds(gw.pid)
-                    full = loadgen(
-                        server_port,
-                        system_id="bench",
-                        password=PASSWORD,
-                        sessions=sessions,
-                        count=args.count,
-                        receipts=receipts,
-                    )
-                    cpu_after = cpu_seconds(gw.pid)
-                    # The gateway's CPU a message (receipts included) and its cores in use.
-                    gw_cpu = (
-                        None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-                    )
-                    half = loadgen(
-                        server_port,
-                        system_id="bench",
-                        password=PASSWORD,
-                        sessions=sessions,
-                        count=max(1000, args.count // 4),
-                        receipts=receipts,
-                        rate=full["throughput"] / 2,
-                    )
-                    rows.append(
-                        {
-                            "sessions": sessions,
-                            "receipts": receipts,
-                            "count": args.count,
-                            "direct_msg_s": round(direct["throughput"]),
-                            "gateway_msg_s": round(full["throughput"]),
-                            "ratio": round(full["throughput"] / direct["throughput"], 3),
-                            "gateway_accepted": full["accepted"],
-                            "gateway_receipts_matched": full["receipts_matched"],
-                            "p99_ms_at_half_load": round(half["latency_p99_ms"], 2),
-                            "p50_ms_at_half_load": round(half["latency_p50_ms"], 2),
-                            "gateway_cpu_us_per_msg": (
-                                None if gw_cpu is None else round(gw_cpu / args.count * 1e6)
-                            ),
-                            "gateway_cores": (
-                                None if gw_cpu is None else round(gw_cpu / full["duration"], 2)
-                            ),
-                        }
-                    )
+                    rows.append(measure(args.count, sessions, receipts, ports, gw.pid))
         finally:
             for proc in (gw, sim):
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
     print(
-        f"{'sessions':>8} {'receipts':>8} {'direct/s':>9} {'gateway/s':>9} {'ratio':>6} "
-        f"{'p50 ms':>7} {'p99 ms':>7} {'us/msg':>7} {'cores':>6}"
+        f"{'sessions':>8} {'receipts':>8} {'direct/s':>9} {'gateway/s':>9} {'accepted/s':>10} "
+        f"{'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'us/msg':>7} {'cores':>6}"
         "  (latency at half the gateway's rate; the gateway's CPU at full rate)"
     )
     for r in rows:
         print(
             f"{r['sessions']:>8} {r['receipts']!s:>8} {r['direct_msg_s']:>9,} "
-            f"{r['gateway_msg_s']:>9,} {r['ratio']:>6.2f} {r['p50_ms_at_half_load']:>7} "
+            f"{r['gateway_msg_s']:>9,} {r['gateway_accepted_msg_s']:>10,} "
+            f"{r['ratio']:>6.2f} {r['p50_ms_at_half_load']:>7} "
             f"{r['p99_ms_at_half_load']:>7} {r['gateway_cpu_us_per_msg']!s:>7}"
             f" {r['gateway_cores']!s:>6}"
         )
