@@ -25,6 +25,7 @@ def write_config(
     window: int = 16,
     binds: int = 1,
     extra_carrier: str = "",
+    sim_process: bool = False,
 ) -> Path:
     """A daemon config: store in ``tmp_path``, the simulator as the carrier."""
     metrics = (
@@ -40,6 +41,7 @@ scenarios: {{directory: '{tmp_path / "scenarios"}', events_dir: '{tmp_path / "ev
 logging: {{level: info, format: json}}
 simulator:
   enabled: true
+  process: {"true" if sim_process else "false"}
   listen: 127.0.0.1:{sim_port}
   accounts: [{{system_id: gw, password: secret}}]
   receipt: {{delay_ms: 10}}

@@ -30,7 +30,9 @@ def default_config() -> Config:
     """
     return Config(
         store=StoreSettings(durability=Durability.PROCESS),
-        simulator=SimulatorSettings(enabled=True, control=Endpoint("127.0.0.1", 2777)),
+        simulator=SimulatorSettings(
+            enabled=True, process=True, control=Endpoint("127.0.0.1", 2777)
+        ),
         carriers=(
             CarrierSettings(
                 name="sim",
@@ -38,6 +40,7 @@ def default_config() -> Config:
                 port=2776,
                 system_id="smppgw",
                 password=SecretStr("smppgw"),
+                window=64,
             ),
         ),
         default_route=("sim",),

@@ -175,9 +175,12 @@ class SimMoSettings(_Model):
 
 
 class SimulatorSettings(_Model):
-    """The built-in SMSC simulator, run in-process as the carrier of the embedded default."""
+    """The built-in SMSC simulator, the carrier of the embedded default."""
 
     enabled: bool = False
+    #: In a child process of the daemon (``smppgw.app.sim_process``: it then does not
+    #: share the gateway's interpreter lock); false: in the daemon's own process.
+    process: bool = False
     listen: EndpointField = Endpoint("127.0.0.1", 2776)
     accounts: tuple[SimAccount, ...] = Field(
         default=(SimAccount(system_id="smppgw", password=SecretStr("smppgw")),), min_length=1

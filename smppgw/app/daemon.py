@@ -119,7 +119,8 @@ class Daemon:
         self.metrics = GatewayMetrics(self.registry)
         self.store: Store | None = None
         self.pipeline: MtPipeline | None = None
-        self.simulator: object | None = None
+        self.simulator: object | None = None  # the in-process one (simulator.process false)
+        self.simulator_pid: int | None = None  # the child's (simulator.process true)
         self.metrics_port: int | None = None
         self.carriers: dict[str, _RunningCarrier] = {}
         self.server: PartnerServer | None = None
@@ -193,7 +194,14 @@ class Daemon:
                     readiness=self._readiness,
                 )
             )
-        if cfg.simulator.enabled:
+        if cfg.simulator.enabled and cfg.simulator.process:
+            from smppgw.app.sim_process import run_simulator_process
+
+            ready = self._simulator_ready
+            await services.start(
+                partial(run_simulator_process, cfg.simulator, cfg.logging, on_ready=ready)
+            )
+        elif cfg.simulator.enabled:
             from smppgw.sim.smsc import SimConfig, SimulatedSmsc
 
             sim = SimulatedSmsc(SimConfig.from_settings(cfg.simulator))
@@ -445,6 +453,9 @@ class Daemon:
                 else:
                     log.info("signal received", signal=signal.Signals(signum).name)
                     self.request_stop()
+
+    def _simulator_ready(self, pid: int) -> None:
+        self.simulator_pid = pid
 
     def _readiness(self) -> tuple[bool, str]:
         store_ok = self.store is not None and self.store.available
