@@ -136,6 +136,19 @@ def delivered_rate(
     return count / max(duration, time.monotonic() - started)
 
 
+def rate_fields(direct_rate: float, rate: float, full: dict[str, Any]) -> dict[str, Any]:
+    """The figures every partner benchmark row has: the baseline's and the gateway's
+    delivered rates (``delivered_rate``), the rate of answers, and what was counted."""
+    return {
+        "direct_msg_s": round(direct_rate),
+        "gateway_msg_s": round(rate),
+        "gateway_accepted_msg_s": round(full["throughput"]),
+        "ratio": round(rate / direct_rate, 3),
+        "gateway_accepted": full["accepted"],
+        "gateway_receipts_matched": full["receipts_matched"],
+    }
+
+
 def wait_sessions(control_port: int, sessions: int, within: float = 30.0) -> None:
     """Wait until the simulator holds ``sessions`` sessions: the gateway's carrier binds
     are up, so the first measured message does not wait for a bind."""

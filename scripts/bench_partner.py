@@ -35,7 +35,7 @@ from typing import Any
 
 import trio
 from bench_carrier import free_port, wait_port
-from bench_common import delivered_rate, sim_accepted
+from bench_common import delivered_rate, rate_fields, sim_accepted
 
 from smppgw.gateway.auth import hash_password
 from smppgw.store import Durability, NewOrder, OrderKind, StoreConfig, open_store
@@ -173,12 +173,7 @@ def measure(
         "sessions": sessions,
         "receipts": receipts,
         "count": count,
-        "direct_msg_s": round(direct_rate),
-        "gateway_msg_s": round(rate),
-        "gateway_accepted_msg_s": round(full["throughput"]),
-        "ratio": round(rate / direct_rate, 3),
-        "gateway_accepted": full["accepted"],
-        "gateway_receipts_matched": full["receipts_matched"],
+        **rate_fields(direct_rate, rate, full),
         "p99_ms_at_half_load": round(half["latency_p99_ms"], 2),
         "p50_ms_at_half_load": round(half["latency_p50_ms"], 2),
         "gateway_cpu_us_per_msg": None if gw_cpu is None else round(gw_cpu / count * 1e6),
