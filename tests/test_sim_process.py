@@ -120,7 +120,9 @@ async def test_a_simulator_that_cannot_listen_stops_the_start(tmp_path: Path) ->
     assert "did not start" in str(errors[0])
 
 
-def test_killing_the_daemon_ends_its_simulator(tmp_path: Path) -> None:
+def _start_daemon(tmp_path: Path) -> tuple[subprocess.Popen[str], int]:
+    """``smppgw run`` in a session of its own (what systemd's cgroup is to it), and the
+    pid of its simulator's process once that is ready."""
     path = write_config(tmp_path, sim_port=free_port(), sim_process=True)
     proc = subprocess.Popen(
         [sys.executable, "-m", "smppgw.cli", "run", "--config", str(path)],
@@ -129,29 +131,59 @@ def test_killing_the_daemon_ends_its_simulator(tmp_path: Path) -> None:
         text=True,
         cwd=tmp_path,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
     )
-    child = None
+    assert proc.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        if '"event": "simulator process ready"' in line:
+            return proc, int(json.loads(line)["pid"])
+    proc.kill()
+    raise AssertionError("the simulator process never said it was ready")
+
+
+def _gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def test_killing_the_daemon_ends_its_simulator(tmp_path: Path) -> None:
+    proc, child = _start_daemon(tmp_path)
     try:
-        assert proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while child is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            if '"event": "simulator process ready"' in line:
-                child = int(json.loads(line)["pid"])
-        assert child is not None
         assert _alive(child)
         proc.kill()  # kill -9: no clean-up of its own
         proc.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _alive(child) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert not _alive(child)
+        assert _gone_within(child, 10)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-        if child is not None and _alive(child):
-            os.kill(child, signal.SIGKILL)
-        if proc.stdout is not None:
-            proc.stdout.close()
+        _reap(proc, child)
+
+
+def test_a_stop_of_the_whole_group_lets_the_daemon_unbind_first(tmp_path: Path) -> None:
+    """systemd stops a service with SIGTERM to every process of its cgroup: the
+    simulator stays until the daemon has unbound from it and gone."""
+    proc, child = _start_daemon(tmp_path)
+    try:
+        assert proc.stdout is not None
+        os.killpg(proc.pid, signal.SIGTERM)
+        out = proc.stdout.read()
+        assert proc.wait(timeout=30) == 0
+        assert '"event": "smppgw stopped"' in out
+        assert "starting it again" not in out  # it did not die under the daemon
+        assert _gone_within(child, 10)
+    finally:
+        _reap(proc, child)
+
+
+def _reap(proc: subprocess.Popen[str], child: int) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(timeout=10)
+    if _alive(child):
+        os.kill(child, signal.SIGKILL)
+    if proc.stdout is not None:
+        proc.stdout.close()

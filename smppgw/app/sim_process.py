@@ -18,7 +18,9 @@ How:
   is there.
 - The child runs as long as its standard input is open: the daemon holds the other
   end, so when the daemon ends in any way, ``kill -9`` included, the child reads EOF
-  and stops. Cancelled, the task closes that pipe, waits a moment, then kills.
+  and stops. It ignores SIGINT and SIGTERM (a Ctrl-C or ``systemctl stop`` reaches the
+  whole group), so the daemon unbinds from it before it goes. Cancelled, the task
+  closes that pipe, waits a moment, then kills.
 - A child that ends on its own (a crash, a kill) is started again after
   :data:`RESTART_DELAY`; the carriers' reconnect brings their binds back.
 """
@@ -159,9 +161,11 @@ def main() -> int:
     from smppgw.app.logs import configure_logging
 
     configure_logging(logging, stream=sys.stderr)
-    # A Ctrl-C in the daemon's terminal reaches the whole process group: the daemon
-    # stops, and its closing the pipe is what stops the simulator.
+    # A Ctrl-C in the daemon's terminal, or systemd's stop (SIGTERM to the whole
+    # cgroup), reaches this process too: it stays until the daemon has unbound from it
+    # and gone, and leaves when the pipe closes (SIGKILL still ends it at once).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     failed: list[str] = []
     try:
         trio.run(_serve, settings)
