@@ -50,15 +50,13 @@ import bench_partner
 import bench_scenarios
 import trio
 from bench_common import (
-    Load,
     StatsSampler,
-    delivered_rate,
     free_port,
     gateway,
     machine_info,
     rate_fields,
     run_load,
-    sim_accepted,
+    run_load_delivered,
     sim_stats,
     simulator,
     start_load,
@@ -79,12 +77,6 @@ MKT_PASSWORD = "mktpw"
 # -- MT: partner -> gateway -> simulator ---------------------------------------------------
 
 
-def _delivered(load: Load, control_port: int, before: int, count: int) -> float:
-    """Messages a second that reached the simulator (``bench_common.delivered_rate``)."""
-    returned_at = time.monotonic()
-    return delivered_rate(control_port, before, count, load.summary["duration"], returned_at)
-
-
 def mt_case(args: argparse.Namespace, sessions: int, receipts: bool) -> dict[str, Any]:
     """One MT case on a fresh simulator and gateway, the direct baseline first."""
     with tempfile.TemporaryDirectory(prefix="smppgw-bench-") as tmp:
@@ -96,26 +88,24 @@ def mt_case(args: argparse.Namespace, sessions: int, receipts: bool) -> dict[str
             with gateway(config, workdir, server_port):
                 wait_sessions(sim.control, CARRIER_BINDS)
                 common: dict[str, Any] = {"sessions": sessions, "receipts": receipts}
-                before = sim_accepted(sim.control)
-                direct = run_load(
+                direct, direct_rate = run_load_delivered(
                     sim.smpp,
                     workdir / "direct.jsonl",
+                    sim.control,
                     system_id="direct",
                     password="direct",
                     count=args.count,
                     **common,
                 )
-                direct_rate = _delivered(direct, sim.control, before, args.count)
-                before = sim_accepted(sim.control)
-                full = run_load(
+                full, rate = run_load_delivered(
                     server_port,
                     workdir / "full.jsonl",
+                    sim.control,
                     system_id="bench",
                     password=bench_partner.PASSWORD,
                     count=args.count,
                     **common,
                 )
-                rate = _delivered(full, sim.control, before, args.count)
                 half = run_load(
                     server_port,
                     workdir / "half.jsonl",

@@ -160,13 +160,15 @@ def wait_sessions(control_port: int, sessions: int, within: float = 30.0) -> Non
 
 
 @contextmanager
-def gateway(config: Path, workdir: Path, server_port: int | None) -> Iterator[None]:
+def gateway(
+    config: Path, workdir: Path, server_port: int | None
+) -> Iterator[subprocess.Popen[Any]]:
     """A fresh ``smppgw run`` on ``config``, stopped on exit (SIGTERM: a clean drain)."""
     proc = subprocess.Popen([*SMPPGW, "run", "--config", str(config)], cwd=workdir, env=_ENV)
     try:
         if server_port is not None:
             wait_port(server_port, within=60)
-        yield
+        yield proc
     finally:
         stop(proc, timeout=60)
 
@@ -253,6 +255,17 @@ def start_load(
 def run_load(port: int, timeline: Path, **options: Any) -> Load:
     """:func:`start_load` and wait for it."""
     return start_load(port, timeline, **options).result()
+
+
+def run_load_delivered(
+    port: int, timeline: Path, control_port: int, **options: Any
+) -> tuple[Load, float]:
+    """:func:`run_load`, and the rate at which its ``count`` messages reached the
+    simulator behind ``control_port`` (:func:`delivered_rate`)."""
+    before = sim_accepted(control_port)
+    load = run_load(port, timeline, **options)
+    duration = load.summary["duration"]
+    return load, delivered_rate(control_port, before, options["count"], duration, time.monotonic())
 
 
 class StatsSampler:

@@ -23,16 +23,13 @@ import argparse
 import json
 import re
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 from bench_common import (
-    delivered_rate,
     free_port,
     gateway,
-    run_load,
-    sim_accepted,
+    run_load_delivered,
     simulator,
     wait_sessions,
 )
@@ -66,23 +63,19 @@ def embedded_config(workdir: Path, server: int, sim: int, control: int, process:
     return path
 
 
-def _delivered(load: Any, control: int, before: int, count: int) -> float:
-    return delivered_rate(control, before, count, load.summary["duration"], time.monotonic())
-
-
 def baseline(count: int, sessions: int, receipts: bool, workdir: Path) -> float:
     with simulator(("direct:direct",), receipt_delay_ms=50) as sim:
-        before = sim_accepted(sim.control)
-        load = run_load(
+        _, rate = run_load_delivered(
             sim.smpp,
             workdir / "direct.jsonl",
+            sim.control,
             system_id="direct",
             password="direct",
             sessions=sessions,
             count=count,
             receipts=receipts,
         )
-        return _delivered(load, sim.control, before, count)
+        return rate
 
 
 def embedded(
@@ -94,17 +87,16 @@ def embedded(
     with gateway(config, workdir, server):
         wait_sessions(control, 1)  # the gateway's carrier bind is up
         for sessions, receipts in cases:
-            before = sim_accepted(control)
-            load = run_load(
+            load, rate = run_load_delivered(
                 server,
                 workdir / "gw.jsonl",
+                control,
                 system_id="demo",
                 password="demo",
                 sessions=sessions,
                 count=count,
                 receipts=receipts,
             )
-            rate = _delivered(load, control, before, count)
             rows.append(
                 {
                     "sessions": sessions,

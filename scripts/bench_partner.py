@@ -25,17 +25,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import trio
-from bench_carrier import free_port, wait_port
-from bench_common import delivered_rate, rate_fields, sim_accepted
+from bench_carrier import free_port
+from bench_common import (
+    SimPorts,
+    gateway,
+    rate_fields,
+    run_load_delivered,
+    simulator,
+    wait_sessions,
+)
 
 from smppgw.gateway.auth import hash_password
 from smppgw.store import Durability, NewOrder, OrderKind, StoreConfig, open_store
@@ -73,47 +77,6 @@ partners:
     return path
 
 
-def loadgen(
-    port: int,
-    *,
-    system_id: str,
-    password: str,
-    sessions: int,
-    count: int,
-    receipts: bool,
-    rate: float | None = None,
-) -> dict[str, Any]:
-    argv = [
-        *SMPPGW,
-        "loadgen",
-        "--port",
-        str(port),
-        "--system-id",
-        system_id,
-        "--password",
-        password,
-        "--count",
-        str(count),
-        "--window",
-        "64",
-        "--sessions",
-        str(sessions),
-        "--json",
-        "--log-level",
-        "warning",
-        "--receipt-timeout",
-        "120",
-    ]
-    if receipts:
-        argv.append("--receipts")
-    if rate:
-        argv += ["--rate", str(int(rate))]
-    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=900)
-    summary: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
-    summary["returned_at"] = time.monotonic()
-    return summary
-
-
 def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a running process (Linux ``/proc``; None elsewhere)."""
     try:
@@ -123,59 +86,39 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _rate(summary: dict[str, Any], control_port: int, before: int, count: int) -> float:
-    duration, returned_at = summary["duration"], summary["returned_at"]
-    return delivered_rate(control_port, before, count, duration, returned_at)
-
-
 def measure(
-    count: int, sessions: int, receipts: bool, ports: tuple[int, int, int], gw_pid: int
+    count: int,
+    sessions: int,
+    receipts: bool,
+    sim: SimPorts,
+    server_port: int,
+    gw_pid: int,
+    workdir: Path,
 ) -> dict[str, Any]:
     """One row: the baseline, the gateway at full load, then at half its throughput."""
-    sim_port, server_port, control_port = ports
-    before = sim_accepted(control_port)
-    direct = loadgen(
-        sim_port,
-        system_id="direct",
-        password="direct",
-        sessions=sessions,
-        count=count,
-        receipts=receipts,
+    options: dict[str, Any] = {"sessions": sessions, "count": count, "receipts": receipts}
+    timeline = workdir / "timeline.jsonl"
+    gateway_login = {"system_id": "bench", "password": PASSWORD}
+    _, direct_rate = run_load_delivered(
+        sim.smpp, timeline, sim.control, system_id="direct", password="direct", **options
     )
-    direct_rate = _rate(direct, control_port, before, count)
-    before = sim_accepted(control_port)
     cpu_before = cpu_seconds(gw_pid)
-    full = loadgen(
-        server_port,
-        system_id="bench",
-        password=PASSWORD,
-        sessions=sessions,
-        count=count,
-        receipts=receipts,
-    )
-    rate = _rate(full, control_port, before, count)
+    full, rate = run_load_delivered(server_port, timeline, sim.control, **gateway_login, **options)
     cpu_after = cpu_seconds(gw_pid)
     # The gateway's CPU a message (receipts included) and its cores in use.
     gw_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
-    before = sim_accepted(control_port)
-    half_count = max(1000, count // 4)
-    half = loadgen(
-        server_port,
-        system_id="bench",
-        password=PASSWORD,
-        sessions=sessions,
-        count=half_count,
-        receipts=receipts,
-        rate=rate / 2,
+    options["count"] = max(1000, count // 4)
+    # Measured to the end, so that this row has drained before the next.
+    half, _ = run_load_delivered(
+        server_port, timeline, sim.control, rate=rate / 2, **gateway_login, **options
     )
-    _rate(half, control_port, before, half_count)  # drained before the next row
     return {
         "sessions": sessions,
         "receipts": receipts,
         "count": count,
-        **rate_fields(direct_rate, rate, full),
-        "p99_ms_at_half_load": round(half["latency_p99_ms"], 2),
-        "p50_ms_at_half_load": round(half["latency_p50_ms"], 2),
+        **rate_fields(direct_rate, rate, full.summary),
+        "p99_ms_at_half_load": round(half.summary["latency_p99_ms"], 2),
+        "p50_ms_at_half_load": round(half.summary["latency_p50_ms"], 2),
         "gateway_cpu_us_per_msg": None if gw_cpu is None else round(gw_cpu / count * 1e6),
         "gateway_cores": None if gw_cpu is None else round(gw_cpu * rate / count, 2),
     }
@@ -191,44 +134,21 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="smppgw-bench-") as tmp:
         workdir = Path(tmp)
-        sim_port, server_port, control_port = free_port(), free_port(), free_port()
-        ports = (sim_port, server_port, control_port)
+        server_port = free_port()
         trio.run(add_order, workdir / "gw.sqlite")
-        config = write_config(
-            workdir, sim_port, server_port, window=args.carrier_window, binds=args.carrier_binds
-        )
-        sim = subprocess.Popen(
-            [
-                *SMPPGW,
-                "sim",
-                "--listen",
-                f"127.0.0.1:{sim_port}",
-                # Two accounts: the simulator sends a receipt to any session bound with
-                # the submitter's system_id, so the baseline must not share the gateway's.
-                "--account",
-                "smppgw:smppgw",
-                "--account",
-                "direct:direct",
-                "--receipt-delay-ms",
-                "10",
-                "--control",
-                f"127.0.0.1:{control_port}",
-                "--log-level",
-                "warning",
-            ]
-        )
-        wait_port(sim_port)
-        gw = subprocess.Popen([*SMPPGW, "run", "--config", str(config)], cwd=workdir)
-        try:
-            wait_port(server_port)
-            time.sleep(0.5)  # carrier binds up
-            for receipts in (False, True):
-                for sessions in args.sessions:
-                    rows.append(measure(args.count, sessions, receipts, ports, gw.pid))
-        finally:
-            for proc in (gw, sim):
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=60)
+        # Two accounts: the simulator sends a receipt to any session bound with the
+        # submitter's system_id, so the baseline must not share the gateway's.
+        with simulator(("smppgw:smppgw", "direct:direct")) as sim:
+            window, binds = args.carrier_window, args.carrier_binds
+            config = write_config(workdir, sim.smpp, server_port, window=window, binds=binds)
+            with gateway(config, workdir, server_port) as gw:
+                wait_sessions(sim.control, binds)  # the carrier binds are up
+                for receipts in (False, True):
+                    for sessions in args.sessions:
+                        row = measure(
+                            args.count, sessions, receipts, sim, server_port, gw.pid, workdir
+                        )
+                        rows.append(row)
     print(
         f"{'sessions':>8} {'receipts':>8} {'direct/s':>9} {'gateway/s':>9} {'accepted/s':>10} "
         f"{'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'us/msg':>7} {'cores':>6}"
