@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 
 from smppgw.protocol.codec import encode_pdu
 from smppgw.protocol.commands import CommandId
-from smppgw.protocol.pdus import DeliverSm
+from smppgw.protocol.pdus import ADDRESS_LIMIT, DeliverSm
 from smppgw.protocol.receipt import MessageState as ReceiptState
 from smppgw.protocol.receipt import Receipt, format_receipt
 from smppgw.protocol.tlv import Tag, Tlv
@@ -206,7 +206,7 @@ def _checked_receipt_octets(info: MessageInfo, short_message: bytes, state: Rece
     )
 
 
-_MAX_ADDRESS = 20
+_MAX_ADDRESS = ADDRESS_LIMIT - 1  # deliver_sm's, without the NUL
 _HEADER = struct.Struct(">IIII")
 _RECEIPTED_ID_TAG = int(Tag.RECEIPTED_MESSAGE_ID).to_bytes(2, "big")
 _MESSAGE_STATE_TLV = int(Tag.MESSAGE_STATE).to_bytes(2, "big") + b"\x00\x01"

@@ -26,6 +26,7 @@ from smppgw.protocol.status import CommandStatus as S
 from smppgw.protocol.tlv import Tlv, tlv_cstring, tlv_int, tlv_octets
 
 __all__ = [
+    "ADDRESS_LIMIT",
     "PDU_CLASSES",
     "RESPONSE_CLASS",
     "AlertNotification",
@@ -78,7 +79,11 @@ _MESSAGE_ID = _cstr("message_id", 65, S.ESME_RINVMSGID)
 _SERVICE_TYPE = _cstr("service_type", 6, S.ESME_RINVSERTYP)
 
 
-def _source(limit: int = 21) -> tuple[Field, ...]:
+#: Octets of ``source_addr`` / ``destination_addr`` with their NUL, in most PDUs (5.2.8).
+ADDRESS_LIMIT = 21
+
+
+def _source(limit: int = ADDRESS_LIMIT) -> tuple[Field, ...]:
     return (
         _u8("source_addr_ton"),
         _u8("source_addr_npi"),
@@ -86,7 +91,7 @@ def _source(limit: int = 21) -> tuple[Field, ...]:
     )
 
 
-def _dest(limit: int = 21) -> tuple[Field, ...]:
+def _dest(limit: int = ADDRESS_LIMIT) -> tuple[Field, ...]:
     return (
         _u8("dest_addr_ton"),
         _u8("dest_addr_npi"),
