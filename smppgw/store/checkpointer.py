@@ -95,10 +95,11 @@ class Checkpointer:
 
     def _checkpoint(self) -> None:
         assert self._conn is not None
-        busy, _, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        # (busy, WAL pages, pages copied); busy when another checkpoint ran at the time:
+        # the next interval tries again.
+        _busy, _, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self.runs += 1
         self.pages += max(int(copied), 0)
-        del busy  # 1 when another checkpoint ran at the time: the next interval retries
 
     def _close(self) -> None:
         if self._conn is not None:

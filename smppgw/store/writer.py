@@ -150,7 +150,6 @@ class GroupCommitWriter:
         self._room = trio.lowlevel.ParkingLot()  # callers waiting for room in the inbox
         self._handed = threading.Event()  # the thread may take its next batch
         self._handed.set()
-        self._stopping = False  # the writer was cancelled (see _watch_stop)
         self._limiter = trio.CapacityLimiter(1)
         self._reason: str | None = "store is not running"
         self._up = trio.Event()  # set while available; replaced when the store goes down
@@ -266,7 +265,6 @@ class GroupCommitWriter:
         thread finishes the commit in progress (its waiters are woken), takes no other,
         returns, and the cancellation goes on.
         """
-        self._stopping = False
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._watch_stop)
             await trio.to_thread.run_sync(self._commit_loop, token, limiter=self._limiter)
@@ -288,20 +286,19 @@ class GroupCommitWriter:
         await trio.lowlevel.wait_task_rescheduled(abort)
 
     def _stop_thread(self) -> None:
-        self._stopping = True
         self._inbox.stop()
         self._room.unpark_all()
         self._handed.set()  # the thread then finds the inbox stopped and returns
 
     def _batch_done(self, batch: list[_Item], errors: int, latency: float) -> None:
         """(Event loop, from the writer thread.) A batch committed: wake its waiters,
-        and let the thread take its next batch (unless the writer is stopping)."""
+        and let the thread take its next batch (after a stop it finds none: the inbox
+        was stopped when the cancellation came, see :meth:`_watch_stop`)."""
         rows = 0
         for item in batch:
             rows += item.rows
             item.done.set()
-        if not self._stopping:
-            self._handed.set()
+        self._handed.set()
         self._counters.record_commit(len(batch), rows, errors, latency)
         self._failures = 0
 
