@@ -155,7 +155,7 @@ def commit_step(
         " VALUES (?,?,?,?,?,?,?,?,?,?,?)",
         rows,
     )
-    answered = [*([] if inbound_id is None else [inbound_id]), *also_inbound]
+    answered = list(also_inbound) if inbound_id is None else [inbound_id, *also_inbound]
     if answered:
         mark_inbound_processed(conn, answered, now)
     if event_id is not None:
