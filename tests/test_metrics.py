@@ -80,6 +80,7 @@ STORE = StoreStatistics(
     rows=1200,
     item_errors=19,
     batch_errors=20,
+    inline_commits=21,
     refusing=False,
     reason=None,
 )
@@ -371,6 +372,7 @@ def test_store_metrics_exact(registry: CollectorRegistry) -> None:
         "smppgw_store_queue_depth 5.0",
         "smppgw_store_queue_capacity 1000.0",
         "smppgw_store_commits_total 400.0",
+        "smppgw_store_inline_commits_total 21.0",
         "smppgw_store_items_total 1000.0",
         "smppgw_store_rows_total 1200.0",
         "smppgw_store_item_errors_total 19.0",

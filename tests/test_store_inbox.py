@@ -39,6 +39,7 @@ def test_take_makes_batches_within_the_limits_in_order(
     taken: list[Work] = []
     while len(inbox):
         batch, _ = inbox.take(max_items, max_rows, 0)
+        inbox.finished()
         assert 1 <= len(batch) <= max_items
         # A batch closes once it reaches max_rows; only its first item may exceed it.
         assert sum(w.rows for w in batch[:-1]) < max_rows
@@ -52,6 +53,7 @@ def test_a_full_inbox_refuses_and_take_says_it_was_full() -> None:
     assert inbox.put(Work(1))
     assert not inbox.put(Work(1))
     batch, was_full = inbox.take(10, 100, 0)
+    inbox.finished()
     assert (len(batch), was_full) == (2, True)
     assert inbox.put(Work(1))
     batch, was_full = inbox.take(10, 100, 0)
@@ -70,6 +72,37 @@ def test_stop_wakes_a_waiting_take_and_refuses_puts() -> None:
     inbox.restart()
     assert inbox.put(Work(1))
     assert len(inbox.drain()) == 1
+
+
+def test_the_loop_claims_the_connection_only_when_nothing_runs_or_waits() -> None:
+    inbox: Inbox[Work] = Inbox(capacity=4)
+    assert inbox.claim()
+    assert not inbox.claim()  # already claimed
+    inbox.release()
+    assert inbox.put(Work(1))
+    assert not inbox.claim()  # something is queued: it goes first
+    inbox.take(10, 100, 0)
+    assert not inbox.claim()  # the thread's batch is running
+    inbox.finished()
+    assert inbox.claim()
+    inbox.release()
+    inbox.stop()
+    assert not inbox.claim()  # stopped: the connection is being closed or probed
+
+
+def test_a_claim_holds_the_thread_back_until_release() -> None:
+    inbox: Inbox[Work] = Inbox(capacity=4)
+    assert inbox.claim()
+    result: list[tuple[list[Work], bool]] = []
+    taker = threading.Thread(target=lambda: result.append(inbox.take(10, 100, 0)))
+    taker.start()
+    assert inbox.put(Work(3))
+    taker.join(timeout=0.2)
+    assert taker.is_alive()  # queued, but the loop holds the connection
+    assert result == []
+    inbox.release()
+    taker.join(timeout=5)
+    assert [len(batch) for batch, _ in result] == [1]
 
 
 async def test_a_caller_waiting_for_room_gets_in_when_the_thread_takes(tmp_path: Path) -> None:

@@ -370,6 +370,12 @@ _STORE: Final[tuple[_Spec[StoreStatistics], ...]] = (
         lambda s: s.queue_capacity,
     ),
     _Spec("smppgw_store_commits_total", "counter", "Group commits.", lambda s: s.commits),
+    _Spec(
+        "smppgw_store_inline_commits_total",
+        "counter",
+        "Commits the event loop ran itself (quick writes while idle).",
+        lambda s: s.inline_commits,
+    ),
     _Spec("smppgw_store_items_total", "counter", "Work items committed.", lambda s: s.items),
     _Spec("smppgw_store_rows_total", "counter", "Rows written.", lambda s: s.rows),
     _Spec(

@@ -78,6 +78,7 @@ and ``transactional`` (priority >= 1).
 | store_queue_depth                 | gauge     |               | items waiting for the writer     |
 | store_queue_capacity              | gauge     |               | bound of that queue              |
 | store_commits_total               | counter   |               | group commits                    |
+| store_inline_commits_total        | counter   |               | of those, run by the idle loop   |
 | store_items_total                 | counter   |               | work items committed             |
 | store_rows_total                  | counter   |               | rows written                     |
 | store_item_errors_total           | counter   |               | items rolled back alone          |

@@ -92,6 +92,10 @@ class StoreConfig:
             the WAL back into the database file (``store/checkpointer.py``), off the
             commits' path; 0 leaves them to SQLite, inside the commit that crosses
             1,000 pages of WAL.
+        inline_rows: at the ``process`` level, a quick write of at most this many rows
+            is committed by the event loop itself when it is otherwise idle, instead of
+            being handed to the writer thread and back (``store/writer.py``, "Inline
+            commits"); 0 turns that off.
         on_connect: called with every new *writer* connection after the pragmas are
             set; tests use it to cap ``max_page_count`` and so simulate a full disk.
     """
@@ -107,4 +111,5 @@ class StoreConfig:
     probe_initial: float = 0.05
     probe_max: float = 5.0
     checkpoint_interval: float = 0.1
+    inline_rows: int = 32
     on_connect: Callable[[sqlite3.Connection], None] | None = None

@@ -22,6 +22,8 @@ class StoreStatistics:
         commit_latency_last / _avg / _max: seconds from handing a batch to the writer
             thread to its commit returning (including the thread hop and any fsync).
         commits / items / rows: totals committed since start.
+        inline_commits: how many of those commits the event loop ran itself (quick
+            writes while it was idle, see ``store/writer.py``).
         item_errors: items whose own function raised (rolled back alone).
         batch_errors: commits that failed as a whole (every waiter got the error).
         refusing: True while the store is unavailable and answers every write with
@@ -43,6 +45,7 @@ class StoreStatistics:
     rows: int
     item_errors: int
     batch_errors: int
+    inline_commits: int
     refusing: bool
     reason: str | None
 
@@ -56,6 +59,7 @@ class WriterCounters:
     rows: int = 0
     item_errors: int = 0
     batch_errors: int = 0
+    inline_commits: int = 0
     last_batch_items: int = 0
     last_batch_rows: int = 0
     latency_last: float = 0.0
@@ -92,6 +96,7 @@ class WriterCounters:
             rows=self.rows,
             item_errors=self.item_errors,
             batch_errors=self.batch_errors,
+            inline_commits=self.inline_commits,
             refusing=reason is not None,
             reason=reason,
         )

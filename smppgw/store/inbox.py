@@ -12,6 +12,12 @@ The inbox is a bounded deque under a ``threading.Condition``: :meth:`put` (event
 never blocks (a full inbox says so and the caller waits for room or answers
 ``ESME_RMSGQFUL``); :meth:`take` (writer thread) blocks until there is work or the inbox
 is stopped.
+
+The inbox also says who has the connection: a batch the thread took is *running* until
+the thread calls :meth:`finished`, and the event loop may :meth:`claim` the connection
+for a quick commit of its own only when nothing is running and nothing is queued (the
+writer's inline commits, ``store/writer.py``), so an inline commit never overtakes an
+item queued before it, and the thread takes nothing while the loop holds it.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class Inbox(Generic[ItemT]):
         self._items: deque[ItemT] = deque()
         self._cond = threading.Condition(threading.Lock())
         self._stopped = False
+        self._running = False  # a batch is being committed (by the thread or the loop)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -61,9 +68,10 @@ class Inbox(Generic[ItemT]):
         """Wait for work, then take a batch: the first item, and then whatever is queued
         up to ``max_items`` items or ``max_rows`` rows. ``linger`` seconds after the first
         item lets a few more arrive. Returns ``(batch, was_full)``; an empty batch means
-        the inbox was stopped (what is still queued is left for :meth:`drain`)."""
+        the inbox was stopped (what is still queued is left for :meth:`drain`). The batch
+        is running until :meth:`finished`."""
         with self._cond:
-            while not self._items and not self._stopped:
+            while (not self._items or self._running) and not self._stopped:
                 self._cond.wait()
             if self._stopped:
                 return [], False
@@ -78,7 +86,30 @@ class Inbox(Generic[ItemT]):
                 item = self._items.popleft()
                 batch.append(item)
                 rows += item.rows
+            self._running = True
             return batch, was_full
+
+    def finished(self) -> None:
+        """(Writer thread.) The batch :meth:`take` returned is committed or abandoned."""
+        with self._cond:
+            self._running = False
+
+    def claim(self) -> bool:
+        """(Event loop.) Take the connection for a commit of its own: True only when no
+        batch is running, nothing is queued and the inbox is not stopped. The thread
+        takes nothing until :meth:`release`."""
+        with self._cond:
+            if self._running or self._items or self._stopped:
+                return False
+            self._running = True
+            return True
+
+    def release(self) -> None:
+        """(Event loop.) End of a :meth:`claim`: what was queued meanwhile may be taken."""
+        with self._cond:
+            self._running = False
+            if self._items:
+                self._cond.notify()
 
     def stop(self) -> None:
         """Refuse new items and wake a waiting :meth:`take` (it returns an empty batch)."""

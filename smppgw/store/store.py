@@ -168,7 +168,7 @@ class Store:
         if not msgs:
             return []
         ids: list[int] = await self._writer.submit_merged(
-            self._accept_many, (msgs, self._clock()), rows=len(msgs), nowait=nowait
+            self._accept_many, (msgs, self._clock()), rows=len(msgs), nowait=nowait, quick=True
         )
         return ids
 
@@ -187,7 +187,7 @@ class Store:
         # Merged with the other sessions' admissions of the same commit: one pass.
         payload = (msgs, quota_parts, payers, self._clock())
         result: list[int | QuotaRefusal] = await self._writer.submit_merged(
-            self._admit_many, payload, rows=len(msgs), nowait=nowait
+            self._admit_many, payload, rows=len(msgs), nowait=nowait, quick=True
         )
         return result
 
@@ -280,7 +280,7 @@ class Store:
         """Everything of one pipeline flush in one transaction (see ``outcomes.py``);
         per final outcome, the outbox id of the partner receipt it queued, or None."""
         fn = partial(outcome_writes.apply_outcomes, batch=batch, now=self._clock())
-        return await self._writer.submit(fn, rows=max(1, batch.rows), nowait=nowait)
+        return await self._writer.submit(fn, rows=max(1, batch.rows), nowait=nowait, quick=True)
 
     # ------------------------------------------------------------------ inbound
 
@@ -289,14 +289,18 @@ class Store:
     ) -> list[InboundResult]:
         """Journal inbound deliver_sm once per (smsc, dedup_key); acknowledge after this."""
         result: list[InboundResult] = await self._writer.submit_merged(
-            inbound.journal_inbound_many, (items, self._clock()), rows=len(items), nowait=nowait
+            inbound.journal_inbound_many,
+            (items, self._clock()),
+            rows=len(items),
+            nowait=nowait,
+            quick=True,
         )
         return result
 
     async def mark_inbound_processed(self, ids: Iterable[int], *, nowait: bool = False) -> None:
         ids = list(ids)
         fn = partial(inbound.mark_inbound_processed, ids=ids, now=self._clock())
-        await self._writer.submit(fn, rows=len(ids), nowait=nowait)
+        await self._writer.submit(fn, rows=len(ids), nowait=nowait, quick=True)
 
     # ------------------------------------------------------------------ partner receipts
 
@@ -304,7 +308,7 @@ class Store:
         self, receipts: Sequence[NewReceipt], *, nowait: bool = False
     ) -> list[int]:
         fn = partial(inbound.enqueue_receipts, receipts=receipts, now=self._clock())
-        return await self._writer.submit(fn, rows=len(receipts), nowait=nowait)
+        return await self._writer.submit(fn, rows=len(receipts), nowait=nowait, quick=True)
 
     async def pending_receipts(self, partner: str, limit: int = 100) -> list[PendingReceipt]:
         fn = partial(inbound.pending_receipts, partner=partner, limit=limit)
@@ -313,7 +317,7 @@ class Store:
     async def ack_receipts(self, ids: Iterable[int], *, nowait: bool = False) -> int:
         ids = list(ids)
         count: int = await self._writer.submit_merged(
-            inbound.ack_receipts_many, ids, rows=len(ids), nowait=nowait
+            inbound.ack_receipts_many, ids, rows=len(ids), nowait=nowait, quick=True
         )
         return count
 
