@@ -109,3 +109,40 @@ async def test_a_receipt_that_never_comes_expires_the_message_after_the_timeout(
         assert (order.spent, order.reserved) == (2, 0)  # charged: the carrier took it
         assert pipeline.statistics().in_flight_receipts == 0
         n.cancel_scope.cancel()
+
+
+async def test_outcomes_that_come_one_by_one_are_written_together(tmp_path: Path) -> None:
+    """The first outcome is written at once; those within ``flush_interval`` after a
+    write wait for it to pass and go in one write, not a commit each."""
+    async with open_store(tmp_path / "j.db") as store, trio.open_nursery() as nursery:
+        pipeline = MtPipeline(store, PrefixRouter({}, default=["c"]), ["c"], flush_interval=0.5)
+        writes: list[int] = []
+        second_write = trio.Event()
+        apply_outcomes = store.apply_outcomes
+
+        async def counted(batch: mt.OutcomeBatch, **kw: bool) -> list[int | None]:
+            writes.append(len(batch.submitted))
+            result = await apply_outcomes(batch, **kw)
+            if len(writes) == 2:
+                second_write.set()
+            return result
+
+        store.apply_outcomes = counted  # type: ignore[method-assign]
+        await nursery.start(pipeline.run)
+        await store.create_order(NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=100))
+        msgs = [_message(n, receipts=0) for n in range(6)]
+        ids = await store.admit(msgs, [1] * len(msgs))
+        start = trio.current_time()
+        for message_id, message in zip(ids, msgs, strict=True):
+            outbound = OutboundMessage.of(message_id, message)
+            outbound.carrier = "c"
+            pipeline.part_accepted(outbound, 0, f"C{message_id}")
+            await trio.sleep(0.02)
+        assert writes == [1]  # the first, at once; the others wait for the interval
+        with trio.fail_after(2):
+            await second_write.wait()
+        assert trio.current_time() - start >= 0.45
+        assert writes == [1, 5]
+        states = {str((await store.get_message(i)).state) for i in ids}  # type: ignore[union-attr]
+        assert states == {"sent"}
+        nursery.cancel_scope.cancel()
