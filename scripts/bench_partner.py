@@ -16,7 +16,9 @@ partner sessions, without and with delivery receipts, it measures:
 - the gateway's CPU time a message and the cores it used at full rate (from ``/proc``):
   what says whether it is bound by its one core (the GIL) or by something else.
 
-Usage: ``python scripts/bench_partner.py [--count 20000] [--sessions 1 4]``.
+Usage: ``python scripts/bench_partner.py [--count 20000] [--sessions 1 4] [--window 64]``
+(``--window``: the partner's messages in flight a session; 1 is a partner that waits
+for each ``submit_sm_resp``, where the gateway's latency is the whole rate).
 Prints a table and one JSON line.
 """
 
@@ -90,13 +92,19 @@ def measure(
     count: int,
     sessions: int,
     receipts: bool,
+    window: int,
     sim: SimPorts,
     server_port: int,
     gw_pid: int,
     workdir: Path,
 ) -> dict[str, Any]:
     """One row: the baseline, the gateway at full load, then at half its throughput."""
-    options: dict[str, Any] = {"sessions": sessions, "count": count, "receipts": receipts}
+    options: dict[str, Any] = {
+        "sessions": sessions,
+        "count": count,
+        "receipts": receipts,
+        "window": window,
+    }
     timeline = workdir / "timeline.jsonl"
     gateway_login = {"system_id": "bench", "password": PASSWORD}
     _, direct_rate = run_load_delivered(
@@ -114,6 +122,7 @@ def measure(
     )
     return {
         "sessions": sessions,
+        "window": window,
         "receipts": receipts,
         "count": count,
         **rate_fields(direct_rate, rate, full.summary),
@@ -128,6 +137,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, default=20_000)
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--window", type=int, default=64, help="the partner's window")
     parser.add_argument("--carrier-window", type=int, default=64)
     parser.add_argument("--carrier-binds", type=int, default=4)
     args = parser.parse_args()
@@ -146,17 +156,24 @@ def main() -> None:
                 for receipts in (False, True):
                     for sessions in args.sessions:
                         row = measure(
-                            args.count, sessions, receipts, sim, server_port, gw.pid, workdir
+                            args.count,
+                            sessions,
+                            receipts,
+                            args.window,
+                            sim,
+                            server_port,
+                            gw.pid,
+                            workdir,
                         )
                         rows.append(row)
     print(
-        f"{'sessions':>8} {'receipts':>8} {'direct/s':>9} {'gateway/s':>9} {'accepted/s':>10} "
-        f"{'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'us/msg':>7} {'cores':>6}"
+        f"{'sessions':>8} {'window':>6} {'receipts':>8} {'direct/s':>9} {'gateway/s':>9} "
+        f"{'accepted/s':>10} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'us/msg':>7} {'cores':>6}"
         "  (latency at half the gateway's rate; the gateway's CPU at full rate)"
     )
     for r in rows:
         print(
-            f"{r['sessions']:>8} {r['receipts']!s:>8} {r['direct_msg_s']:>9,} "
+            f"{r['sessions']:>8} {r['window']:>6} {r['receipts']!s:>8} {r['direct_msg_s']:>9,} "
             f"{r['gateway_msg_s']:>9,} {r['gateway_accepted_msg_s']:>10,} "
             f"{r['ratio']:>6.2f} {r['p50_ms_at_half_load']:>7} "
             f"{r['p99_ms_at_half_load']:>7} {r['gateway_cpu_us_per_msg']!s:>7}"
