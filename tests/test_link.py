@@ -96,6 +96,32 @@ async def test_response_timeout_frees_window(autojump_clock: trio.testing.MockCl
         nursery.cancel_scope.cancel()
 
 
+async def test_each_request_times_out_at_its_own_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The timer is not woken for a request whose deadline comes after one it already
+    sleeps until; it still finds that one's deadline once the first has passed."""
+    smsc = Smsc(answer=False)
+    async with trio.open_nursery() as nursery:
+        esme, _ = await _pair(nursery, smsc, window=2, response_timeout=5.0)
+        await esme.request(BindTransceiver(system_id="gw"))
+        start = trio.current_time()
+        timed_out: dict[str, float] = {}
+
+        async def submit(name: str) -> None:
+            with pytest.raises(RequestTimeout):
+                await esme.request(SubmitSm(destination_addr=name))
+            timed_out[name] = trio.current_time() - start
+
+        async with trio.open_nursery() as senders:
+            senders.start_soon(submit, "first")
+            await trio.sleep(2)
+            senders.start_soon(submit, "second")
+        assert 5.0 <= timed_out["first"] < 5.5
+        assert 7.0 <= timed_out["second"] < 7.5
+        nursery.cancel_scope.cancel()
+
+
 async def test_enquire_link_sent_when_idle(autojump_clock: trio.testing.MockClock) -> None:
     smsc = Smsc()
     async with trio.open_nursery() as nursery:

@@ -160,6 +160,7 @@ class SmppLink:
         self._drained = trio.Event()
         self._window_changed = trio.Event()
         self._rearm = trio.Event()
+        self._timer_deadline = math.inf  # what the timer sleeps until (see _rearm_if_sooner)
         self._batches_send, self._batches_recv = trio.open_memory_channel[list[Pdu]](queue_batches)
         self._concurrent_batches = concurrent_batches
         self._closed = False
@@ -323,7 +324,7 @@ class SmppLink:
         if self._unread:
             self._follow_unread(request)
         self._queue(data)
-        self._rearm.set()
+        self._rearm_if_sooner()
         return request
 
     async def request(self, pdu: Pdu) -> Pdu:
@@ -361,7 +362,7 @@ class SmppLink:
                 self._send_enquire_link(now)
             except SendStateError:  # the session is ending: nothing will be answered
                 return
-            self._rearm.set()  # the timer learns the enquire_link's response deadline
+            self._rearm_if_sooner()  # the enquire_link's response deadline
 
     def _send_enquire_link(self, now: float) -> None:
         request, data = self.connection.send_request(EnquireLink(), now)
@@ -542,12 +543,22 @@ class SmppLink:
         conn = self.connection
         while True:
             deadline = conn.next_deadline()
-            with trio.move_on_at(deadline if deadline is not None else math.inf):
+            self._timer_deadline = deadline if deadline is not None else math.inf
+            with trio.move_on_at(self._timer_deadline):
                 await self._rearm.wait()
             self._rearm = trio.Event()
             now = trio.current_time()
             for event in conn.handle_timeout(now):
                 self._on_timeout(event, now)
+
+    def _rearm_if_sooner(self) -> None:
+        """Wake the timer only if the session's next deadline is now earlier than the
+        one it sleeps until. A new request's response deadline rarely is (an older
+        request's comes first); waking the timer for every request cost a task switch
+        and a cancel scope a message."""
+        deadline = self.connection.next_deadline()
+        if deadline is not None and deadline < self._timer_deadline:
+            self._rearm.set()
 
     def _on_timeout(self, event: Any, now: float) -> None:
         kind = type(event)
