@@ -1,7 +1,9 @@
-"""SmppLink over trio memory streams, with the autojump clock for timers."""
+"""SmppLink over trio memory streams (the autojump clock for timers) and real sockets."""
 
 from __future__ import annotations
 
+import socket
+import struct
 from typing import TYPE_CHECKING
 
 import pytest
@@ -256,3 +258,34 @@ async def test_keepalive_period_is_the_interval_not_the_timeout(
         # one keep-alive a second, each answered at once
         assert esme.connection.statistics().requests_sent == 1 + 10
         nursery.cancel_scope.cancel()
+
+
+async def test_a_full_socket_buffer_loses_and_reorders_nothing() -> None:
+    """Over a real socket the writer writes what the socket takes at once and hands the
+    rest to ``send_all``: with a tiny send buffer and a peer that reads only at the end,
+    every answer still arrives, whole and in order."""
+    count = 20_000
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    async with trio.open_nursery() as nursery:
+        client = await trio.testing.open_stream_to_socket_listener(listeners[0])
+        accepted = await listeners[0].accept()
+        assert isinstance(accepted, trio.SocketStream)
+        accepted.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+        link = SmppLink(
+            accepted, SmppConnection(Role.SMSC, enquire_link_interval=None), _noop, name="smsc"
+        )
+        await nursery.start(link.run)
+        await client.send_all(
+            b"".join(encode_pdu(EnquireLink(sequence_number=n)) for n in range(1, count + 1))
+        )
+        expected = b"".join(struct.pack(">IIII", 16, 0x80000015, 0, n) for n in range(1, count + 1))
+        received = bytearray()
+        with trio.fail_after(30):
+            while len(received) < len(expected):
+                received += await client.receive_some(65536)
+        assert bytes(received) == expected
+        assert link.statistics().writes > 1
+        await client.aclose()
+        nursery.cancel_scope.cancel()
+    for listener in listeners:
+        await listener.aclose()

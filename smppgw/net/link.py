@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -149,6 +150,8 @@ class SmppLink:
         max_output: int = 1 << 20,
     ) -> None:
         self.stream = stream
+        # Written directly when it is a plain socket (see _send_now).
+        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
         self.connection = connection
         self.name = name
         self._handler = handler
@@ -395,14 +398,16 @@ class SmppLink:
             self._out.clear()
             self._out_size = 0
             try:
-                # Shielded so a cancellation cannot cut a PDU in half on the wire while
-                # the link lives; _stop_writing lifts the shield once it is ending.
-                with trio.CancelScope(shield=not self._writing_ends) as scope:
-                    self._write_scope = scope
-                    try:
-                        await self.stream.send_all(data)
-                    finally:
-                        self._write_scope = None
+                sent = self._send_now(data)
+                if sent < len(data):
+                    # Shielded so a cancellation cannot cut a PDU in half on the wire
+                    # while the link lives; _stop_writing lifts the shield once it ends.
+                    with trio.CancelScope(shield=not self._writing_ends) as scope:
+                        self._write_scope = scope
+                        try:
+                            await self.stream.send_all(data[sent:] if sent else data)
+                        finally:
+                            self._write_scope = None
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self.connection.send_failed()
                 self.close("write failed")
@@ -412,6 +417,28 @@ class SmppLink:
             if not self._out:
                 self._drained.set()
                 self._drained = trio.Event()
+
+    def _send_now(self, data: bytes) -> int:
+        """Write what the socket takes at once, without the event loop: the bytes
+        written (0 when its buffer is full, or the stream is not a plain socket; the
+        writer then sends the rest with ``send_all``).
+
+        Why: ``send_all`` makes the same non-blocking attempt and then yields once (a
+        shielded checkpoint), a scheduling round per write, two a message at window 1;
+        the writer yields anyway when it waits for more output. Only the writer writes,
+        so nothing can come between the two parts of a write.
+        """
+        if self._socket is None:
+            return 0
+        fd = self._socket.fileno()  # -1 once closed: never a number since reused
+        if fd < 0:
+            raise trio.ClosedResourceError("socket closed")
+        try:
+            return os.write(fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:  # EPIPE, ECONNRESET: the peer is gone
+            raise trio.BrokenResourceError(str(exc)) from exc
 
     # -- receiving -------------------------------------------------------------------
 
@@ -510,15 +537,19 @@ class SmppLink:
             self._rearm.set()
 
     async def _handle_batches(self) -> None:
+        """``concurrent_batches`` workers, each taking the next batch (with those queued
+        behind it) as soon as it is free. (A task spawned a batch cost two more
+        scheduling rounds a message at window 1.)"""
         if self._concurrent_batches <= 1:
-            async for batch in self._batches_recv:
-                await self._handler(self, self._with_waiting(batch))
+            await self._handle_worker()
             return
-        slots = trio.Semaphore(self._concurrent_batches)
         async with trio.open_nursery() as nursery:
-            async for batch in self._batches_recv:
-                await slots.acquire()
-                nursery.start_soon(self._handle_one, self._with_waiting(batch), slots)
+            for _ in range(self._concurrent_batches):
+                nursery.start_soon(self._handle_worker)
+
+    async def _handle_worker(self) -> None:
+        async for batch in self._batches_recv:
+            await self._handler(self, self._with_waiting(batch))
 
     def _with_waiting(self, batch: list[Pdu]) -> list[Pdu]:
         """``batch`` and, behind it in order, every batch that queued while the handler
@@ -530,12 +561,6 @@ class SmppLink:
                 batch.extend(self._batches_recv.receive_nowait())
             except trio.WouldBlock:
                 return batch
-
-    async def _handle_one(self, batch: list[Pdu], slots: trio.Semaphore) -> None:
-        try:
-            await self._handler(self, batch)
-        finally:
-            slots.release()
 
     # -- timers ----------------------------------------------------------------------
 
