@@ -118,8 +118,9 @@ async def test_loadgen_cli_prints_json(
     async with running() as sim:
         argv = ["loadgen", "--port", str(sim.port), "--count", "50", "--receipts", "--json"]
         assert await trio.to_thread.run_sync(main, argv) == 0
-        out = capsys.readouterr().out.strip().splitlines()[-1]
-        summary = json.loads(out)
+        # The simulator runs in this process: its log lines may follow the summary.
+        lines = capsys.readouterr().out.strip().splitlines()
+        [summary] = [json.loads(line) for line in lines if line.startswith('{"accepted"')]
         assert summary["accepted"] == 50
         assert summary["receipts_matched"] == 50
         bad = ["loadgen", "--port", str(sim.port), "--password", "nope", "--count", "1"]
