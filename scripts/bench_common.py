@@ -161,10 +161,12 @@ def wait_sessions(control_port: int, sessions: int, within: float = 30.0) -> Non
 
 @contextmanager
 def gateway(
-    config: Path, workdir: Path, server_port: int | None
+    config: Path, workdir: Path, server_port: int | None, env: dict[str, str] | None = None
 ) -> Iterator[subprocess.Popen[Any]]:
-    """A fresh ``smppgw run`` on ``config``, stopped on exit (SIGTERM: a clean drain)."""
-    proc = subprocess.Popen([*SMPPGW, "run", "--config", str(config)], cwd=workdir, env=_ENV)
+    """A fresh ``smppgw run`` on ``config``, stopped on exit (SIGTERM: a clean drain).
+    ``env``: added to its environment (``bench_ab.py`` runs another tree's gateway)."""
+    argv = [*SMPPGW, "run", "--config", str(config)]
+    proc = subprocess.Popen(argv, cwd=workdir, env={**_ENV, **(env or {})})
     try:
         if server_port is not None:
             wait_port(server_port, within=60)
