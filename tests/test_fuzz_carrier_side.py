@@ -206,7 +206,7 @@ async def _watch(client: CarrierClient, stop: trio.Event, peaks: dict[str, int])
     """Sample the client's live links (private attributes: the bounds under test)."""
     while not stop.is_set():
         for link in list(client._links.values()):
-            peaks["out"] = max(peaks["out"], link._out_size)
+            peaks["out"] = max(peaks["out"], link._output.size)
             peaks["framer"] = max(peaks["framer"], link.connection._framer.buffered)
         await trio.sleep(0.005)
 

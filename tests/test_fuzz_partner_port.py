@@ -132,7 +132,7 @@ async def _watch_buffers(daemon: Daemon, stop: trio.Event, peaks: dict[str, int]
             link = session.link
             if link is None:
                 continue
-            peaks["out"] = max(peaks["out"], link._out_size)
+            peaks["out"] = max(peaks["out"], link._output.size)
             peaks["framer"] = max(peaks["framer"], link.connection._framer.buffered)
         peaks["sessions"] = max(peaks["sessions"], len(server._sessions))
         await trio.sleep(0.005)

@@ -13,8 +13,8 @@ tasks in its own nursery (``run``):
   one commit. When the handler falls behind, the channel fills, the reader stops
   reading and TCP pushes back on the peer: memory stays bounded.
 - the **writer** coalesces: every PDU to send is appended to one buffer and the writer
-  sends the whole buffer with one ``send_all``. A reader that also finds the buffer
-  over ``max_output`` waits for it to drain before reading on.
+  sends the whole buffer at once (``net/link_output.py``). A reader that also finds
+  the buffer over ``max_output`` waits for it to drain before reading on.
 - the **timer** sleeps until the connection's next deadline (response timeouts,
   ``enquire_link`` due, inactivity) and acts on what came due.
 - the **handler** task takes request batches from the channel and awaits
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -51,6 +50,7 @@ from typing import Any, TypeVar
 import structlog
 import trio
 
+from smppgw.net.link_output import LinkOutput
 from smppgw.protocol.errors import FramingError, RemoteSmppError, SendStateError
 from smppgw.protocol.pdus import EnquireLink, Pdu, Unbind, UnbindResp
 from smppgw.protocol.session import (
@@ -150,17 +150,12 @@ class SmppLink:
         max_output: int = 1 << 20,
     ) -> None:
         self.stream = stream
-        # Written directly when it is a plain socket (see _send_now).
-        self._socket = stream.socket if isinstance(stream, trio.SocketStream) else None
+        self._output = LinkOutput(stream)
         self.connection = connection
         self.name = name
         self._handler = handler
         self._callbacks: dict[int, ResponseCallback] = {}
-        self._out: list[bytes] = []
-        self._out_size = 0
         self._max_output = max_output
-        self._has_output = trio.Event()
-        self._drained = trio.Event()
         self._window_changed = trio.Event()
         self._rearm = trio.Event()
         self._timer_deadline = math.inf  # what the timer sleeps until (see _rearm_if_sooner)
@@ -169,9 +164,7 @@ class SmppLink:
         self._closed = False
         self._close_reason = ""
         self._cancel: trio.CancelScope | None = None
-        self._write_scope: trio.CancelScope | None = None
-        self._writing_ends = False
-        self._stats = {"in": 0, "out": 0, "writes": 0, "batches": 0, "unexpected": 0, "errors": 0}
+        self._stats = {"in": 0, "batches": 0, "unexpected": 0, "errors": 0}
         # when_peer_has_read: callbacks not yet followed by a request, and those waiting
         # for the answer to the request that followed them (by its sequence number).
         self._unread: list[Callable[[], None]] = []
@@ -189,7 +182,7 @@ class SmppLink:
         try:
             async with trio.open_nursery() as nursery:
                 self._cancel = nursery.cancel_scope
-                nursery.start_soon(self._writer)
+                nursery.start_soon(self._output.run, self._write_failed)
                 nursery.start_soon(self._timer)
                 nursery.start_soon(self._handle_batches)
                 task_status.started()
@@ -201,7 +194,7 @@ class SmppLink:
                 finally:
                     # Cancelled (close(), an outer deadline) or done flushing: a write
                     # stuck on a peer that never reads must not hold the link open.
-                    self._stop_writing()
+                    self._output.stop_writing()
                 nursery.cancel_scope.cancel()
         finally:
             self._finish()
@@ -220,18 +213,9 @@ class SmppLink:
         """End the link now (outstanding requests fail with :class:`LinkClosed`)."""
         if not self._close_reason:
             self._close_reason = reason
-        self._stop_writing()
+        self._output.stop_writing()
         if self._cancel is not None:
             self._cancel.cancel()
-
-    def _stop_writing(self) -> None:
-        """Let cancellation reach a write in progress: the link is ending, so a PDU
-        cut in half no longer matters, while a peer that stopped reading would
-        otherwise pin the shielded ``send_all`` (and the link, and its owner's
-        nursery) for ever."""
-        self._writing_ends = True
-        if self._write_scope is not None:
-            self._write_scope.shield = False
 
     async def unbind(self, grace: float = 5.0) -> None:
         """Unbind politely (bounded by ``grace`` seconds), then close the link."""
@@ -259,14 +243,16 @@ class SmppLink:
             callback(Unbind(sequence_number=seq), LinkClosed(reason))
         self._unread, self._read_after = [], {}  # never to be told
         self._wake_window()
-        self._drained.set()
+        self._output.wake()
 
     # -- sending ---------------------------------------------------------------------
 
     def _queue(self, data: bytes) -> None:
-        self._out.append(data)
-        self._out_size += len(data)
-        self._has_output.set()
+        self._output.queue(data)
+
+    def _write_failed(self) -> None:
+        self.connection.send_failed()
+        self.close("write failed")
 
     def respond(self, pdu: Pdu) -> None:
         """Queue a response (built with ``make_response``) for the writer."""
@@ -384,61 +370,9 @@ class SmppLink:
         self._window_changed = trio.Event()
 
     async def _wait_flushed(self) -> None:
-        # A write in progress counts: once flushed, _stop_writing may lift its shield.
-        while (self._out or self._write_scope is not None) and not self._closed:
-            await self._drained.wait()
-
-    async def _writer(self) -> None:
-        while True:
-            await self._has_output.wait()
-            self._has_output = trio.Event()
-            if not self._out:
-                continue
-            data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
-            self._out.clear()
-            self._out_size = 0
-            try:
-                sent = self._send_now(data)
-                if sent < len(data):
-                    # Shielded so a cancellation cannot cut a PDU in half on the wire
-                    # while the link lives; _stop_writing lifts the shield once it ends.
-                    with trio.CancelScope(shield=not self._writing_ends) as scope:
-                        self._write_scope = scope
-                        try:
-                            await self.stream.send_all(data[sent:] if sent else data)
-                        finally:
-                            self._write_scope = None
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self.connection.send_failed()
-                self.close("write failed")
-                return
-            self._stats["out"] += len(data)
-            self._stats["writes"] += 1
-            if not self._out:
-                self._drained.set()
-                self._drained = trio.Event()
-
-    def _send_now(self, data: bytes) -> int:
-        """Write what the socket takes at once, without the event loop: the bytes
-        written (0 when its buffer is full, or the stream is not a plain socket; the
-        writer then sends the rest with ``send_all``).
-
-        Why: ``send_all`` makes the same non-blocking attempt and then yields once (a
-        shielded checkpoint), a scheduling round per write, two a message at window 1;
-        the writer yields anyway when it waits for more output. Only the writer writes,
-        so nothing can come between the two parts of a write.
-        """
-        if self._socket is None:
-            return 0
-        fd = self._socket.fileno()  # -1 once closed: never a number since reused
-        if fd < 0:
-            raise trio.ClosedResourceError("socket closed")
-        try:
-            return os.write(fd, data)
-        except BlockingIOError:
-            return 0
-        except OSError as exc:  # EPIPE, ECONNRESET: the peer is gone
-            raise trio.BrokenResourceError(str(exc)) from exc
+        # A write in progress counts: once flushed, stop_writing may lift its shield.
+        while self._output.pending and not self._closed:
+            await self._output.wait_drained()
 
     # -- receiving -------------------------------------------------------------------
 
@@ -459,8 +393,8 @@ class SmppLink:
             if batch:
                 self._stats["batches"] += 1
                 await self._batches_send.send(batch)
-            while self._out_size > self._max_output and not self._closed:
-                await self._drained.wait()
+            while self._output.size > self._max_output and not self._closed:
+                await self._output.wait_drained()
 
     def _drain_events(self, batch: list[Pdu]) -> bool:
         """Handle every event now decodable; False when the link must end."""
@@ -600,7 +534,13 @@ class SmppLink:
             self.close("inactive")
 
     def statistics(self) -> LinkStatistics:
-        s = self._stats
+        s, out = self._stats, self._output
         return LinkStatistics(
-            self.name, s["in"], s["out"], s["writes"], s["batches"], s["unexpected"], s["errors"]
+            self.name,
+            s["in"],
+            out.bytes_written,
+            out.writes,
+            s["batches"],
+            s["unexpected"],
+            s["errors"],
         )
