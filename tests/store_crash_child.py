@@ -2,7 +2,8 @@
 
 Usage: ``python tests/store_crash_child.py <db> <ack-log> [tasks]``
 
-Several trio tasks journal MT messages (batches of 1..20) and inbound PDUs through a
+Several trio tasks (or one: then most commits are the event loop's own, inline) journal
+MT messages (batches of 1..20) and inbound PDUs through a
 :class:`~smppgw.store.Store` at the ``process`` durability level. After each awaited
 write returns (that is: after the gateway would have acknowledged it) the task appends
 what was acknowledged to the ack log with one ``os.write`` (no user-space buffering, so a
@@ -48,7 +49,9 @@ async def main(db: str, log_path: str, tasks: int) -> None:
                     for _ in range(rng.randint(1, 20))
                 ]
                 ids = await store.journal_accept(batch)
-                os.write(fd, "".join(f"m {i}\n" for i in ids).encode())
+                # With the ids, how many commits so far were the loop's own (inline).
+                inline = store.statistics().inline_commits
+                os.write(fd, ("".join(f"m {i}\n" for i in ids) + f"s {inline}\n").encode())
 
         async def inbound_writer(seed: int) -> None:
             n = 0
