@@ -110,3 +110,28 @@ async def test_a_failing_checkpoint_is_retried_and_the_store_serves_on(
         assert store.checkpointer.failures == 2
         assert store.available
         await _write(store, 1)
+
+
+async def test_it_reports_the_wal_a_reader_keeps_from_being_copied(tmp_path: Path) -> None:
+    """What the writer's inline commits watch (``Checkpointer.wal_pages``): pages left in
+    the WAL because a reader still needed them, and 0 once everything was copied."""
+    path = tmp_path / "j.db"
+    async with open_store(path, config=_config(0.01)) as store:
+        checkpointer = store.checkpointer
+        assert checkpointer is not None
+        await _write(store, 2)
+        reader = sqlite3.connect(path, isolation_level=None)
+        try:
+            reader.execute("BEGIN")
+            reader.execute("SELECT count(*) FROM mt_message").fetchone()  # a snapshot
+            await _write(store, 10)
+            with trio.fail_after(5):
+                while checkpointer.wal_pages == 0:  # noqa: ASYNC110 (set by its thread: polled)
+                    await trio.sleep(0.01)
+            assert checkpointer.wal_pages > 0
+        finally:
+            reader.close()
+        await _write(store, 1)
+        with trio.fail_after(5):
+            while checkpointer.wal_pages:  # noqa: ASYNC110 (set by its thread: polled)
+                await trio.sleep(0.01)

@@ -12,6 +12,7 @@ import trio.testing
 from helpers.store_helpers import Gate, msg
 
 from smppgw.store import Durability, StoreConfig, StoreUnavailable, open_store
+from smppgw.store.writer import INLINE_WAL_PAGES
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -45,6 +46,8 @@ async def test_a_quick_write_on_an_idle_loop_is_committed_inline_and_durable(
         StoreConfig(durability=Durability.POWER),  # an fsync must not stall the loop
         StoreConfig(durability=Durability.PROCESS, inline_rows=0),
         StoreConfig(durability=Durability.PROCESS, inline_rows=1),  # two rows: too many
+        # SQLite's own checkpoint, with its fsync, would run inside some commits.
+        StoreConfig(durability=Durability.PROCESS, checkpoint_interval=0),
     ],
 )
 async def test_inline_commits_are_off_where_they_do_not_apply(
@@ -157,3 +160,23 @@ async def test_a_full_disk_under_an_inline_commit_refuses_then_recovers(tmp_path
         with trio.fail_after(5):
             await store.wait_available()
         assert (await store.journal_accept([msg(7)]))[0] > max(acknowledged)
+
+
+async def test_inline_commits_stop_while_the_wal_nears_sqlites_own_checkpoint(
+    tmp_path: Path,
+) -> None:
+    """A reader holding a snapshot keeps the checkpointer from copying the WAL back; as
+    it grows towards SQLite's own checkpoint (which would run inside a commit, on the
+    loop), writes go through the thread again, and inline once it is copied."""
+    async with open_store(tmp_path / "j.db", config=PROCESS) as store:
+        checkpointer = store.checkpointer
+        assert checkpointer is not None
+        await trio.testing.wait_all_tasks_blocked()
+        await store.journal_accept([msg(1)])
+        assert store.statistics().inline_commits == 1
+        checkpointer.wal_pages = INLINE_WAL_PAGES  # as the checkpointer reports it
+        await store.journal_accept([msg(2)])
+        assert store.statistics().inline_commits == 1
+        checkpointer.wal_pages = 0
+        await store.journal_accept([msg(3)])
+        assert store.statistics().inline_commits == 2

@@ -61,6 +61,11 @@ class Checkpointer:
         self.runs = 0
         self.failures = 0
         self.pages = 0
+        #: Pages in the WAL that the last checkpoint could not copy all of (a reader
+        #: still needed them), else 0: the WAL then starts over at the next commit. The
+        #: writer's inline commits stop as this nears SQLite's own checkpoint, which
+        #: would run inside a commit (``store/writer.py``, "Inline commits").
+        self.wal_pages = 0
 
     async def run(self) -> None:
         """Checkpoint every ``config.checkpoint_interval`` seconds until cancelled."""
@@ -97,9 +102,10 @@ class Checkpointer:
         assert self._conn is not None
         # (busy, WAL pages, pages copied); busy when another checkpoint ran at the time:
         # the next interval tries again.
-        _busy, _, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        _busy, logged, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self.runs += 1
         self.pages += max(int(copied), 0)
+        self.wal_pages = int(logged) if copied < logged else 0
 
     def _close(self) -> None:
         if self._conn is not None:

@@ -115,6 +115,9 @@ class Store:
             if self._config.checkpoint_interval > 0
             else None
         )
+        if self._checkpointer is not None:
+            checkpointer = self._checkpointer
+            self._writer.watch_wal(lambda: checkpointer.wal_pages)
 
     @property
     def path(self) -> str:

@@ -70,7 +70,11 @@ waits for the loop's next round (``tasks_runnable == 0``) and the thread has not
 running or queued (:meth:`Inbox.claim`); it yields after the commit, so of callers
 woken together only the first may go inline, and the others share the thread's batch.
 Then the same admit takes 64 us (75 of CPU). Everything else goes through the thread
-as above: under load the thread is always busy and batches form as before. Rules 1-3
+as above: under load the thread is always busy and batches form as before. Never
+without the background checkpointer, nor while the WAL it reports nears SQLite's own
+checkpoint (``INLINE_WAL_PAGES``): that checkpoint, with its fsync, would run inside
+the commit, on the loop (a report holding a read snapshot for minutes can do that).
+Rules 1-3
 hold unchanged: the caller is answered after ``COMMIT`` returned, an item's own error
 rolls back only itself, and an error of the environment turns the store unavailable
 (the thread is stopped and the task probes and restarts it).
@@ -89,7 +93,12 @@ import structlog
 import trio
 
 from smppgw.store.config import Durability
-from smppgw.store.connection import WriterConnection, describe, is_environmental
+from smppgw.store.connection import (
+    SAFETY_NET_PAGES,
+    WriterConnection,
+    describe,
+    is_environmental,
+)
 from smppgw.store.errors import StoreBusy, StoreUnavailable
 from smppgw.store.health import StoreStatistics, WriterCounters
 from smppgw.store.inbox import Inbox
@@ -100,6 +109,10 @@ if TYPE_CHECKING:
 __all__ = ["GroupCommitWriter", "is_environmental"]
 
 T = TypeVar("T")
+#: Inline commits stop while the WAL holds this many pages the checkpointer could not
+#: copy back: half-way to SQLite's own checkpoint (see "Inline commits").
+INLINE_WAL_PAGES = SAFETY_NET_PAGES // 2
+
 log = structlog.get_logger(__name__)
 
 #: Runs the payloads of several consecutive items of the same kind in one go (one pass
@@ -179,6 +192,7 @@ class GroupCommitWriter:
         # Quick items up to this many rows may be committed by the loop (see "Inline
         # commits"); never at the power level, whose fsync must not stall the loop.
         self._inline_rows = config.inline_rows if config.durability is Durability.PROCESS else 0
+        self._wal_pages: Callable[[], int] | None = None  # see watch_wal; None: no inline
 
     # ---------------------------------------------------------------- caller side
 
@@ -194,6 +208,11 @@ class GroupCommitWriter:
         if self._up.is_set():
             self._up = trio.Event()
         self._reason = reason
+
+    def watch_wal(self, wal_pages: Callable[[], int]) -> None:
+        """Allow inline commits while ``wal_pages()`` (the background checkpointer's
+        report) stays under :data:`INLINE_WAL_PAGES`."""
+        self._wal_pages = wal_pages
 
     async def submit(
         self,
@@ -246,6 +265,8 @@ class GroupCommitWriter:
             item.quick
             and item.rows <= self._inline_rows
             and trio.lowlevel.current_statistics().tasks_runnable == 0
+            and self._wal_pages is not None
+            and self._wal_pages() < INLINE_WAL_PAGES
             and self._inbox.claim()
         ):
             return await self._commit_inline(item)
