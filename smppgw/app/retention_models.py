@@ -11,7 +11,7 @@
       keyed_events_days: null  # events with a key (alerts, statements...): null = kept
       archive_dir: null        # e.g. /var/lib/smppgw/archive: pruned MT as daily .csv.gz
       run_every_minutes: 60
-      batch_rows: 5000         # rows per writer item: the writer never waits long
+      batch_rows: 5000         # most rows per writer item (each aims at ~5 ms of writer)
 
 Why days are floats: an operator may want 0.5, and the soak test uses seconds (with
 ``short_horizons_for_tests``, which lifts the one-day floor of ``inbound_days``: an
