@@ -65,23 +65,17 @@ if os.environ.get("SMPPGW_BENCH_STEPS") and "run" in sys.argv:
     atexit.register(_write)
 """
 
-#: Runs in the tree under test: its own store code makes the file its gateway opens.
-ADD_ORDER = """
-import sys, trio
-from smppgw.store import Durability, NewOrder, OrderKind, StoreConfig, open_store
-async def main():
-    config = StoreConfig(durability=Durability.PROCESS)
-    async with open_store(sys.argv[1], config=config) as store:
-        await store.create_order(
-            NewOrder(partner="bench", kind=OrderKind.PREPAID, limit=1_000_000_000)
-        )
-trio.run(main)
-"""
+#: ``bench_partner.add_order`` run with the tree under test first on the path: its own
+#: store code makes the file its gateway opens (a base of another schema refuses ours).
+ADD_ORDER = (
+    "import sys, trio; from pathlib import Path; from bench_partner import add_order;"
+    " trio.run(add_order, Path(sys.argv[1]))"
+)
 
 
 def one_round(tree: Path, site: Path, args: argparse.Namespace) -> dict[str, Any]:
     """One gateway of ``tree`` under the fixed load: its CPU, steps and latency."""
-    env = {"PYTHONPATH": f"{site}{os.pathsep}{tree}"}
+    env = {"PYTHONPATH": os.pathsep.join([str(site), str(tree), str(REPO / "scripts")])}
     with tempfile.TemporaryDirectory(prefix="smppgw-ab-") as tmp:
         workdir = Path(tmp)
         steps_file = workdir / "steps.json"

@@ -78,19 +78,19 @@ def test_the_loop_claims_the_connection_only_when_nothing_runs_or_waits() -> Non
     inbox: Inbox[Work] = Inbox(capacity=4)
     assert inbox.claim()
     assert not inbox.claim()  # already claimed
-    inbox.release()
+    inbox.finished()
     assert inbox.put(Work(1))
     assert not inbox.claim()  # something is queued: it goes first
     inbox.take(10, 100, 0)
     assert not inbox.claim()  # the thread's batch is running
     inbox.finished()
     assert inbox.claim()
-    inbox.release()
+    inbox.finished()
     inbox.stop()
     assert not inbox.claim()  # stopped: the connection is being closed or probed
 
 
-def test_a_claim_holds_the_thread_back_until_release() -> None:
+def test_a_claim_holds_the_thread_back_until_it_is_finished() -> None:
     inbox: Inbox[Work] = Inbox(capacity=4)
     assert inbox.claim()
     result: list[tuple[list[Work], bool]] = []
@@ -100,7 +100,7 @@ def test_a_claim_holds_the_thread_back_until_release() -> None:
     taker.join(timeout=0.2)
     assert taker.is_alive()  # queued, but the loop holds the connection
     assert result == []
-    inbox.release()
+    inbox.finished()
     taker.join(timeout=5)
     assert [len(batch) for batch, _ in result] == [1]
 

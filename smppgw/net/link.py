@@ -474,11 +474,8 @@ class SmppLink:
         """``concurrent_batches`` workers, each taking the next batch (with those queued
         behind it) as soon as it is free. (A task spawned a batch cost two more
         scheduling rounds a message at window 1.)"""
-        if self._concurrent_batches <= 1:
-            await self._handle_worker()
-            return
         async with trio.open_nursery() as nursery:
-            for _ in range(self._concurrent_batches):
+            for _ in range(max(1, self._concurrent_batches)):
                 nursery.start_soon(self._handle_worker)
 
     async def _handle_worker(self) -> None:

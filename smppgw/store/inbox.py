@@ -90,26 +90,22 @@ class Inbox(Generic[ItemT]):
             return batch, was_full
 
     def finished(self) -> None:
-        """(Writer thread.) The batch :meth:`take` returned is committed or abandoned."""
+        """The batch :meth:`take` returned (writer thread), or the :meth:`claim`
+        (event loop), is over: what was queued meanwhile may be taken."""
         with self._cond:
             self._running = False
+            if self._items:
+                self._cond.notify()
 
     def claim(self) -> bool:
         """(Event loop.) Take the connection for a commit of its own: True only when no
         batch is running, nothing is queued and the inbox is not stopped. The thread
-        takes nothing until :meth:`release`."""
+        takes nothing until :meth:`finished`."""
         with self._cond:
             if self._running or self._items or self._stopped:
                 return False
             self._running = True
             return True
-
-    def release(self) -> None:
-        """(Event loop.) End of a :meth:`claim`: what was queued meanwhile may be taken."""
-        with self._cond:
-            self._running = False
-            if self._items:
-                self._cond.notify()
 
     def stop(self) -> None:
         """Refuse new items and wake a waiting :meth:`take` (it returns an empty batch)."""

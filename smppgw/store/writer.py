@@ -264,12 +264,13 @@ class GroupCommitWriter:
         if (
             item.quick
             and item.rows <= self._inline_rows
-            and trio.lowlevel.current_statistics().tasks_runnable == 0
             and self._wal_pages is not None
             and self._wal_pages() < INLINE_WAL_PAGES
-            and self._inbox.claim()
+            and self._inbox.claim()  # under load the thread is busy: refused here, cheaply
         ):
-            return await self._commit_inline(item)
+            if trio.lowlevel.current_statistics().tasks_runnable == 0:  # ~2 us: asked last
+                return await self._commit_inline(item)
+            self._inbox.finished()
         # No checkpoint while there is room: the wait for the commit is this call's only
         # schedule point, which saves a task switch per message on the hot path.
         while not self._inbox.put(item):
@@ -292,14 +293,13 @@ class GroupCommitWriter:
         try:
             errors = self._run_batch([item])
         except Exception as exc:  # the environment's: nothing is durable, the store is down
-            self._inbox.release()
             self._batch_failed([item], exc)
             self._stop_thread()  # the task then probes and restarts the thread
         else:
-            self._inbox.release()
-            self._counters.record_commit(1, item.rows, errors, time.perf_counter() - started)
+            self._committed([item], errors, time.perf_counter() - started)
             self._counters.inline_commits += 1
-            self._failures = 0
+        finally:
+            self._inbox.finished()
         await trio.lowlevel.cancel_shielded_checkpoint()
         if item.error is not None:
             raise item.error
@@ -382,11 +382,15 @@ class GroupCommitWriter:
         """(Event loop, from the writer thread.) A batch committed: wake its waiters,
         and let the thread take its next batch (after a stop it finds none: the inbox
         was stopped when the cancellation came, see :meth:`_watch_stop`)."""
+        self._committed(batch, errors, latency)
+        self._handed.set()
+
+    def _committed(self, batch: list[_Item], errors: int, latency: float) -> None:
+        """A batch committed, by the thread or inline: wake its waiters, count it."""
         rows = 0
         for item in batch:
             rows += item.rows
             item.done.set()
-        self._handed.set()
         self._counters.record_commit(len(batch), rows, errors, latency)
         self._failures = 0
 
@@ -462,10 +466,10 @@ class GroupCommitWriter:
             try:
                 errors = self._run_batch(batch)
             except Exception as exc:  # any failure of the transaction: nothing is durable
-                self._inbox.finished()
                 token.run_sync_soon(self._batch_failed, batch, exc)
                 return
-            self._inbox.finished()
+            finally:
+                self._inbox.finished()
             token.run_sync_soon(self._batch_done, batch, errors, time.perf_counter() - started)
 
     def _run_batch(self, batch: list[_Item]) -> int:
