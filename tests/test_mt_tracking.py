@@ -8,6 +8,7 @@ that never comes must not hold memory for ever.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import trio
@@ -146,3 +147,38 @@ async def test_outcomes_that_come_one_by_one_are_written_together(tmp_path: Path
         states = {str((await store.get_message(i)).state) for i in ids}  # type: ignore[union-attr]
         assert states == {"sent"}
         nursery.cancel_scope.cancel()
+
+
+async def test_a_message_resumed_after_a_restart_counts_the_receipts_of_earlier_parts(
+    tmp_path: Path,
+) -> None:
+    """Found by the chaos test: part 1 of 2 accepted and receipted, the daemon killed,
+    part 2 sent by the next run and receipted. The next run must count the first part's
+    journaled receipt, not wait for it again (the message stayed "submitted")."""
+    from smppgw.protocol.receipt import MessageState as ReceiptState
+
+    async with open_store(tmp_path / "j.db") as store:
+        await store.create_order(NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=100))
+        message = replace(_message(0, receipts=1), parts=(b"first", b"second"))
+        [mid] = await store.admit([message], [2])
+        outbound = OutboundMessage.of(mid, message)
+        outbound.carrier = "c"
+        before = MtPipeline(store, PrefixRouter({}, default=["c"]), ["c"])
+        async with trio.open_nursery() as nursery:
+            await nursery.start(before.run)
+            before.part_accepted(outbound, 0, "C0")
+            assert await before.match_receipt("c", "C0", ReceiptState.DELIVERED, None)
+            await before.flush()
+            nursery.cancel_scope.cancel()
+        after = MtPipeline(store, PrefixRouter({}, default=["c"]), ["c"])  # the next run
+        async with trio.open_nursery() as nursery:
+            await nursery.start(after.run)
+            resumed = OutboundMessage.of(mid, message)
+            resumed.carrier = "c"
+            after.part_accepted(resumed, 1, "C1")
+            assert await after.match_receipt("c", "C1", ReceiptState.DELIVERED, None)
+            await after.flush()
+            nursery.cancel_scope.cancel()
+        stored = await store.get_message(mid)
+        assert stored is not None
+        assert str(stored.state) == "delivered"

@@ -233,7 +233,12 @@ class MtPipeline:
                     ),
                     None,
                 )
-        elif message.id not in self._tracked:
+        elif part_no == 0 and message.id not in self._tracked:
+            # Only at the first part: one resumed after a restart (or dropped from
+            # memory) may have parts whose receipts are journaled already, and a blank
+            # tracking would wait for them for ever (found by the chaos test: a kill
+            # between the two parts of a message). Its receipts rebuild it from the
+            # journal instead (_tracked_for).
             tracked = self._tracked
             tracked[message.id] = Tracked(info_from_outbound(message, self._clock()), {})
             if len(tracked) > TRACKED_MAX:
