@@ -11,7 +11,9 @@ partner sessions, without and with delivery receipts, it measures:
   durable before its ``submit_sm_resp``. Beside it, the rate at which the partner got
   its ``submit_sm_resp`` ("accepted/s"): higher when the gateway journals faster than
   it forwards, or than it brings receipts back (those wait in its queues meanwhile);
-- the 99th-percentile ``submit_sm_resp`` latency at half the gateway's throughput;
+- the 99th-percentile ``submit_sm_resp`` latency at half the gateway's throughput, and
+  beside it the same load generator's straight to the simulator at that rate (the
+  floor this machine and the two other processes set);
 - the baseline: the same load generator fed straight to the simulator, same run;
 - the gateway's CPU time a message and the cores it used at full rate (from ``/proc``):
   what says whether it is bound by its one core (the GIL) or by something else.
@@ -120,6 +122,17 @@ def measure(
     half, _ = run_load_delivered(
         server_port, timeline, sim.control, rate=rate / 2, **gateway_login, **options
     )
+    # The same load straight to the simulator: the latency floor of the load generator
+    # and the simulator themselves on this machine at that rate.
+    direct_half, _ = run_load_delivered(
+        sim.smpp,
+        timeline,
+        sim.control,
+        rate=rate / 2,
+        system_id="direct",
+        password="direct",
+        **options,
+    )
     return {
         "sessions": sessions,
         "window": window,
@@ -128,6 +141,7 @@ def measure(
         **rate_fields(direct_rate, rate, full.summary),
         "p99_ms_at_half_load": round(half.summary["latency_p99_ms"], 2),
         "p50_ms_at_half_load": round(half.summary["latency_p50_ms"], 2),
+        "direct_p99_ms_at_half_load": round(direct_half.summary["latency_p99_ms"], 2),
         "gateway_cpu_us_per_msg": None if gw_cpu is None else round(gw_cpu / count * 1e6),
         "gateway_cores": None if gw_cpu is None else round(gw_cpu * rate / count, 2),
     }
@@ -168,15 +182,18 @@ def main() -> None:
                         rows.append(row)
     print(
         f"{'sessions':>8} {'window':>6} {'receipts':>8} {'direct/s':>9} {'gateway/s':>9} "
-        f"{'accepted/s':>10} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'us/msg':>7} {'cores':>6}"
-        "  (latency at half the gateway's rate; the gateway's CPU at full rate)"
+        f"{'accepted/s':>10} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'direct p99':>10}"
+        f" {'us/msg':>7} {'cores':>6}"
+        "  (latency at half the gateway's rate, and the simulator's fed directly at that"
+        " rate; the gateway's CPU at full rate)"
     )
     for r in rows:
         print(
             f"{r['sessions']:>8} {r['window']:>6} {r['receipts']!s:>8} {r['direct_msg_s']:>9,} "
             f"{r['gateway_msg_s']:>9,} {r['gateway_accepted_msg_s']:>10,} "
             f"{r['ratio']:>6.2f} {r['p50_ms_at_half_load']:>7} "
-            f"{r['p99_ms_at_half_load']:>7} {r['gateway_cpu_us_per_msg']!s:>7}"
+            f"{r['p99_ms_at_half_load']:>7} {r['direct_p99_ms_at_half_load']:>10}"
+            f" {r['gateway_cpu_us_per_msg']!s:>7}"
             f" {r['gateway_cores']!s:>6}"
         )
     print(json.dumps({"bench": "partner", "durability": "process", "results": rows}))

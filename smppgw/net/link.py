@@ -12,9 +12,11 @@ tasks in its own nursery (``run``):
   through a small bounded channel, so a durable store can journal the whole batch in
   one commit. When the handler falls behind, the channel fills, the reader stops
   reading and TCP pushes back on the peer: memory stays bounded.
-- the **writer** coalesces: every PDU to send is appended to one buffer and the writer
-  sends the whole buffer at once (``net/link_output.py``). A reader that also finds
-  the buffer over ``max_output`` waits for it to drain before reading on.
+- the **writer** coalesces: every PDU to send is appended to one buffer, and what a
+  task queued during one step goes out in one write when that step ends; only what
+  the socket does not take at once is left to the writer task (``net/link_output.py``).
+  A reader that also finds the buffer over ``max_output`` waits for it to drain before
+  reading on.
 - the **timer** sleeps until the connection's next deadline (response timeouts,
   ``enquire_link`` due, inactivity) and acts on what came due.
 - the **handler** task takes request batches from the channel and awaits

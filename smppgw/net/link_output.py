@@ -6,10 +6,23 @@ round, never cutting a PDU in half while the link lives, and never being pinned 
 peer that stopped reading once the link ends.
 
 Every PDU to send is appended to one buffer (:meth:`LinkOutput.queue`, synchronous: a
-handler answers a whole batch without a task switch per answer) and the writer sends
-the whole buffer at once. The link's reader stops reading while the buffer is over its
+handler answers a whole batch without a task switch per answer) and the whole buffer
+goes out in one write. The link's reader stops reading while the buffer is over its
 limit (:meth:`LinkOutput.wait_drained`), so a peer that sends and never reads cannot
 grow it without bound.
+
+Written when the producer yields
+--------------------------------
+Whatever a task queued during one of its steps is written as soon as that step ends,
+by a trio instrument (:class:`StepEndFlusher`, one a run) that the event loop calls
+after every task step: the step's PDUs, however many, go out in one ``os.write`` on
+the socket, with no scheduling round in between. Only what the socket does not take
+at once, or a stream that is not a plain socket (TLS, memory streams), is left to the
+writer task (:meth:`LinkOutput.run`), woken for it. Why: waking the writer task for
+every response and request cost a task step each (an ``Event``, a reschedule, a trip
+through the run loop), two to four a message at window 1, where each step is paid per
+message; while writing at every ``queue`` would lose the coalescing of a batch's
+answers (one write a burst, not one a PDU).
 """
 
 from __future__ import annotations
@@ -17,10 +30,45 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+import structlog
 import trio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+log = structlog.get_logger("smppgw.link")
+
+
+class StepEndFlusher(trio.abc.Instrument):
+    """Writes, after each task step, the outputs queued to during it (see the module's
+    "Written when the producer yields"). One a run: :func:`step_end_flusher`."""
+
+    def __init__(self) -> None:
+        self.pending: list[LinkOutput] = []
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.pending:
+            pending, self.pending = self.pending, []
+            for output in pending:
+                try:
+                    output.flush()
+                except Exception:  # pragma: no cover - defensive: trio would drop us
+                    log.exception("direct write failed; left to the writer task")
+                    output.wake_writer()
+
+
+_FLUSHER: trio.lowlevel.RunVar[StepEndFlusher] = trio.lowlevel.RunVar("smppgw_step_end_flusher")
+
+
+def step_end_flusher() -> StepEndFlusher:
+    """This run's :class:`StepEndFlusher`, installed on first use."""
+    try:
+        return _FLUSHER.get()
+    except LookupError:
+        flusher = StepEndFlusher()
+        trio.lowlevel.add_instrument(flusher)
+        _FLUSHER.set(flusher)
+        return flusher
 
 
 class LinkOutput:
@@ -38,11 +86,54 @@ class LinkOutput:
         self._drained = trio.Event()
         self._write_scope: trio.CancelScope | None = None
         self._writing_ends = False
+        # Set by run(): until then (and for streams that are not plain sockets, through
+        # flush) the writer task is woken for each queue.
+        self._flusher: StepEndFlusher | None = None
+        self._flush_due = False
 
     def queue(self, data: bytes) -> None:
-        """Queue ``data`` behind everything queued before it."""
+        """Queue ``data`` behind everything queued before it; it is written when the
+        calling task's step ends."""
         self._out.append(data)
         self.size += len(data)
+        if self._flusher is None:
+            self._has_output.set()
+        elif not self._flush_due:
+            self._flush_due = True
+            self._flusher.pending.append(self)
+
+    def flush(self) -> None:
+        """Write what is queued now if the socket takes it whole; otherwise (a write in
+        progress, a full socket buffer, a stream that is not a plain socket, an error)
+        leave the rest to the writer task. Called by the :class:`StepEndFlusher`,
+        outside any task: it must not raise."""
+        self._flush_due = False
+        if not self._out:
+            return
+        if self._write_scope is not None or self._socket is None:
+            self._has_output.set()
+            return
+        data = b"".join(self._out) if len(self._out) > 1 else self._out[0]
+        try:
+            sent = self._send_now(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            sent = 0  # the writer meets the same error and ends the link
+        if sent < len(data):
+            self._out[:] = [data[sent:]]
+            self.size = len(data) - sent
+            self.bytes_written += sent
+            self._has_output.set()
+            return
+        self._out.clear()
+        self.size = 0
+        self.bytes_written += sent
+        self.writes += 1
+        self._drained.set()
+        self._drained = trio.Event()
+
+    def wake_writer(self) -> None:
+        """Leave what is queued to the writer task."""
+        self._flush_due = False
         self._has_output.set()
 
     @property
@@ -70,6 +161,7 @@ class LinkOutput:
     async def run(self, on_failed: Callable[[], None]) -> None:
         """Write what is queued until cancelled; a broken or closed stream calls
         ``on_failed`` and ends the writer."""
+        self._flusher = step_end_flusher()
         while True:
             await self._has_output.wait()
             self._has_output = trio.Event()
