@@ -373,7 +373,7 @@ _STORE: Final[tuple[_Spec[StoreStatistics], ...]] = (
     _Spec(
         "smppgw_store_inline_commits_total",
         "counter",
-        "Commits the event loop ran itself (quick writes while idle).",
+        "Commits the event loop ran itself (quick writes while the writer thread was idle).",
         lambda s: s.inline_commits,
     ),
     _Spec("smppgw_store_items_total", "counter", "Work items committed.", lambda s: s.items),

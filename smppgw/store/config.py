@@ -93,9 +93,11 @@ class StoreConfig:
             commits' path; 0 leaves them to SQLite, inside the commit that crosses
             1,000 pages of WAL.
         inline_rows: at the ``process`` level, a quick write of at most this many rows
-            is committed by the event loop itself when it is otherwise idle, instead of
-            being handed to the writer thread and back (``store/writer.py``, "Inline
-            commits"); 0 turns that off.
+            is committed by the event loop itself while the writer thread has nothing
+            to do (at once when the loop is otherwise idle, else with the quick writes
+            of the same loop round when that round ends), instead of being handed to
+            the thread and back (``store/writer.py``, "Inline commits"); 0 turns that
+            off.
         on_connect: called with every new *writer* connection after the pragmas are
             set; tests use it to cap ``max_page_count`` and so simulate a full disk.
     """

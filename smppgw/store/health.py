@@ -23,7 +23,8 @@ class StoreStatistics:
             thread to its commit returning (including the thread hop and any fsync).
         commits / items / rows: totals committed since start.
         inline_commits: how many of those commits the event loop ran itself (quick
-            writes while it was idle, see ``store/writer.py``).
+            writes while the writer thread was idle: alone when the loop was idle,
+            else those of one loop round together; see ``store/writer.py``).
         item_errors: items whose own function raised (rolled back alone).
         batch_errors: commits that failed as a whole (every waiter got the error).
         refusing: True while the store is unavailable and answers every write with
