@@ -51,9 +51,10 @@ class RoundBatch:
 
 
 class RoundEnd(trio.abc.Instrument):
-    """Calls ``commit()`` when the loop is about to wait for I/O, if ``due()``; if the
-    loop meant to sleep (nothing else was runnable), wakes it at once, since the commit
-    has just made the waiters runnable."""
+    """Calls ``commit()`` when the loop is about to wait for I/O, if ``due()``. A round
+    opens only while another task is runnable, so the loop is not about to sleep then
+    (``timeout`` 0); if it ever were, it is woken at once, since the commit has just
+    made the waiters runnable."""
 
     def __init__(
         self,
