@@ -40,6 +40,20 @@ async def test_a_quick_write_on_an_idle_loop_is_committed_inline_and_durable(
     assert _ids(path) == set(ids + more)
 
 
+async def test_a_partners_whole_window_of_admissions_is_committed_inline(
+    tmp_path: Path,
+) -> None:
+    """A window of 256 submits read in one go is one quick write: sent to the thread, it
+    would keep the thread busy, and every other quick write would follow it there."""
+    window = [msg(i) for i in range(256)]
+    async with open_store(tmp_path / "j.db", config=PROCESS) as store:
+        await trio.testing.wait_all_tasks_blocked()
+        ids = await store.journal_accept(window)
+        assert len(ids) == 256
+        assert store.statistics().inline_commits == 1
+        assert store.statistics().last_batch_rows == 256
+
+
 @pytest.mark.parametrize(
     "config",
     [

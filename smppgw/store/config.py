@@ -97,7 +97,7 @@ class StoreConfig:
             to do (at once when the loop is otherwise idle, else with the quick writes
             of the same loop round when that round ends), instead of being handed to
             the thread and back (``store/writer.py``, "Inline commits"); 0 turns that
-            off.
+            off. 512: a partner's whole window of admissions, read in one go.
         on_connect: called with every new *writer* connection after the pragmas are
             set; tests use it to cap ``max_page_count`` and so simulate a full disk.
     """
@@ -113,5 +113,5 @@ class StoreConfig:
     probe_initial: float = 0.05
     probe_max: float = 5.0
     checkpoint_interval: float = 0.1
-    inline_rows: int = 32
+    inline_rows: int = 512
     on_connect: Callable[[sqlite3.Connection], None] | None = None

@@ -14,8 +14,9 @@ meanwhile, so the thread takes nothing, and what is queued for it goes after.
 Measured (``scripts/bench_partner.py --window 1``): four partners that each wait for
 every answer, whose admissions the thread used to take in batches of one or two, went
 from 1,996 to 2,700 msg/s (with receipts 1,280 to 1,646); ``scripts/bench_ab.py`` at
-1,500 msg/s: CPU 0.87x a message, p50 1.18 -> 0.67 ms. At window 64 the thread is busy
-and takes the batches as before.
+1,500 msg/s: CPU 0.87x a message, p50 1.18 -> 0.67 ms. At window 64 too, since the quick
+writes may be as large as a partner's window (``StoreConfig.inline_rows``; the figures
+are in ``store/writer.py``).
 """
 
 from __future__ import annotations

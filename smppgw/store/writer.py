@@ -72,8 +72,17 @@ together with the other quick writes of the same round, when the round ends
 (``store/round_commit.py``; the inbox stays claimed until then). The lonely admit
 takes 64 us (75 of CPU) instead of 177; four partners that each wait for every answer
 went from 1,996 to 2,700 msg/s once their admissions stopped going to the thread in
-batches of one or two. Everything else goes through the thread
-as above: under load the thread is always busy and batches form as before. Never
+batches of one or two. Under load too: ``inline_rows`` is 512, a partner's whole
+window of admissions, read in one go. At 32, the admissions of partners with a window of
+64 came in larger batches, went to the thread, and kept it busy, so every other quick
+write went there too, and the loop and the thread passed the GIL back and forth for
+each batch (``scripts/bench_partner.py``, window 64, alternating runs: one session
+10,900 -> 13,900-15,000 msg/s end to end, p99 at half load 15.9/7.8 -> 9.2/8.4 ms;
+four sessions accepted 13,600 -> 17,800-18,800 msg/s, ahead of what the carrier side
+forwards; ``scripts/bench_ab.py`` at 4,000 msg/s: one session p50 0.62x, p99 0.73x, CPU
+a message 1.02x). A round commits at most ``ROUND_BATCH_ROWS`` times that on the loop.
+Everything else (items that are not quick, or too large, and every item at the
+``power`` level) goes through the thread as above. Never
 without the background checkpointer, nor while the WAL it reports nears SQLite's own
 checkpoint (``INLINE_WAL_PAGES``): that checkpoint, with its fsync, would run inside
 the commit, on the loop (a report holding a read snapshot for minutes can do that).
