@@ -160,6 +160,29 @@ async def test_peer_close_fails_outstanding(autojump_clock: trio.testing.MockClo
         nursery.cancel_scope.cancel()
 
 
+async def test_a_request_after_our_unbind_is_refused_as_link_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A carrier sender woken by a free window slot after the shutdown's ``unbind`` left
+    must find the link closing (and put its message back), not a ``SendStateError``:
+    that failed the daemon's whole shutdown under load."""
+    a, smsc_side = trio.testing.memory_stream_pair()
+    esme = SmppLink(a, SmppConnection(Role.ESME, window=4), _noop, name="esme")  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        await nursery.start(esme.run)
+        nursery.start_soon(esme.request, BindTransceiver(system_id="gw"))
+        await smsc_side.receive_some(4096)
+        await smsc_side.send_all(encode_pdu(BindTransceiverResp(sequence_number=1)))
+        await trio.testing.wait_all_tasks_blocked()
+        assert esme.connection.is_bound
+        nursery.start_soon(esme.unbind, 30.0)  # the SMSC is slow to answer it
+        await trio.testing.wait_all_tasks_blocked()
+        with pytest.raises(LinkClosed) as refused:
+            await esme.send_request(SubmitSm(destination_addr="1", short_message=b"x"))
+        assert refused.value.sent is False
+        nursery.cancel_scope.cancel()
+
+
 async def test_malformed_pdu_gets_answer_and_link_goes_on(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -81,6 +81,13 @@ ResponseCallback = Callable[[Pdu, "Pdu | BaseException"], None]
 _T = TypeVar("_T")
 
 _RECEIVE_SIZE = 65536
+#: States in which a refused request means the link is ending, and why.
+_ENDING: dict[State, str] = {
+    State.CLOSED: "connection lost",
+    State.ERROR: "connection lost",
+    State.ESME_UNBINDING: "unbinding",
+    State.SMSC_UNBINDING: "unbinding",
+}
 #: Seconds between the enquire_links :meth:`SmppLink.when_peer_has_read` sends.
 NUDGE_SPACING = 1.0
 
@@ -303,9 +310,12 @@ class SmppLink:
         try:
             return prepare(what, trio.current_time())
         except SendStateError:
-            if self.connection.state in (State.CLOSED, State.ERROR):
-                # EOF already seen, the link is winding down: not our caller's bug.
-                raise LinkClosed(self._close_reason or "connection lost", sent=False) from None
+            if self.connection.state in _ENDING:
+                # EOF already seen, or an unbind sent or received: the link is winding
+                # down, not our caller's bug (a sender woken by a free window slot after
+                # the shutdown's unbind left used to fail the whole daemon's stop).
+                reason = self._close_reason or _ENDING[self.connection.state]
+                raise LinkClosed(reason, sent=False) from None
             raise
 
     def _sent(self, prepared: tuple[Pdu, bytes], callback: ResponseCallback | None) -> Pdu:
