@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 import trio.testing
-from helpers.store_helpers import Gate, msg
+from helpers.store_helpers import Gate, journal_ids, msg
 
 from smppgw.store import Durability, StoreConfig, StoreUnavailable, open_store
 from smppgw.store.writer import INLINE_WAL_PAGES
@@ -20,11 +20,6 @@ if TYPE_CHECKING:
 PROCESS = StoreConfig(durability=Durability.PROCESS)
 
 
-def _ids(path: Path) -> set[int]:
-    with sqlite3.connect(path) as conn:
-        return {row[0] for row in conn.execute("SELECT id FROM mt_message")}
-
-
 async def test_a_quick_write_on_an_idle_loop_is_committed_inline_and_durable(
     tmp_path: Path,
 ) -> None:
@@ -32,12 +27,12 @@ async def test_a_quick_write_on_an_idle_loop_is_committed_inline_and_durable(
     async with open_store(path, config=PROCESS) as store:
         await trio.testing.wait_all_tasks_blocked()  # the store's own tasks have started
         ids = await store.journal_accept([msg(1)])
-        assert _ids(path) == set(ids)  # committed when the await returned
+        assert journal_ids(path) == set(ids)  # committed when the await returned
         more = await store.journal_accept([msg(2), msg(3)])
         stats = store.statistics()
         assert stats.inline_commits == 2
         assert stats.commits >= 2
-    assert _ids(path) == set(ids + more)
+    assert journal_ids(path) == set(ids + more)
 
 
 async def test_a_partners_whole_window_of_admissions_is_committed_inline(
@@ -119,7 +114,7 @@ async def test_callers_that_come_together_share_a_batch_instead(tmp_path: Path) 
         assert stats.items == 5
         assert stats.commits == 2
         assert stats.last_batch_items == 4
-    assert len(_ids(tmp_path / "j.db")) == 5
+    assert len(journal_ids(tmp_path / "j.db")) == 5
 
 
 async def test_an_inline_item_that_fails_rolls_back_alone(tmp_path: Path) -> None:
@@ -131,9 +126,9 @@ async def test_an_inline_item_that_fails_rolls_back_alone(tmp_path: Path) -> Non
             await store.journal_accept([msg(1), msg(2, reservation_id=999)])
         assert store.available
         assert store.statistics().item_errors == 1
-        assert _ids(path) == set()
+        assert journal_ids(path) == set()
         ids = await store.journal_accept([msg(3)])
-        assert _ids(path) == set(ids)
+        assert journal_ids(path) == set(ids)
         assert store.statistics().inline_commits == 2
 
 
@@ -172,7 +167,7 @@ async def test_a_full_disk_under_an_inline_commit_refuses_then_recovers(tmp_path
         with pytest.raises(StoreUnavailable):
             await store.journal_accept([msg(1)])
         # every acknowledged message is there, nothing else is
-        assert _ids(path) - {1} == set(acknowledged)
+        assert journal_ids(path) - {1} == set(acknowledged)
         limit["pages"] = 0
         with trio.fail_after(5):
             await store.wait_available()

@@ -4,33 +4,23 @@ every path a commit takes (inline, a round's end, the writer thread)."""
 
 from __future__ import annotations
 
-import sqlite3
 from typing import TYPE_CHECKING, Any
 
 import pytest
 import trio
 import trio.testing
-from helpers.store_helpers import msg
+from helpers.store_helpers import busy, journal_ids, msg
 
 from smppgw.store import Durability, StoreConfig, open_store
 from smppgw.store.writer import GroupCommitWriter
 
 if TYPE_CHECKING:
+    import sqlite3
     from pathlib import Path
 
 
-def _ids(path: Path) -> set[int]:
-    with sqlite3.connect(path) as conn:
-        return {row[0] for row in conn.execute("SELECT id FROM mt_message")}
-
-
-async def _busy(rounds: int) -> None:
-    for _ in range(rounds):
-        await trio.lowlevel.checkpoint()
-
-
 @pytest.mark.parametrize(
-    ("durability", "busy"),
+    ("durability", "busy_rounds"),
     [
         (Durability.PROCESS, 0),  # inline, on an idle loop
         (Durability.PROCESS, 5),  # at the end of a round
@@ -38,7 +28,7 @@ async def _busy(rounds: int) -> None:
     ],
 )
 async def test_on_commit_gets_the_durable_result_before_the_caller_resumes(
-    tmp_path: Path, durability: Durability, busy: int
+    tmp_path: Path, durability: Durability, busy_rounds: int
 ) -> None:
     path = tmp_path / "j.db"
     events: list[tuple[str, Any]] = []
@@ -46,14 +36,14 @@ async def test_on_commit_gets_the_durable_result_before_the_caller_resumes(
         await trio.testing.wait_all_tasks_blocked()
 
         def committed(results: list[Any]) -> None:
-            events.append(("committed", (results, set(results) <= _ids(path))))
+            events.append(("committed", (results, set(results) <= journal_ids(path))))
 
         async def admit() -> None:
             results = await store.admit([msg(1), msg(2)], [None, None], on_commit=committed)
             events.append(("resumed", results))
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_busy, busy)
+            nursery.start_soon(busy, busy_rounds)
             nursery.start_soon(admit)
     [(first, (seen, durable)), (second, returned)] = events
     assert (first, second) == ("committed", "resumed")

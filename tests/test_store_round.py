@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import trio
 import trio.testing
-from helpers.store_helpers import msg
+from helpers.store_helpers import busy, journal_ids, msg
 
 from smppgw.store import Durability, StoreConfig, open_store
 from smppgw.store.round_commit import RoundEnd
@@ -22,17 +22,6 @@ if TYPE_CHECKING:
 PROCESS = StoreConfig(durability=Durability.PROCESS)
 
 
-def _ids(path: Path) -> set[int]:
-    with sqlite3.connect(path) as conn:
-        return {row[0] for row in conn.execute("SELECT id FROM mt_message")}
-
-
-async def _busy(rounds: int) -> None:
-    """A task with work in every round for a while (a partner session, say)."""
-    for _ in range(rounds):
-        await trio.lowlevel.checkpoint()
-
-
 async def test_the_quick_writes_of_a_round_commit_together_on_the_loop(tmp_path: Path) -> None:
     """Callers woken together while other tasks run: one commit for all of them, by the
     loop (the thread is never handed them), each durable when its await returns."""
@@ -43,10 +32,10 @@ async def test_the_quick_writes_of_a_round_commit_together_on_the_loop(tmp_path:
 
         async def accept(n: int) -> None:
             [message_id] = await store.journal_accept([msg(n)])
-            durable.append(message_id in _ids(path))
+            durable.append(message_id in journal_ids(path))
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_busy, 5)
+            nursery.start_soon(busy, 5)
             for n in range(6):
                 nursery.start_soon(accept, n)
         stats = store.statistics()
@@ -54,7 +43,7 @@ async def test_the_quick_writes_of_a_round_commit_together_on_the_loop(tmp_path:
         assert stats.items == 6
         assert stats.inline_commits == stats.commits  # all by the loop
         assert stats.commits <= 2  # at most the first alone, then the rest together
-    assert len(_ids(path)) == 6
+    assert len(journal_ids(path)) == 6
 
 
 async def test_a_write_queued_while_a_round_is_open_commits_after_it(tmp_path: Path) -> None:
@@ -86,7 +75,7 @@ async def test_a_write_queued_while_a_round_is_open_commits_after_it(tmp_path: P
                 seen.append(await slow())  # noqa: B023
 
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_busy, 3)
+                nursery.start_soon(busy, 3)
                 nursery.start_soon(quick, attempt)
                 nursery.start_soon(slow_task)
             if queued_while_open[0]:
@@ -110,7 +99,7 @@ async def test_an_item_of_a_round_that_fails_rolls_back_alone(tmp_path: Path) ->
                 errors.append(exc)
 
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_busy, 5)
+            nursery.start_soon(busy, 5)
             nursery.start_soon(accept, 1)
             # No such reservation: the foreign key fails.
             nursery.start_soon(accept, 2, 999)
@@ -120,7 +109,7 @@ async def test_an_item_of_a_round_that_fails_rolls_back_alone(tmp_path: Path) ->
         assert store.available
         assert store.statistics().item_errors == 1
         assert store.statistics().inline_commits == store.statistics().commits
-    assert _ids(path) == set(accepted)
+    assert journal_ids(path) == set(accepted)
     assert len(accepted) == 3
 
 
@@ -160,7 +149,7 @@ async def test_a_round_that_fails_as_a_whole_refuses_then_recovers(
         assert failing["rounds"] == 1
         assert len(acknowledged) == 1
         assert refused == ["StoreUnavailable"] * 4
-        assert _ids(path) == set(acknowledged)
+        assert journal_ids(path) == set(acknowledged)
         failing["on"] = False
         with trio.fail_after(5):
             await store.wait_available()
@@ -183,11 +172,11 @@ async def test_a_store_closed_with_a_round_open_fails_its_callers(tmp_path: Path
     with trio.fail_after(10):
         async with trio.open_nursery() as outer, open_store(path, config=PROCESS) as store:
             await trio.testing.wait_all_tasks_blocked()
-            outer.start_soon(_busy, 2)
+            outer.start_soon(busy, 2)
             outer.start_soon(accept, store)
             await trio.lowlevel.checkpoint()  # in that round: close the store
     assert outcome in (["committed"], ["StoreUnavailable"])
-    assert (outcome == ["committed"]) == (len(_ids(path)) == 1)
+    assert (outcome == ["committed"]) == (len(journal_ids(path)) == 1)
 
 
 def test_the_round_end_instrument_commits_only_when_due() -> None:
@@ -215,7 +204,7 @@ async def test_no_round_where_inline_commits_do_not_apply(tmp_path: Path, inline
     config = StoreConfig(durability=Durability.PROCESS, inline_rows=inline_rows)
     async with open_store(tmp_path / "j.db", config=config) as store:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_busy, 5)
+            nursery.start_soon(busy, 5)
             for n in range(4):
                 nursery.start_soon(store.journal_accept, [msg(n), msg(n + 10)])
         assert store.statistics().inline_commits == 0

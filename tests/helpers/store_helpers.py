@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from typing import TYPE_CHECKING
 
@@ -10,7 +11,7 @@ import trio
 from smppgw.store import NewMessage
 
 if TYPE_CHECKING:
-    import sqlite3
+    from pathlib import Path
 
 
 def msg(n: int = 0, *, partner: str = "acme", body: bytes = b"hello", **kw: object) -> NewMessage:
@@ -51,3 +52,16 @@ class Gate:
 
     async def wait_entered(self) -> None:
         await trio.to_thread.run_sync(self.entered.wait, 10)
+
+
+def journal_ids(path: Path) -> set[int]:
+    """The ids of every message in the journal file, read by a connection of its own
+    (what another process would see: what is committed)."""
+    with sqlite3.connect(path) as conn:
+        return {row[0] for row in conn.execute("SELECT id FROM mt_message")}
+
+
+async def busy(rounds: int) -> None:
+    """A task with work in every loop round for a while (a partner session, say)."""
+    for _ in range(rounds):
+        await trio.lowlevel.checkpoint()
