@@ -260,6 +260,58 @@ async def test_reads_that_wait_for_a_busy_handler_go_as_one_batch(
         nursery.cancel_scope.cancel()
 
 
+class _Rounds(trio.abc.Instrument):
+    """Counts the event loop's rounds (one I/O wait each)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def before_io_wait(self, timeout: float) -> None:
+        self.count += 1
+
+
+@pytest.mark.parametrize(("concurrent", "rounds_between"), [(1, 1), (4, 0)])
+async def test_reading_in_turns_handles_a_batch_in_the_round_it_was_read(
+    concurrent: int, rounds_between: int
+) -> None:
+    """With several batches at once (the partner server), the task that read a batch
+    handles it in the same step: no loop round between a submit's read and its
+    admission. (One batch at a time keeps the reader and its channel: one round.)"""
+    rounds = _Rounds()
+    trio.lowlevel.add_instrument(rounds)
+    read_at: list[int] = []
+    handled_at: list[int] = []
+    a, b = trio.testing.memory_stream_pair()
+    connection = SmppConnection(Role.SMSC, enquire_link_interval=None)
+    receive_data = connection.receive_data
+
+    def counted(data: bytes, now: float) -> None:
+        read_at.append(rounds.count)
+        receive_data(data, now)
+
+    connection.receive_data = counted  # type: ignore[method-assign]
+
+    async def handler(link: SmppLink, batch: Sequence[Pdu]) -> None:
+        handled_at.append(rounds.count)
+        for pdu in batch:
+            link.respond(make_response(pdu))
+
+    server = SmppLink(b, connection, handler, concurrent_batches=concurrent)
+    try:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.run)
+            await a.send_all(encode_pdu(BindTransceiver(system_id="gw", sequence_number=1)))
+            await a.receive_some(4096)
+            read_at.clear()
+            await a.send_all(encode_pdu(SubmitSm(destination_addr="1", sequence_number=2)))
+            await a.receive_some(4096)
+            assert len(handled_at) == 2
+            assert handled_at[1] - read_at[0] == rounds_between
+            nursery.cancel_scope.cancel()
+    finally:
+        trio.lowlevel.remove_instrument(rounds)
+
+
 async def test_send_deliver_from_smsc_side(autojump_clock: trio.testing.MockClock) -> None:
     smsc = Smsc()
     async with trio.open_nursery() as nursery:

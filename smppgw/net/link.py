@@ -22,6 +22,15 @@ tasks in its own nursery (``run``):
 - the **handler** task takes request batches from the channel and awaits
   ``handler(link, batch)``; the handler answers each request with :meth:`respond`.
 
+With ``concurrent_batches`` > 1 (the partner server) there is no reader task and no
+channel: that many tasks read *in turns* (leader and followers). The one whose turn it
+is reads, passes the turn on, and handles the batch it read itself, in the same step:
+a hand-off through the channel cost a scheduling round between a submit's read and its
+admission (at 6,000 msg/s with four partners, p50 0.6 ms and p99 3.5-4 ms of the
+1.2-1.7 and 6.8-7.7 ms from read to answer). While every task is busy with a batch,
+nobody reads: the socket fills and TCP pushes back, as the full channel did, and the
+next read takes everything that came meanwhile, as one batch.
+
 A handler must not wait for the link's *own* window (``request``/``send_request`` on
 the same link) while it holds a batch: the responses that would free the window arrive
 through the reader, which the handler is holding up once the batch channel is full.
@@ -139,11 +148,12 @@ class SmppLink:
         connection: the sans-I/O session, already configured (role, window, timers).
         handler: receives each read's batch of requests (binds, submits, deliveries...).
         name: for logs and metrics (carrier bind name, partner session id).
-        queue_batches: how many request batches may wait for the handler.
         concurrent_batches: how many batches the handler may work on at once. 1 keeps
             them strictly in order; more lets a batch be admitted while the previous
             one awaits its journal commit (responses may then go out of order, which
-            SMPP allows), which halves the latency under load.
+            SMPP allows), which halves the latency under load; and then that many
+            tasks read in turns, each handling what it read (the module docstring).
+        queue_batches: (with ``concurrent_batches`` 1) batches waiting for the handler.
         max_output: octets of unsent output after which the reader stops reading.
     """
 
@@ -170,6 +180,8 @@ class SmppLink:
         self._timer_deadline = math.inf  # what the timer sleeps until (see _rearm_if_sooner)
         self._batches_send, self._batches_recv = trio.open_memory_channel[list[Pdu]](queue_batches)
         self._concurrent_batches = concurrent_batches
+        self._read_turn = trio.Lock()  # concurrent_batches > 1: whose turn it is to read
+        self._at_end = False  # a turn met the end of the stream: no more reads
         self._closed = False
         self._close_reason = ""
         self._cancel: trio.CancelScope | None = None
@@ -193,10 +205,14 @@ class SmppLink:
                 self._cancel = nursery.cancel_scope
                 nursery.start_soon(self._output.run, self._write_failed)
                 nursery.start_soon(self._timer)
-                nursery.start_soon(self._handle_batches)
+                if self._concurrent_batches <= 1:
+                    nursery.start_soon(self._handle_batches)
                 task_status.started()
                 try:
-                    await self._reader()
+                    if self._concurrent_batches <= 1:
+                        await self._reader()
+                    else:
+                        await self._read_in_turns()
                     # The reader saw EOF or a fatal error: flush what we owe, then stop.
                     with trio.move_on_after(1):
                         await self._wait_flushed()
@@ -413,6 +429,44 @@ class SmppLink:
                 await self._batches_send.send(batch)
             while self._output.size > self._max_output and not self._closed:
                 await self._output.wait_drained()
+
+    async def _read_in_turns(self) -> None:
+        """``concurrent_batches`` tasks read in turns and handle what they read (see the
+        module docstring); returns once the one that met the end of the stream is done
+        with its last batch, and the others with theirs (at most a second later)."""
+        async with trio.open_nursery() as nursery:
+            for _ in range(self._concurrent_batches - 1):
+                nursery.start_soon(self._take_turns)
+            await self._take_turns()
+            nursery.cancel_scope.deadline = trio.current_time() + 1.0
+
+    async def _take_turns(self) -> None:
+        while True:
+            batch: list[Pdu] = []
+            async with self._read_turn:
+                if self._at_end:
+                    return
+                while self._output.size > self._max_output and not self._closed:
+                    await self._output.wait_drained()
+                try:
+                    data = await self.stream.receive_some(_RECEIVE_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    data = b""
+                self._stats["in"] += len(data)
+                self.connection.receive_data(bytes(data), trio.current_time())
+                going_on = self._drain_events(batch)
+                self._at_end = not going_on
+                if batch and going_on:
+                    self._stats["batches"] += 1
+            if not going_on:
+                # As with the reader: what the end of the stream left is handled, within
+                # the second the link then gives its answers to go out.
+                with trio.move_on_after(1.0):
+                    if batch:
+                        await self._handler(self, batch)
+                return
+            if batch:
+                await self._handler(self, batch)
 
     def _drain_events(self, batch: list[Pdu]) -> bool:
         """Handle every event now decodable; False when the link must end."""
