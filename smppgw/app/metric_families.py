@@ -17,7 +17,7 @@ from prometheus_client.metrics_core import (
     HistogramMetricFamily,
 )
 
-from smppgw.net.partner_stats import RECEIPT_LATENCY_BUCKETS
+from smppgw.net.partner_stats import ANSWER_LATENCY_BUCKETS, RECEIPT_LATENCY_BUCKETS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
@@ -284,6 +284,23 @@ _PARTNER_CONTENT: Final = "smppgw_partner_content_filtered"
 _PARTNER_COMMANDS: Final = "smppgw_partner_commands"
 _PARTNER_QUOTA: Final = "smppgw_partner_quota_remaining"
 _PARTNER_LATENCY: Final = "smppgw_partner_receipt_latency_seconds"
+_PARTNER_ANSWER: Final = "smppgw_partner_submit_answer_seconds"
+_PARTNER_ANSWER_HELP: Final = (
+    "Time from reading an accepted submit_sm to sending its submit_sm_resp: admission"
+    " and the journal commit, the gateway's own part of what a partner waits for."
+)
+
+
+def _histogram_buckets(
+    bounds: tuple[float, ...], counts: tuple[int, ...]
+) -> list[tuple[str, float]]:
+    """Cumulative ``(le, count)`` pairs from per-bucket counts (``+Inf`` last)."""
+    buckets: list[tuple[str, float]] = []
+    running = 0
+    for le, n in zip((*bounds, math.inf), counts, strict=True):
+        running += n
+        buckets.append(("+Inf" if le == math.inf else repr(le), running))
+    return buckets
 
 
 def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
@@ -324,11 +341,7 @@ def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
         for (command, result), count in sorted(p.commands.items()):
             commands.add_metric([name, command, result], count)
         if p.receipt_latency:
-            buckets: list[tuple[str, float]] = []
-            running = 0
-            for le, n in zip((*RECEIPT_LATENCY_BUCKETS, math.inf), p.receipt_latency, strict=True):
-                running += n
-                buckets.append(("+Inf" if le == math.inf else repr(le), running))
+            buckets = _histogram_buckets(RECEIPT_LATENCY_BUCKETS, p.receipt_latency)
             latency.add_metric([name], buckets, p.receipt_latency_sum)
     quota = GaugeMetricFamily(
         _PARTNER_QUOTA,
@@ -338,7 +351,11 @@ def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
     )
     for (partner, order), remaining in sorted(s.quota_remaining.items()):
         quota.add_metric([partner, str(order)], remaining)
-    yield from (binds, outcomes, throttled, content, commands, quota, latency)
+    answer = HistogramMetricFamily(_PARTNER_ANSWER, _PARTNER_ANSWER_HELP)
+    if s.answer_latency:
+        buckets = _histogram_buckets(ANSWER_LATENCY_BUCKETS, s.answer_latency)
+        answer.add_metric([], buckets, s.answer_latency_sum)
+    yield from (binds, outcomes, throttled, content, commands, quota, latency, answer)
 
 
 def _partner_descriptions() -> Iterator[Metric]:
@@ -348,6 +365,7 @@ def _partner_descriptions() -> Iterator[Metric]:
     for name in (_PARTNER_OUTCOMES, _PARTNER_THROTTLED, _PARTNER_CONTENT, _PARTNER_COMMANDS):
         yield CounterMetricFamily(name, "")
     yield HistogramMetricFamily(_PARTNER_LATENCY, "")
+    yield HistogramMetricFamily(_PARTNER_ANSWER, "")
 
 
 _STORE: Final[tuple[_Spec[StoreStatistics], ...]] = (

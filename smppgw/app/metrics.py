@@ -102,6 +102,7 @@ and ``transactional`` (priority >= 1).
 | partner_commands_total            | counter   | partner, command, result | query/cancel/replace  |
 | partner_quota_remaining           | gauge     | partner, order | an active order's remaining     |
 | partner_receipt_latency_seconds   | histogram | partner       | accept to receipt sent           |
+| partner_submit_answer_seconds     | histogram |               | submit read to submit_sm_resp    |
 """
 
 from __future__ import annotations

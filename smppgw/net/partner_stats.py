@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 __all__ = [
+    "ANSWER_LATENCY_BUCKETS",
     "MAX_TRACKED",
     "RECEIPT_LATENCY_BUCKETS",
     "PartnerCounts",
@@ -45,6 +46,10 @@ RECEIPT_LATENCY_BUCKETS: Final = (
     21600.0,
     86400.0,
 )
+
+#: Upper bounds (seconds) of the submit answer histogram: from a submit's read to its
+#: ``submit_sm_resp`` (admission and the journal commit); ``+Inf`` is implied.
+ANSWER_LATENCY_BUCKETS: Final = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +92,9 @@ class ServerStatistics:
     receipts_acked: int
     partners: Mapping[str, PartnerStatistics] = field(default_factory=dict)
     quota_remaining: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    #: Accepted submits by :data:`ANSWER_LATENCY_BUCKETS` plus ``+Inf`` (not cumulative).
+    answer_latency: tuple[int, ...] = ()
+    answer_latency_sum: float = 0.0
 
 
 @dataclass(slots=True)
@@ -145,6 +153,13 @@ class ServerCounters:
         self.quota: dict[tuple[str, int], int] = {}
         self._per: dict[str, PartnerCounts] = {}
         self._receipt_due: OrderedDict[int, float] = OrderedDict()
+        self._answers = [0] * (len(ANSWER_LATENCY_BUCKETS) + 1)
+        self._answers_sum = 0.0
+
+    def answered(self, seconds: float, count: int) -> None:
+        """``count`` accepted submits answered ``seconds`` after they were read."""
+        self._answers[bisect_left(ANSWER_LATENCY_BUCKETS, seconds)] += count
+        self._answers_sum += seconds * count
 
     def partner(self, system_id: str) -> PartnerCounts:
         counts = self._per.get(system_id)
@@ -190,4 +205,6 @@ class ServerCounters:
             receipts_acked=receipts_acked,
             partners={name: self.partner(name).snapshot(binds.get(name, 0)) for name in names},
             quota_remaining=dict(self.quota),
+            answer_latency=tuple(self._answers),
+            answer_latency_sum=self._answers_sum,
         )
