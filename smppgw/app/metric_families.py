@@ -291,10 +291,10 @@ _PARTNER_ANSWER_HELP: Final = (
 )
 
 
-def _histogram_buckets(
-    bounds: tuple[float, ...], counts: tuple[int, ...]
-) -> list[tuple[str, float]]:
-    """Cumulative ``(le, count)`` pairs from per-bucket counts (``+Inf`` last)."""
+def cumulative_buckets(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """``(le, count of values <= le)`` for every bound and ``+Inf``, from per-bucket
+    counts (one a bound, then the ``+Inf`` one), for export; ``le`` as
+    ``prometheus_client`` writes it (``0.005``, ``1.0``, ``+Inf``)."""
     buckets: list[tuple[str, float]] = []
     running = 0
     for le, n in zip((*bounds, math.inf), counts, strict=True):
@@ -341,7 +341,7 @@ def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
         for (command, result), count in sorted(p.commands.items()):
             commands.add_metric([name, command, result], count)
         if p.receipt_latency:
-            buckets = _histogram_buckets(RECEIPT_LATENCY_BUCKETS, p.receipt_latency)
+            buckets = cumulative_buckets(RECEIPT_LATENCY_BUCKETS, p.receipt_latency)
             latency.add_metric([name], buckets, p.receipt_latency_sum)
     quota = GaugeMetricFamily(
         _PARTNER_QUOTA,
@@ -353,7 +353,7 @@ def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
         quota.add_metric([partner, str(order)], remaining)
     answer = HistogramMetricFamily(_PARTNER_ANSWER, _PARTNER_ANSWER_HELP)
     if s.answer_latency:
-        buckets = _histogram_buckets(ANSWER_LATENCY_BUCKETS, s.answer_latency)
+        buckets = cumulative_buckets(ANSWER_LATENCY_BUCKETS, s.answer_latency)
         answer.add_metric([], buckets, s.answer_latency_sum)
     yield from (binds, outcomes, throttled, content, commands, quota, latency, answer)
 

@@ -152,6 +152,7 @@ from smppgw.app.metric_families import (
     _partner_descriptions,
     _partner_families,
     _Spec,
+    cumulative_buckets,
 )
 from smppgw.protocol.status import CommandStatus
 
@@ -263,12 +264,7 @@ class LatencyHistogram:
 
     def cumulative_buckets(self) -> list[tuple[str, float]]:
         """``(le, count of values <= le)`` for every bound and ``+Inf``, for export."""
-        out: list[tuple[str, float]] = []
-        running = 0
-        for le, n in zip((*self._bounds, math.inf), self._counts, strict=True):
-            running += n
-            out.append((_le_label(le), running))
-        return out
+        return cumulative_buckets(self._bounds, self._counts)
 
 
 # -- helpers (the metric tables are in metric_families.py) ------------------------------
@@ -279,11 +275,6 @@ def _status_name(status: int) -> str:
         return CommandStatus(status).name
     except ValueError:
         return f"0x{status:08X}"
-
-
-def _le_label(bound: float) -> str:
-    """A bucket bound as ``prometheus_client`` writes it (``0.005``, ``1.0``, ``+Inf``)."""
-    return "+Inf" if bound == math.inf else repr(bound)
 
 
 def _lane_name(index: int) -> str:

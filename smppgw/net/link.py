@@ -410,25 +410,30 @@ class SmppLink:
 
     # -- receiving -------------------------------------------------------------------
 
+    async def _read(self, batch: list[Pdu]) -> bool:
+        """One read: its requests appended to ``batch`` (everything else handled here);
+        False when the link must end. Waits first while the output is over its limit."""
+        while self._output.size > self._max_output and not self._closed:
+            await self._output.wait_drained()
+        try:
+            data = await self.stream.receive_some(_RECEIVE_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            data = b""
+        self._stats["in"] += len(data)
+        self.connection.receive_data(bytes(data), trio.current_time())
+        going_on = self._drain_events(batch)
+        if batch and going_on:
+            self._stats["batches"] += 1
+        return going_on
+
     async def _reader(self) -> None:
-        conn = self.connection
         while True:
-            try:
-                data = await self.stream.receive_some(_RECEIVE_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                data = b""
-            self._stats["in"] += len(data)
-            conn.receive_data(bytes(data), trio.current_time())
             batch: list[Pdu] = []
-            if not self._drain_events(batch):
-                if batch:
-                    await self._batches_send.send(batch)
-                return
+            going_on = await self._read(batch)
             if batch:
-                self._stats["batches"] += 1
                 await self._batches_send.send(batch)
-            while self._output.size > self._max_output and not self._closed:
-                await self._output.wait_drained()
+            if not going_on:
+                return
 
     async def _read_in_turns(self) -> None:
         """``concurrent_batches`` tasks read in turns and handle what they read (see the
@@ -446,18 +451,8 @@ class SmppLink:
             async with self._read_turn:
                 if self._at_end:
                     return
-                while self._output.size > self._max_output and not self._closed:
-                    await self._output.wait_drained()
-                try:
-                    data = await self.stream.receive_some(_RECEIVE_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    data = b""
-                self._stats["in"] += len(data)
-                self.connection.receive_data(bytes(data), trio.current_time())
-                going_on = self._drain_events(batch)
+                going_on = await self._read(batch)
                 self._at_end = not going_on
-                if batch and going_on:
-                    self._stats["batches"] += 1
             if not going_on:
                 # As with the reader: what the end of the stream left is handled, within
                 # the second the link then gives its answers to go out.
