@@ -8,7 +8,7 @@ hands each read's requests to :meth:`PartnerServer._on_batch`:
 
 - a bind is answered after the authenticator's verdict (password hashes are checked in
   a worker thread: scrypt costs tens of milliseconds), delayed when the address keeps
-  failing, so a brute-force attempt is slow;
+  failing, so a brute-force attempt is slow (``net/partner_binds.py``);
 - the ``submit_sm`` of one read go through admission (validation, source, content,
   throttle: :mod:`smppgw.gateway.admission`), then all admitted ones are reserved against
   quota and journaled in ONE store call, and only then answered ``submit_sm_resp`` with
@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import ssl
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +52,7 @@ import trio
 from smppgw.gateway.admission import Admission, Admitted, Refused
 from smppgw.gateway.outbound import OutboundMessage
 from smppgw.net.link import SmppLink
+from smppgw.net.partner_binds import BindChecks
 from smppgw.net.partner_commands import (
     MessageCommands,
     Multi,
@@ -107,15 +108,6 @@ class _Session:
     receives: bool = False
 
 
-@dataclass(slots=True)
-class _AddressGate:
-    lock: trio.Lock = field(default_factory=trio.Lock)
-    users: int = 0
-
-
-#: Concurrent scrypt password checks (each ~16 MiB, ~50 ms): more would only queue on
-#: two cores anyway, and this caps the memory a bind flood can take.
-PASSWORD_CHECKS_AT_ONCE = 4
 #: Seconds a marketing submit waits for room in the marketing backlog before it is
 #: refused ESME_RTHROTTLED, and how often the room is looked at meanwhile.
 MARKETING_HOLD = 5.0
@@ -157,10 +149,7 @@ class PartnerServer:
         self.tls_port: int | None = None
         self._sessions: dict[str, _Session] = {}
         self._seq = 0
-        #: Password checks (scrypt) running at once, at most.
-        self._password_checks = trio.CapacityLimiter(PASSWORD_CHECKS_AT_ONCE)
-        #: Bind checks in progress per peer address (see _on_bind); gone when unused.
-        self._address_gates: dict[str, _AddressGate] = {}
+        self.binds = BindChecks(authenticator)
         self._nursery: trio.Nursery | None = None
         self._accepting = trio.CancelScope()
         self.counters = ServerCounters()
@@ -347,29 +336,7 @@ class PartnerServer:
         link: SmppLink,
         pdu: BindTransmitter | BindReceiver | BindTransceiver,
     ) -> None:
-        # One bind check at a time per address: parallel connections from one guesser
-        # queue behind each other's delays instead of multiplying its guessing rate.
-        gate = self._address_gates.setdefault(session.peer_ip, _AddressGate())
-        gate.users += 1
-        try:
-            async with gate.lock:
-                delay = self.auth.bind_delay(session.peer_ip, trio.current_time())
-                if delay > 0:
-                    await trio.sleep(delay)
-                # scrypt takes ~16 MiB and ~50 ms a check: a burst of binds must queue,
-                # not allocate hundreds of MiB at once (found by the fuzz tests).
-                status = await trio.to_thread.run_sync(
-                    self.auth.check_bind,
-                    pdu.system_id,
-                    pdu.password,
-                    session.peer_ip,
-                    trio.current_time(),
-                    limiter=self._password_checks,
-                )
-        finally:
-            gate.users -= 1
-            if gate.users == 0:
-                self._address_gates.pop(session.peer_ip, None)
+        status = await self.binds.check(session.peer_ip, pdu)
         if status != 0:
             self.counters.binds_refused += 1
             log.info(

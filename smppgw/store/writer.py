@@ -94,11 +94,8 @@ rolls back only itself, and an error of the environment turns the store unavaila
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
@@ -115,8 +112,12 @@ from smppgw.store.errors import StoreBusy, StoreUnavailable
 from smppgw.store.health import StoreStatistics, WriterCounters
 from smppgw.store.inbox import Inbox
 from smppgw.store.round_commit import RoundBatch, RoundEnd
+from smppgw.store.work_items import MergeFn, WorkItem, run_batch
 
 if TYPE_CHECKING:
+    import sqlite3
+    from collections.abc import Callable
+
     from smppgw.store.config import StoreConfig
 
 __all__ = ["GroupCommitWriter", "is_environmental"]
@@ -130,57 +131,6 @@ INLINE_WAL_PAGES = SAFETY_NET_PAGES // 2
 ROUND_BATCH_ROWS = 4
 
 log = structlog.get_logger(__name__)
-
-#: Runs the payloads of several consecutive items of the same kind in one go (one pass
-#: and one savepoint instead of one per item) and returns one result per payload.
-MergeFn = Callable[[sqlite3.Connection, list[Any]], list[Any]]
-
-
-class _Item:
-    """One unit of work: a function to run in the batch transaction, and its outcome.
-
-    An item has either ``fn`` or a ``merge`` function and its ``payload``: consecutive
-    items with the same ``merge`` are run together (the hot path: journaling MT).
-    """
-
-    __slots__ = (
-        "done",
-        "error",
-        "fn",
-        "merge",
-        "on_commit",
-        "payload",
-        "quick",
-        "result",
-        "rows",
-    )
-
-    def __init__(
-        self,
-        fn: Callable[[sqlite3.Connection], object] | None,
-        rows: int,
-        merge: MergeFn | None = None,
-        payload: object = None,
-        *,
-        quick: bool = False,
-        on_commit: Callable[[Any], None] | None = None,
-    ) -> None:
-        self.fn = fn
-        self.rows = rows
-        self.merge = merge
-        self.payload = payload
-        self.quick = quick
-        self.on_commit = on_commit
-        self.done = trio.Event()
-        self.result: object = None
-        self.error: BaseException | None = None
-
-    def run(self, conn: sqlite3.Connection) -> None:
-        if self.merge is not None:
-            self.result = self.merge(conn, [self.payload])[0]
-        else:
-            assert self.fn is not None
-            self.result = self.fn(conn)
 
 
 class GroupCommitWriter:
@@ -208,7 +158,7 @@ class GroupCommitWriter:
     ) -> None:
         self._config = config
         self._db = WriterConnection(path, config, prepare, clock)
-        self._inbox: Inbox[_Item] = Inbox(config.queue_size)
+        self._inbox: Inbox[WorkItem] = Inbox(config.queue_size)
         self._room = trio.lowlevel.ParkingLot()  # callers waiting for room in the inbox
         self._handed = threading.Event()  # the thread may take its next batch
         self._handed.set()
@@ -261,7 +211,7 @@ class GroupCommitWriter:
             StoreBusy: ``nowait`` and the queue is full.
             Exception: whatever ``fn`` raised (only its own savepoint was rolled back).
         """
-        return cast("T", await self._submit(_Item(fn, rows, quick=quick), nowait))
+        return cast("T", await self._submit(WorkItem(fn, rows, quick=quick), nowait))
 
     async def submit_merged(
         self,
@@ -284,10 +234,10 @@ class GroupCommitWriter:
         follow the commit at once (a partner's ``submit_sm_resp``) need not wait for
         that round. Not called if the item failed. It must be quick and not raise.
         """
-        item = _Item(None, rows, merge, payload, quick=quick, on_commit=on_commit)
+        item = WorkItem(None, rows, merge, payload, quick=quick, on_commit=on_commit)
         return await self._submit(item, nowait)
 
-    async def _submit(self, item: _Item, nowait: bool) -> object:
+    async def _submit(self, item: WorkItem, nowait: bool) -> object:
         """Queue ``item``, wait for its commit, return its result or raise its error.
 
         Raises:
@@ -327,14 +277,14 @@ class GroupCommitWriter:
         return await self._outcome(item)
 
     @staticmethod
-    async def _outcome(item: _Item) -> object:
+    async def _outcome(item: WorkItem) -> object:
         """Wait for ``item``'s commit; its result, or its error raised."""
         await item.done.wait()
         if item.error is not None:
             raise item.error
         return item.result
 
-    async def _commit_inline(self, item: _Item) -> object:
+    async def _commit_inline(self, item: WorkItem) -> object:
         """Commit ``item`` alone in the event loop (the inbox is claimed; see "Inline
         commits"), then yield once, so a caller looping on quick writes does not keep
         the loop from its sockets. The result is returned even if the caller was
@@ -353,9 +303,9 @@ class GroupCommitWriter:
         of several items; the inbox claim ends with it."""
         round_, self._round = self._round, None
         if round_ is not None:
-            self._commit_on_loop(cast("list[_Item]", round_.items))
+            self._commit_on_loop(cast("list[WorkItem]", round_.items))
 
-    def _commit_on_loop(self, batch: list[_Item]) -> None:
+    def _commit_on_loop(self, batch: list[WorkItem]) -> None:
         """Commit ``batch`` in the event loop (the inbox is claimed; the claim ends)."""
         started = time.perf_counter()
         try:
@@ -373,7 +323,7 @@ class GroupCommitWriter:
         """The store stops with a round batch still open: none of it was committed."""
         round_, self._round = self._round, None
         if round_ is not None:
-            for item in cast("list[_Item]", round_.items):
+            for item in cast("list[WorkItem]", round_.items):
                 self._fail(item, reason)
             self._inbox.finished()
 
@@ -456,14 +406,14 @@ class GroupCommitWriter:
         self._room.unpark_all()
         self._handed.set()  # the thread then finds the inbox stopped and returns
 
-    def _batch_done(self, batch: list[_Item], errors: int, latency: float) -> None:
+    def _batch_done(self, batch: list[WorkItem], errors: int, latency: float) -> None:
         """(Event loop, from the writer thread.) A batch committed: wake its waiters,
         and let the thread take its next batch (after a stop it finds none: the inbox
         was stopped when the cancellation came, see :meth:`_watch_stop`)."""
         self._committed(batch, errors, latency)
         self._handed.set()
 
-    def _committed(self, batch: list[_Item], errors: int, latency: float) -> None:
+    def _committed(self, batch: list[WorkItem], errors: int, latency: float) -> None:
         """A batch committed, by the thread or inline: wake its waiters, count it."""
         rows = 0
         for item in batch:
@@ -477,7 +427,7 @@ class GroupCommitWriter:
         self._counters.record_commit(len(batch), rows, errors, latency)
         self._failures = 0
 
-    def _batch_failed(self, batch: list[_Item], exc: Exception) -> None:
+    def _batch_failed(self, batch: list[WorkItem], exc: Exception) -> None:
         """(Event loop, from the writer thread.) Nothing of the batch is durable."""
         reason = describe(exc)
         self._counters.batch_errors += 1
@@ -515,7 +465,7 @@ class GroupCommitWriter:
             self._fail(item, reason)
         self._room.unpark_all()
 
-    def _fail(self, item: _Item, reason: str, cause: BaseException | None = None) -> None:
+    def _fail(self, item: WorkItem, reason: str, cause: BaseException | None = None) -> None:
         error = StoreUnavailable(reason)
         error.__cause__ = cause
         item.error = error
@@ -555,78 +505,9 @@ class GroupCommitWriter:
                 self._inbox.finished()
             token.run_sync_soon(self._batch_done, batch, errors, time.perf_counter() - started)
 
-    def _run_batch(self, batch: list[_Item]) -> int:
-        """The batch transaction (writer thread). Returns the number of failed items."""
+    def _run_batch(self, batch: list[WorkItem]) -> int:
+        """The batch transaction (see ``store/work_items.py``); the number of failed items."""
         conn = self._db.conn
         if conn is None:
             raise StoreUnavailable("writer connection is closed")
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            if len(batch) == 1:
-                # A lonely item needs no savepoint: the transaction is its own.
-                item = batch[0]
-                try:
-                    item.run(conn)
-                except Exception as exc:
-                    if is_environmental(exc):
-                        raise
-                    item.error = exc
-                    conn.execute("ROLLBACK")
-                    return 1
-                errors = 0
-            else:
-                errors = self._run_items(conn, batch)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            raise
-        return errors
-
-    def _run_items(self, conn: sqlite3.Connection, batch: list[_Item]) -> int:
-        """Run items under savepoints, merging runs of items that share a merge function."""
-        execute = conn.execute
-        errors = 0
-        i, n = 0, len(batch)
-        while i < n:
-            merge = batch[i].merge
-            j = i + 1
-            if merge is not None:
-                while j < n and batch[j].merge is merge:
-                    j += 1
-            if j - i > 1 and merge is not None:
-                run = batch[i:j]
-                execute("SAVEPOINT run")
-                try:
-                    results = merge(conn, [item.payload for item in run])
-                except Exception as exc:
-                    if is_environmental(exc):
-                        raise
-                    execute("ROLLBACK TO run")
-                    execute("RELEASE run")
-                    errors += self._run_each(conn, run)  # find the culprit, spare the rest
-                else:
-                    execute("RELEASE run")
-                    for item, result in zip(run, results, strict=True):
-                        item.result = result
-            else:
-                errors += self._run_each(conn, batch[i:j])
-            i = j
-        return errors
-
-    def _run_each(self, conn: sqlite3.Connection, items: list[_Item]) -> int:
-        execute = conn.execute
-        errors = 0
-        for item in items:
-            execute("SAVEPOINT item")
-            try:
-                item.run(conn)
-            except Exception as exc:
-                if is_environmental(exc):
-                    raise
-                item.error = exc
-                errors += 1
-                execute("ROLLBACK TO item")
-            execute("RELEASE item")
-        return errors
+        return run_batch(conn, batch)
