@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from bench_carrier import free_port
-from bench_common import REPO, gateway, simulator, start_load, wait_sessions
-from bench_partner import PASSWORD, cpu_seconds, write_config
+from bench_common import REPO, cpu_seconds, gateway, simulator, start_load, wait_sessions
+from bench_partner import PASSWORD, write_config
 
 #: Loaded by the gateway's interpreter at start (``sitecustomize``): counts the event
 #: loop's task steps and I/O waits, written to ``$SMPPGW_BENCH_STEPS`` at exit.

@@ -44,6 +44,7 @@ __all__ = [
     "SMPPGW",
     "Load",
     "StatsSampler",
+    "cpu_seconds",
     "free_port",
     "gateway",
     "machine_info",
@@ -72,6 +73,8 @@ def stop(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> None:
 class SimPorts:
     smpp: int
     control: int
+    #: The simulator's process id, for its CPU time (``cpu_seconds``).
+    pid: int = 0
 
 
 @contextmanager
@@ -103,7 +106,7 @@ def simulator(
     try:
         wait_port(ports.smpp)
         wait_port(ports.control)
-        yield ports
+        yield SimPorts(ports.smpp, ports.control, proc.pid)
     finally:
         stop(proc)
 
@@ -252,6 +255,15 @@ def start_load(
         argv.append("--retry-throttled")
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return Load(proc, timeline)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_load(port: int, timeline: Path, **options: Any) -> Load:

@@ -16,7 +16,9 @@ partner sessions, without and with delivery receipts, it measures:
   floor this machine and the two other processes set);
 - the baseline: the same load generator fed straight to the simulator, same run;
 - the gateway's CPU time a message and the cores it used at full rate (from ``/proc``):
-  what says whether it is bound by its one core (the GIL) or by something else.
+  what says whether it is bound by its one core (the GIL) or by something else; beside
+  it the simulator's and the load generator's CPU a message and the cores all three
+  used: they share the machine's two cores, so the tools' own cost caps the gateway.
 
 Usage: ``python scripts/bench_partner.py [--count 20000] [--sessions 1 4] [--window 64]``
 (``--window``: the partner's messages in flight a session; 1 is a partner that waits
@@ -28,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -38,6 +39,7 @@ import trio
 from bench_carrier import free_port
 from bench_common import (
     SimPorts,
+    cpu_seconds,
     gateway,
     rate_fields,
     run_load_delivered,
@@ -81,15 +83,6 @@ partners:
     return path
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a running process (Linux ``/proc``; None elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def measure(
     count: int,
     sessions: int,
@@ -112,11 +105,14 @@ def measure(
     _, direct_rate = run_load_delivered(
         sim.smpp, timeline, sim.control, system_id="direct", password="direct", **options
     )
-    cpu_before = cpu_seconds(gw_pid)
+    cpu_before, sim_before = cpu_seconds(gw_pid), cpu_seconds(sim.pid)
     full, rate = run_load_delivered(server_port, timeline, sim.control, **gateway_login, **options)
-    cpu_after = cpu_seconds(gw_pid)
-    # The gateway's CPU a message (receipts included) and its cores in use.
+    cpu_after, sim_after = cpu_seconds(gw_pid), cpu_seconds(sim.pid)
+    # The gateway's CPU a message (receipts included) and its cores in use; beside it
+    # the simulator's and the load generator's, which share the machine's two cores.
     gw_cpu = None if cpu_before is None or cpu_after is None else cpu_after - cpu_before
+    sim_cpu = None if sim_before is None or sim_after is None else sim_after - sim_before
+    budget = _cpu_budget(count, rate, gw_cpu, sim_cpu, full.summary.get("cpu_seconds"))
     options["count"] = max(1000, count // 4)
     # Measured to the end, so that this row has drained before the next.
     half, _ = run_load_delivered(
@@ -144,6 +140,22 @@ def measure(
         "direct_p99_ms_at_half_load": round(direct_half.summary["latency_p99_ms"], 2),
         "gateway_cpu_us_per_msg": None if gw_cpu is None else round(gw_cpu / count * 1e6),
         "gateway_cores": None if gw_cpu is None else round(gw_cpu * rate / count, 2),
+        **budget,
+    }
+
+
+def _cpu_budget(
+    count: int, rate: float, gateway: float | None, sim: float | None, load: float | None
+) -> dict[str, Any]:
+    """The simulator's and the load generator's CPU a message at full rate, and the
+    cores the three processes used together: the load generator and the simulator run
+    on the same two cores as the gateway, so what they use caps the gateway's rate."""
+    if gateway is None or sim is None or load is None:
+        return {"sim_cpu_us_per_msg": None, "loadgen_cpu_us_per_msg": None, "all_cores": None}
+    return {
+        "sim_cpu_us_per_msg": round(sim / count * 1e6),
+        "loadgen_cpu_us_per_msg": round(load / count * 1e6),
+        "all_cores": round((gateway + sim + load) * rate / count, 2),
     }
 
 
@@ -183,9 +195,10 @@ def main() -> None:
     print(
         f"{'sessions':>8} {'window':>6} {'receipts':>8} {'direct/s':>9} {'gateway/s':>9} "
         f"{'accepted/s':>10} {'ratio':>6} {'p50 ms':>7} {'p99 ms':>7} {'direct p99':>10}"
-        f" {'us/msg':>7} {'cores':>6}"
+        f" {'us/msg':>7} {'cores':>6} {'sim us':>6} {'load us':>7} {'all cores':>9}"
         "  (latency at half the gateway's rate, and the simulator's fed directly at that"
-        " rate; the gateway's CPU at full rate)"
+        " rate; CPU a message at full rate: the gateway's, the simulator's, the load"
+        " generator's, and the cores the three used)"
     )
     for r in rows:
         print(
@@ -195,6 +208,8 @@ def main() -> None:
             f"{r['p99_ms_at_half_load']:>7} {r['direct_p99_ms_at_half_load']:>10}"
             f" {r['gateway_cpu_us_per_msg']!s:>7}"
             f" {r['gateway_cores']!s:>6}"
+            f" {r['sim_cpu_us_per_msg']!s:>6} {r['loadgen_cpu_us_per_msg']!s:>7}"
+            f" {r['all_cores']!s:>9}"
         )
     print(json.dumps({"bench": "partner", "durability": "process", "results": rows}))
 

@@ -32,6 +32,7 @@ async def test_four_tx_rx_sessions_with_receipts() -> None:
             destinations=["84900000001", "84900000002"],
         )
         assert summary.accepted == 400
+        assert 0 < summary.cpu_seconds < 60  # its own CPU, measured from the first send
         assert summary.receipts_matched == summary.receipts_expected == 400
         assert summary.receipt_states == {"DELIVRD": 400}
         assert summary.duplicate_ids == 0

@@ -43,6 +43,10 @@ class LoadSummary:
     latency_p95_ms: float
     latency_p99_ms: float
     latency_max_ms: float
+    #: This process's CPU time from the first send to the end: what the load itself
+    #: cost, start-up excluded, so that a benchmark on a shared machine can tell the
+    #: tool's share of the cores from the system's under test.
+    cpu_seconds: float = 0.0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -38,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import time
 from collections import Counter, deque
 from dataclasses import asdict
 from functools import partial
@@ -47,6 +48,7 @@ import structlog
 import trio
 
 from smppgw.net.link import LinkClosed, SmppLink
+from smppgw.protocol.codec import encode_pdu
 from smppgw.protocol.errors import SendStateError
 from smppgw.protocol.pdus import (
     BindReceiver,
@@ -102,12 +104,15 @@ class _Load:
         self.registered_delivery = registered_delivery
         self.retry_throttled = retry_throttled
         self.retry_pause = retry_pause
-        self.pdus = pdus
+        # Encoded once: the session only sets each copy's sequence number (the
+        # submits are all alike, and encoding each again was a tenth of our CPU).
+        self.encoded = [encode_pdu(pdu) for pdu in pdus]
         self.next_index = 0
         self.senders = 0
         self.retry: deque[int] = deque()
         self.pause_until = -math.inf
         self.start: float | None = None
+        self.cpu_start = time.process_time()
         self.paced = 0
         self.submits_done_at: float | None = None
         self.sent = 0
@@ -170,17 +175,18 @@ class _Load:
                 continue
             if self.start is None:
                 self.start = trio.current_time()
+                self.cpu_start = time.process_time()
                 if self.timeline is not None:
                     self.timeline.begin(self.start)
             if self.rate is not None:
                 await trio.sleep_until(self.start + self.paced / self.rate)
                 self.paced += 1
-            pdu = self.pdus[index % len(self.pdus)]
+            data = self.encoded[index % len(self.encoded)]
             try:
                 await link.wait_window()
                 t0 = trio.current_time()
                 # No checkpoint between wait_window and the write: t0 is the send time.
-                await link.send_request(pdu, partial(self.on_resp, index, t0))
+                await link.send_encoded_request(data, partial(self.on_resp, index, t0))
             except (LinkClosed, SendStateError) as exc:
                 # SendStateError: the peer's EOF was read but the link is still winding
                 # down (older SmppLink versions raised it instead of LinkClosed).
@@ -295,6 +301,7 @@ class _Load:
             latency_p95_ms=percentile(ordered, 0.95),
             latency_p99_ms=percentile(ordered, 0.99),
             latency_max_ms=ordered[-1] * 1000.0 if ordered else 0.0,
+            cpu_seconds=time.process_time() - self.cpu_start,
         )
 
 
