@@ -10,7 +10,8 @@ Open sequence, and why:
    both hand out message ids; the second one is refused with a clear error. The kernel
    drops the lock when a process dies, so a ``kill -9`` never leaves it stale.
 2. connect, ``journal_mode=WAL`` (readers do not block the writer, one append per
-   commit), ``synchronous`` per the durability level, ``foreign_keys=ON``.
+   commit), ``synchronous`` per the durability level, ``foreign_keys=ON``,
+   ``temp_store=MEMORY`` (below).
 3. ``PRAGMA quick_check``: a corrupt file is refused at start, not discovered mid-traffic.
 4. migrate in one transaction (``schema.py``), then the store's ``prepare`` hook.
 """
@@ -103,6 +104,18 @@ class WriterConnection:
                 raise StoreUnavailable(f"{self._path}: cannot switch to WAL (got {mode!r})")
             conn.execute(f"PRAGMA synchronous={self._config.durability.synchronous}")
             conn.execute("PRAGMA foreign_keys=ON")
+            # A statement inside a transaction with savepoints (every batch of the hot
+            # path) keeps the pages it changes in a statement journal, spilled past
+            # 64 KiB to a temporary file: one was created, written and unlinked in
+            # /var/tmp about 30 times a second under load, on the event loop's thread
+            # (file-system metadata work that can wait behind a checkpoint's fsync),
+            # and it put message bodies on disk outside the journal. In memory it is
+            # bounded by what one statement of this connection changes: batches of
+            # at most MAX_ROWS rows, deletions in bounded walks (retention).
+            # Measured under load (strace -c of the gateway): a quarter fewer system
+            # calls (30,516 -> 23,201 for about 14,000 messages); the CPU a message
+            # moved within this machine's noise.
+            conn.execute("PRAGMA temp_store=MEMORY")
             if self._config.checkpoint_interval > 0:
                 # The checkpointer copies the WAL back; SQLite's own stays as a net.
                 conn.execute(f"PRAGMA wal_autocheckpoint={SAFETY_NET_PAGES}")
