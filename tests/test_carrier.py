@@ -239,3 +239,17 @@ async def test_unanswered_submits_time_out_and_are_sent_again(
     await rig.pipeline.flush()
     # No receipt asked: final "sent" once the carrier accepted every part.
     assert set(await store_states(rig.store, ids)) == {"sent"}
+
+
+async def test_after_unbind_all_no_bind_opens_again(rig: Rig, nursery: trio.Nursery) -> None:
+    """Stopping a carrier (shutdown, or a reload that removed it) unbinds its binds;
+    one must not log "bind closed, reconnecting" and bind again before the daemon
+    cancels the client (the reconnect delay here is 0.05 s; the daemon waits up to its
+    grace before cancelling)."""
+    await _start(rig, nursery)
+    assert rig.smsc.binds == 1
+    await rig.client.unbind_all(grace=2.0)
+    await trio.sleep(0.5)  # ten reconnect delays
+    assert rig.smsc.binds == 1
+    assert rig.client.binds_up == 0
+    assert rig.client.statistics().reconnects == 0  # nor counted, nor logged

@@ -168,6 +168,10 @@ class CarrierClient:
             0,
         )
         self._latency_sum = 0.0
+        # Set by unbind_all: the daemon is stopping this carrier (shutdown, or a reload
+        # that removed it); a bind that closes stays closed until the client is
+        # cancelled, instead of logging "reconnecting" and binding again meanwhile.
+        self._stopping = False
         self.log = log.bind(carrier=self.name)
 
     # -- supervision -----------------------------------------------------------------
@@ -186,8 +190,13 @@ class CarrierClient:
                 )
             task_status.started()
 
+    def stopping(self) -> bool:
+        """Whether :meth:`unbind_all` was called: no bind opens again."""
+        return self._stopping
+
     async def unbind_all(self, grace: float = 5.0) -> None:
-        """Unbind every live bind politely (for shutdown)."""
+        """Unbind every live bind politely (for shutdown); no bind opens again."""
+        self._stopping = True
         async with trio.open_nursery() as nursery:
             for link in list(self._links.values()):
                 nursery.start_soon(link.unbind, grace)
@@ -200,6 +209,9 @@ class CarrierClient:
         bind_name = f"{self.name}#{index}"
         first = True
         while True:
+            if self.stopping():
+                self.log.info("bind stays closed: stopping", bind=bind_name)
+                await trio.sleep_forever()
             if not first:
                 self._counts["reconnects"] += 1
             first = False
@@ -215,6 +227,8 @@ class CarrierClient:
                 if rest is not None or expected is None:
                     raise
                 failure = _first_leaf(expected)
+            if self.stopping():
+                continue  # unbound on purpose, or lost while stopping: not reopened
             if isinstance(failure, BindRefused | trio.TooSlowError):
                 self._counts["bind_failures"] += 1
             delay = backoff.next_delay()
