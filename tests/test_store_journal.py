@@ -226,3 +226,34 @@ def test_unpack_tlvs_refuses_a_truncated_stream() -> None:
 
     with pytest.raises(PduDecodeError):
         unpack_tlvs(b"\x05\x01\x00\x05ab")
+
+
+def test_mt_message_carries_only_indexes_a_query_uses(tmp_path: Path) -> None:
+    """Every index on the journal's main table costs each admitted message a B-tree
+    insert and each small commit a page: ``mt_message_by_order`` served no query and
+    went (v11); the reports find a period's paying orders by ``created_at``."""
+    path = tmp_path / "j.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, str(path))
+    indexes = {
+        r[0]
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'mt_message'"
+            " AND sql IS NOT NULL"
+        )
+    }
+    assert indexes == {
+        "mt_message_unfinished",
+        "mt_message_by_partner",
+        "mt_message_by_reservation",
+        "mt_message_by_created",
+    }
+    plan = " ".join(
+        str(r[3])
+        for r in conn.execute(
+            "EXPLAIN QUERY PLAN SELECT order_id FROM mt_message WHERE order_id IS NOT NULL"
+            " AND created_at >= 1 AND created_at < 2"
+        )
+    )
+    assert "mt_message_by_created" in plan
+    conn.close()
