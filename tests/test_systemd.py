@@ -229,6 +229,7 @@ def test_unit_runs_the_daemon_as_a_notify_service(unit: configparser.ConfigParse
     assert service["WorkingDirectory"] == "/var/lib/smppgw"
     assert service["StateDirectory"] == "smppgw"
     assert service["LimitNOFILE"] == "65536"
+    assert service["CPUWeight"] == "200"  # favoured on a busy host: latency
     assert unit["Install"]["WantedBy"] == "multi-user.target"
     assert "network-online.target" in unit["Unit"]["After"]
     assert "network-online.target" in unit["Unit"]["Wants"]
