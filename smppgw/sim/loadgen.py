@@ -104,8 +104,8 @@ class _Load:
         self.registered_delivery = registered_delivery
         self.retry_throttled = retry_throttled
         self.retry_pause = retry_pause
-        # Encoded once: the session only sets each copy's sequence number (the
-        # submits are all alike, and encoding each again was a tenth of our CPU).
+        # Encoded once: the submits are all alike, so the session only sets each copy's
+        # sequence number (send_encoded_request) instead of encoding it again.
         self.encoded = [encode_pdu(pdu) for pdu in pdus]
         self.next_index = 0
         self.senders = 0
