@@ -10,7 +10,8 @@ import pytest
 import trio
 import trio.testing
 
-from smppgw.net.link import NUDGE_SPACING, RequestTimeout, SmppLink
+from smppgw.net.link import RequestTimeout, SmppLink
+from smppgw.net.peer_reads import NUDGE_SPACING, PeerReads
 from smppgw.protocol.pdus import BindTransceiver, Pdu, SubmitSm
 from smppgw.protocol.session import SmppConnection, make_response
 from smppgw.protocol.states import Role
@@ -113,3 +114,26 @@ async def test_a_request_left_unanswered_tells_nothing(
             await esme.request(SubmitSm(destination_addr="849", short_message=b"x"))
         assert told == ["first"]
         nursery.cancel_scope.cancel()
+
+
+def test_peer_reads_tells_a_callback_at_the_answer_to_the_next_request() -> None:
+    """The bookkeeping alone (no link): a callback waits for the first request sent
+    after it, is told when that one is answered, never when it fails; a nudge is due at
+    most once a spacing."""
+    told: list[str] = []
+    reads = PeerReads()
+    assert reads.wait(lambda: told.append("a"), now=10.0)  # nudge now
+    assert not reads.wait(lambda: told.append("b"), now=10.5)  # too soon
+    reads.answered(1, ok=True)  # an answer to an earlier request: not theirs
+    reads.sent(7)
+    assert told == []
+    assert reads.wait(lambda: told.append("c"), now=10.0 + NUDGE_SPACING)
+    reads.sent(8)
+    reads.answered(8, ok=False)  # failed: "c" is never told
+    reads.answered(7, ok=True)
+    assert told == ["a", "b"]
+    reads.wait(lambda: told.append("d"), now=20.0)
+    reads.clear()
+    reads.sent(9)
+    reads.answered(9, ok=True)
+    assert told == ["a", "b"]

@@ -62,6 +62,7 @@ import structlog
 import trio
 
 from smppgw.net.link_output import LinkOutput
+from smppgw.net.peer_reads import PeerReads
 from smppgw.protocol.errors import FramingError, RemoteSmppError, SendStateError
 from smppgw.protocol.pdus import EnquireLink, Pdu, Unbind, UnbindResp
 from smppgw.protocol.session import (
@@ -97,8 +98,6 @@ _ENDING: dict[State, str] = {
     State.ESME_UNBINDING: "unbinding",
     State.SMSC_UNBINDING: "unbinding",
 }
-#: Seconds between the enquire_links :meth:`SmppLink.when_peer_has_read` sends.
-NUDGE_SPACING = 1.0
 
 
 class LinkClosed(Exception):
@@ -186,11 +185,7 @@ class SmppLink:
         self._close_reason = ""
         self._cancel: trio.CancelScope | None = None
         self._stats = {"in": 0, "batches": 0, "unexpected": 0, "errors": 0}
-        # when_peer_has_read: callbacks not yet followed by a request, and those waiting
-        # for the answer to the request that followed them (by its sequence number).
-        self._unread: list[Callable[[], None]] = []
-        self._read_after: dict[int, list[Callable[[], None]]] = {}
-        self._last_nudge = -math.inf
+        self._peer_reads = PeerReads()  # when_peer_has_read (net/peer_reads.py)
         self.log = log.bind(link=name)
 
     # -- life cycle ----------------------------------------------------------------
@@ -266,7 +261,7 @@ class SmppLink:
                 callback(request, LinkClosed(reason))
         for seq, callback in callbacks.items():  # pragma: no cover - defensive
             callback(Unbind(sequence_number=seq), LinkClosed(reason))
-        self._unread, self._read_after = [], {}  # never to be told
+        self._peer_reads.clear()  # never to be told
         self._wake_window()
         self._output.wake()
 
@@ -344,8 +339,7 @@ class SmppLink:
         request, data = prepared
         if callback is not None:
             self._callbacks[request.sequence_number] = callback
-        if self._unread:
-            self._follow_unread(request)
+        self._peer_reads.sent(request.sequence_number)
         self._queue(data)
         self._rearm_if_sooner()
         return request
@@ -367,20 +361,12 @@ class SmppLink:
 
     def when_peer_has_read(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the peer has shown that it read everything queued so
-        far: it answered a request queued after it (a byte stream keeps its order, so
-        whoever answers a request has read what came before it). Never called if the
-        link ends first, or if that request gets no answer.
-
-        Why: an SMSC delivers an MO again when our ``deliver_sm_resp`` did not reach it;
-        one it provably read is not delivered again (see ``gateway.inbound.MoKey``).
-        When no request of ours follows soon (a receiver bind carries none), an
-        ``enquire_link`` is sent at once to follow the answers, at most one every
-        :data:`NUDGE_SPACING` seconds; later callbacks wait for the next request.
-        """
-        self._unread.append(callback)
+        far: it answered a request queued after it. Never called if the link ends first,
+        or if that request gets no answer. When no request of ours follows soon, an
+        ``enquire_link`` is sent at once (at most one a second); see
+        ``net/peer_reads.py`` for why the MO path needs this."""
         now = trio.current_time()
-        if now - self._last_nudge >= NUDGE_SPACING and not self._closed:
-            self._last_nudge = now
+        if self._peer_reads.wait(callback, now) and not self._closed:
             try:
                 self._send_enquire_link(now)
             except SendStateError:  # the session is ending: nothing will be answered
@@ -389,15 +375,8 @@ class SmppLink:
 
     def _send_enquire_link(self, now: float) -> None:
         request, data = self.connection.send_request(EnquireLink(), now)
-        if self._unread:
-            self._follow_unread(request)
+        self._peer_reads.sent(request.sequence_number)
         self._queue(data)
-
-    def _follow_unread(self, request: Pdu) -> None:
-        """``request`` goes out after the answers the waiting callbacks care about:
-        its answer will tell them (see :meth:`when_peer_has_read`)."""
-        self._read_after[request.sequence_number] = self._unread
-        self._unread = []
 
     def _wake_window(self) -> None:
         self._window_changed.set()
@@ -525,11 +504,7 @@ class SmppLink:
         callback = self._callbacks.pop(request.sequence_number, None)
         if callback is not None:
             callback(request, result)
-        if self._read_after:
-            read = self._read_after.pop(request.sequence_number, None)
-            if read is not None and not isinstance(result, BaseException):
-                for told in read:
-                    told()
+        self._peer_reads.answered(request.sequence_number, ok=not isinstance(result, BaseException))
         self._wake_window()
         if type(request) is EnquireLink:
             # The pending keep-alive's response deadline no longer applies and the next
