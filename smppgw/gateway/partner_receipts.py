@@ -21,7 +21,7 @@ from smppgw.protocol.codec import encode_pdu
 from smppgw.protocol.commands import CommandId
 from smppgw.protocol.pdus import ADDRESS_LIMIT, DeliverSm
 from smppgw.protocol.receipt import MessageState as ReceiptState
-from smppgw.protocol.receipt import Receipt, format_receipt
+from smppgw.protocol.receipt import Receipt, format_receipt, format_receipt_fields
 from smppgw.protocol.tlv import Tag, Tlv
 from smppgw.store import MessageState, NewReceipt
 
@@ -89,12 +89,15 @@ def receipt_text(info: MessageInfo, stat: str, err: int, *, delivered: bool, now
                 text=info.text_head[:20],
             )
         )  # refuses a date outside 2000-2099, as before
-    return (
-        f"id:{info.message_id} sub:{info.parts:03d}"
-        f" dlvrd:{info.parts if delivered else 0:03d}"
-        f" submit date:{_minute(int(info.submitted_at // 60))}"
-        f" done date:{_minute(int(now // 60))} stat:{stat} err:{err:03d}"
-        f" Text:{info.text_head[:20]}"
+    return format_receipt_fields(
+        info.message_id,
+        info.parts,
+        info.parts if delivered else 0,
+        _minute(int(info.submitted_at // 60)),
+        _minute(int(now // 60)),
+        stat,
+        err,
+        info.text_head[:20],
     )
 
 

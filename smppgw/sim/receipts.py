@@ -23,7 +23,6 @@ import contextlib
 import heapq
 import itertools
 import math
-import re
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +35,14 @@ import trio
 from smppgw.net.link import LinkClosed
 from smppgw.protocol.errors import PduEncodeError, SendStateError
 from smppgw.protocol.pdus import DataSm, DeliverSm, Pdu, SubmitMulti, SubmitSm
-from smppgw.protocol.receipt import MessageState, Receipt, format_receipt, stat_word
+from smppgw.protocol.receipt import (
+    MessageState,
+    Receipt,
+    format_receipt,
+    format_receipt_fields,
+    is_receipt_word,
+    stat_word,
+)
 from smppgw.protocol.text import decode_text
 from smppgw.protocol.tlv import Tag, Tlv, tlv_octets
 from smppgw.protocol.udh import parse_udh
@@ -176,7 +182,7 @@ def _receipt_text(p: PendingReceipt, done_at: datetime, err: int, delivered: boo
     ``Receipt`` and formatting two dates took most of a receipt's cost in the
     simulator (which sends one a message, at the benchmark's full rate)."""
     submit_date, done_date = _minute_text(p.submitted_at), _minute_text(done_at)
-    if submit_date is None or done_date is None or _WORD.fullmatch(p.message_id) is None:
+    if submit_date is None or done_date is None or not is_receipt_word(p.message_id):
         return format_receipt(  # refuses what it cannot write, as it always did
             Receipt(
                 message_id=p.message_id,
@@ -189,10 +195,15 @@ def _receipt_text(p: PendingReceipt, done_at: datetime, err: int, delivered: boo
                 text=p.text[:20],
             )
         )
-    return (
-        f"id:{p.message_id} sub:001 dlvrd:{'001' if delivered else '000'}"
-        f" submit date:{submit_date} done date:{done_date} stat:{stat_word(p.state)}"
-        f" err:{err:03d} Text:{p.text[:20]}"
+    return format_receipt_fields(
+        p.message_id,
+        1,
+        1 if delivered else 0,
+        submit_date,
+        done_date,
+        stat_word(p.state),
+        err,
+        p.text[:20],
     )
 
 
@@ -211,10 +222,6 @@ def _minute_text(value: datetime) -> str | None:
             _MINUTES.clear()
         text = _MINUTES[key] = value.strftime("%y%m%d%H%M")
     return text
-
-
-#: A receipt field's value: one word (``Receipt``'s rule).
-_WORD: Final = re.compile(r"[^\s,;]+")
 
 
 class DueQueue(Generic[T]):
