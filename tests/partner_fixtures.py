@@ -140,6 +140,7 @@ def smpplib_partner(
     receipts: int = 0,
     bind: str = "transceiver",
     within: float = 15.0,
+    data_coding: int = 0,
 ) -> PartnerRun:
     """Bind, submit ``count`` messages, wait for ``receipts`` receipts, unbind.
 
@@ -166,6 +167,7 @@ def smpplib_partner(
                 destination_addr=f"8491{i:07d}",
                 short_message=b"hello %d" % i,
                 registered_delivery=registered_delivery,
+                data_coding=data_coding,
             )
         deadline = time.monotonic() + within
         while (len(run.responses) < count or len(run.receipts) < receipts) and (

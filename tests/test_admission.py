@@ -266,6 +266,50 @@ def test_accepted_variants() -> None:
     assert reply_path.message.esm_class == 0x80
 
 
+@pytest.mark.parametrize(
+    ("data_coding", "fits_one", "text"),
+    [
+        (0xF0, 160, "Hello"),  # flash SMS: GSM septets, class 0
+        (0xF1, 160, "Hello"),
+        (0xF3, 160, "Hello"),
+        (0xF4, 140, "Hello"),  # 8-bit data, class 0: octets
+        (0xF7, 140, "Hello"),
+    ],
+)
+def test_message_class_codings_are_admitted_and_counted_by_their_alphabet(
+    data_coding: int, fits_one: int, text: str
+) -> None:
+    admission = _admission()
+    single = _admitted(
+        admission.check(
+            "acme", _submit(data_coding=data_coding, short_message=b"x" * fits_one), 0.0
+        )
+    )
+    assert (single.parts, single.message.data_coding) == (1, data_coding)
+    assert single.message.body == b"x" * fits_one
+    longer = _admitted(
+        admission.check(
+            "acme", _submit(data_coding=data_coding, short_message=b"x" * (fits_one + 1)), 0.0
+        )
+    )
+    assert longer.parts == 2
+    assert longer.message.data_coding == data_coding  # every part keeps the class
+    assert (
+        _admitted(
+            admission.check("acme", _submit(data_coding=data_coding, short_message=b"Hello"), 0.0)
+        ).text
+        == text
+    )
+
+
+@pytest.mark.parametrize(
+    "data_coding", [0x05, 0x09, 0x0E, 0x10, 0xC0, 0xD8, 0xE0, 0xEF, 0xF8, 0xFF]
+)
+def test_codings_not_offered_are_refused(data_coding: int) -> None:
+    refused = _admission().check("acme", _submit(data_coding=data_coding), 0.0)
+    assert _status(refused) == S.ESME_RSUBMITFAIL
+
+
 def test_empty_sources_allow_any() -> None:
     admission = _admission(_partner(sources=[]))
     _admitted(admission.check("acme", _submit(source_addr="ANYONE"), 0.0))

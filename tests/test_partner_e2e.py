@@ -164,6 +164,21 @@ async def test_long_message_goes_in_parts_and_gets_one_receipt(tmp_path: Path) -
         assert orders[0].reserved + orders[0].spent == 3  # quota counts parts
 
 
+async def test_flash_sms_reaches_the_carrier_with_its_message_class(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order(daemon, "acme", 10)
+        run = await trio.to_thread.run_sync(
+            partial(smpplib_partner, port, count=2, receipts=2, data_coding=0xF0)
+        )
+        assert [r.status for r in run.responses] == [0, 0]
+        ids = {r.message_id.decode() for r in run.responses}
+        assert {parse_receipt(r.short_message).message_id for r in run.receipts} == ids
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        sent = [s for s in sim.submits if s.destinations[0].startswith("8491")]
+        assert [s.data_coding for s in sent] == [0xF0, 0xF0]
+
+
 async def test_reload_adds_a_partner_without_dropping_live_binds(tmp_path: Path) -> None:
     async with partner_daemon(tmp_path) as (daemon, port):
         assert daemon.config_path is not None

@@ -17,8 +17,9 @@ destination TON        ESME_RINVDSTTON            not 0-6
 destination NPI        ESME_RINVDSTNPI            not an SMPP 3.4 NPI
 destination address    ESME_RINVDSTADR            empty; for TON 0/1/2 not digits (one
                                                   leading ``+`` is tolerated and dropped)
-data_coding            ESME_RSUBMITFAIL           not 0, 1, 2, 3, 4 or 8. SMPP 3.4 has no
-                                                  "invalid data coding" status (5.0's
+data_coding            ESME_RSUBMITFAIL           not 0, 1, 2, 3, 4, 8 or 0xF0-0xF7 (GSM
+                                                  message class: flash SMS). SMPP 3.4 has
+                                                  no "invalid data coding" status (5.0's
                                                   ESME_RINVDCS 0x104 is unknown to 3.4
                                                   clients); RSUBMITFAIL is permanent and
                                                   used by no other check
@@ -103,8 +104,14 @@ __all__ = [
 ]
 
 #: data_coding values accepted from partners: GSM default, IA5, the two binary ones,
-#: Latin-1 and UCS2.
-DATA_CODINGS = frozenset({0x00, 0x01, 0x02, 0x03, 0x04, 0x08})
+#: Latin-1 and UCS2, and the GSM message class group (SMPP 3.4 5.2.19, GSM 03.38 section
+#: 4: 0xF0-0xF3 GSM text, 0xF4-0xF7 8-bit data, the low two bits the class; 0xF0 is the
+#: flash SMS partners send for OTPs and alerts). They travel to the carrier as given.
+#: Not offered: the message waiting groups 0xC0-0xEF (they set a handset's voicemail
+#: indicator: not a partner's to set), the reserved 0xF8-0xFF, and the national and
+#: Asian codings (no carrier of ours takes them; they would be split as octets and could
+#: cut a character in two).
+DATA_CODINGS = frozenset({0x00, 0x01, 0x02, 0x03, 0x04, 0x08, *range(0xF0, 0xF8)})
 #: SMPP 3.4 5.2.6: NPI values the spec defines.
 _NPI_VALUES = frozenset({0, 1, 3, 4, 6, 8, 9, 10, 14, 18})
 _MAX_TON = 6
