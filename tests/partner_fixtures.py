@@ -141,6 +141,7 @@ def smpplib_partner(
     bind: str = "transceiver",
     within: float = 15.0,
     data_coding: int = 0,
+    validity_period: str | None = None,
 ) -> PartnerRun:
     """Bind, submit ``count`` messages, wait for ``receipts`` receipts, unbind.
 
@@ -168,6 +169,7 @@ def smpplib_partner(
                 short_message=b"hello %d" % i,
                 registered_delivery=registered_delivery,
                 data_coding=data_coding,
+                **({} if validity_period is None else {"validity_period": validity_period}),
             )
         deadline = time.monotonic() + within
         while (len(run.responses) < count or len(run.receipts) < receipts) and (

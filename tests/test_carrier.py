@@ -3,21 +3,24 @@ the journal -> queue -> bind -> SMSC path, receipts back, and each fault."""
 
 from __future__ import annotations
 
+import time
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import pytest
 import trio
 from carrier_fixtures import FakeSmsc, store_states, wait_for
 
-from smppgw.app.config_models import CarrierSettings, ReconnectSettings
+from smppgw.app.config_models import CarrierSettings, ReconnectSettings, ValidityFormat
 from smppgw.gateway.mt import MtPipeline, outbound_from_stored
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier import CarrierClient
 from smppgw.protocol.codec import encode_pdu
 from smppgw.protocol.message_id import IdFormat
 from smppgw.protocol.pdus import DeliverSm
+from smppgw.protocol.smpp_time import RelativeTime, parse_smpp_time
 from smppgw.protocol.status import CommandStatus
-from smppgw.store import Durability, NewMessage, Store, StoreConfig
+from smppgw.store import Durability, NewMessage, NewReceipt, Store, StoreConfig
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -33,7 +36,14 @@ class Rig:
         self.pipeline = pipeline
         self.client = client
 
-    async def send(self, count: int, *, receipts: bool = True, parts: int = 1) -> list[int]:
+    async def send(
+        self,
+        count: int,
+        *,
+        receipts: bool = True,
+        parts: int = 1,
+        expires_at: float | None = None,
+    ) -> list[int]:
         messages = [
             NewMessage(
                 partner="p1",
@@ -42,6 +52,7 @@ class Rig:
                 body=b"hello",
                 parts=tuple(b"part%d" % n for n in range(parts)) if parts > 1 else (),
                 registered_delivery=1 if receipts else 0,
+                expires_at=expires_at,
             )
             for i in range(count)
         ]
@@ -253,3 +264,70 @@ async def test_after_unbind_all_no_bind_opens_again(rig: Rig, nursery: trio.Nurs
     assert rig.smsc.binds == 1
     assert rig.client.binds_up == 0
     assert rig.client.statistics().reconnects == 0  # nor counted, nor logged
+
+
+@pytest.mark.parametrize("fmt", list(ValidityFormat))
+async def test_the_partners_validity_goes_to_the_carrier_as_configured(
+    rig: Rig, nursery: trio.Nursery, fmt: ValidityFormat
+) -> None:
+    rig.client.settings = rig.client.settings.model_copy(update={"validity_format": fmt})
+    await _start(rig, nursery)
+    expires = time.time() + 3_725  # 1 h 2 min 5 s from now
+    await rig.send(1, receipts=False, expires_at=expires)
+    await rig.send(1, receipts=False)  # no validity asked: the carrier's default
+    await wait_for(lambda: len(rig.smsc.accepted) == 2)
+    with_validity, without = rig.smsc.submits
+    assert without.validity_period == ""
+    sent = with_validity.validity_period
+    if fmt is ValidityFormat.OMIT:
+        assert sent == ""
+        return
+    parsed = parse_smpp_time(sent, field="validity_period")
+    if fmt is ValidityFormat.ABSOLUTE:
+        assert sent.endswith("00+")  # in UTC
+        assert isinstance(parsed, datetime)
+        assert abs(parsed.timestamp() - expires) < 1
+    else:
+        assert isinstance(parsed, RelativeTime)
+        assert (parsed.days, parsed.hours, parsed.minutes) == (0, 1, 2)
+        assert 0 <= 5 - parsed.seconds <= 2  # the seconds it waited in the queue
+
+
+async def test_a_message_past_its_validity_is_expired_not_sent(
+    rig: Rig, nursery: trio.Nursery
+) -> None:
+    owed: list[tuple[int, NewReceipt]] = []
+    rig.pipeline.on_receipts = owed.extend
+    # Journaled while the carrier is down; the validity passes before it is up.
+    expired = await rig.send(2, expires_at=time.time() + 0.3)
+    valid = await rig.send(1, receipts=False, expires_at=time.time() + 600)
+    await trio.sleep(0.5)
+    await _start(rig, nursery)
+    await wait_for(lambda: len(rig.smsc.accepted) == 1)
+    await wait_for(lambda: rig.pipeline.statistics().expired_unsent == 2)
+    await rig.pipeline.flush()
+    assert [s.destination_addr for s in rig.smsc.submits] == ["84910000000"]  # the valid one
+    assert await store_states(rig.store, expired) == ["expired", "expired"]
+    assert await store_states(rig.store, valid) == ["sent"]
+    stored = await rig.store.get_message(expired[0])
+    assert stored is not None
+    assert stored.error == "validity_period passed before sending"
+    assert sorted(r.message_id or 0 for _, r in owed) == expired
+    assert {r.stat for _, r in owed} == {"EXPIRED"}
+
+
+async def test_the_sweep_expires_what_waits_for_a_carrier_that_is_down(rig: Rig) -> None:
+    owed: list[tuple[int, NewReceipt]] = []
+    rig.pipeline.on_receipts = owed.extend
+    soon = await rig.send(2, expires_at=time.time() + 0.2)
+    later = await rig.send(1, expires_at=time.time() + 600)
+    untimed = await rig.send(1)
+    assert rig.pipeline.expire_queued() == 0  # nothing due yet
+    await trio.sleep(0.3)
+    assert rig.pipeline.expire_queued() == 2
+    assert rig.pipeline.statistics().queued == 2  # the other two still wait
+    await rig.pipeline.flush()
+    assert await store_states(rig.store, soon) == ["expired", "expired"]
+    assert await store_states(rig.store, later + untimed) == ["accepted", "accepted"]
+    assert sorted(r.message_id or 0 for _, r in owed) == soon
+    assert not rig.smsc.submits

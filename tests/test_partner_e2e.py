@@ -4,6 +4,7 @@ process with its simulator as the carrier, real loopback sockets."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from carrier_fixtures import wait_for
 from partner_fixtures import PASSWORD, PartnerRun, partner_daemon, smpplib_partner
 
 from smppgw.protocol.receipt import parse_receipt
+from smppgw.protocol.smpp_time import parse_smpp_time
 from smppgw.protocol.status import CommandStatus
 from smppgw.sim.smsc import SimulatedSmsc
 from smppgw.store import NewOrder, OrderKind
@@ -177,6 +179,24 @@ async def test_flash_sms_reaches_the_carrier_with_its_message_class(tmp_path: Pa
         assert isinstance(sim, SimulatedSmsc)
         sent = [s for s in sim.submits if s.destinations[0].startswith("8491")]
         assert [s.data_coding for s in sent] == [0xF0, 0xF0]
+
+
+async def test_the_partners_validity_reaches_the_carrier(tmp_path: Path) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order(daemon, "acme", 10)
+        asked = time.time()
+        run = await trio.to_thread.run_sync(
+            partial(smpplib_partner, port, count=1, validity_period="000000000500000R")
+        )
+        assert [r.status for r in run.responses] == [0]
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        await wait_for(lambda: any(s.destinations == ("84910000000",) for s in sim.submits))
+        (sent,) = [s for s in sim.submits if s.destinations == ("84910000000",)]
+        # Relative from the partner, absolute (UTC) to the carrier: five minutes on.
+        until = parse_smpp_time(sent.validity_period, field="validity_period")
+        assert isinstance(until, datetime)
+        assert -0.1 <= until.timestamp() - (asked + 300) < 5  # tenths: the format's unit
 
 
 async def test_reload_adds_a_partner_without_dropping_live_binds(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -11,11 +12,13 @@ from hypothesis import strategies as st
 from smppgw.protocol.errors import PduDecodeError
 from smppgw.protocol.smpp_time import (
     MAX_OFFSET_QUARTERS,
+    MAX_RELATIVE_SECONDS,
     RelativeTime,
     SmppTimeError,
     TimeField,
     format_smpp_time,
     parse_smpp_time,
+    relative_until,
     resolve_smpp_time,
 )
 from smppgw.protocol.status import CommandStatus
@@ -185,3 +188,18 @@ def test_arbitrary_text_only_raises_smpp_time_error(text: str) -> None:
 def test_near_miss_strings_only_raise_smpp_time_error(text: str) -> None:
     error = _error_of(text, VP)
     assert error is None or error.command_status == CommandStatus.ESME_RINVEXPIRY
+
+
+@given(st.floats(min_value=-1e6, max_value=2 * MAX_RELATIVE_SECONDS, allow_nan=False))
+def test_relative_until_is_the_duration_rounded_up_within_bounds(seconds: float) -> None:
+    rel = relative_until(seconds)
+    assert (rel.years, rel.months) == (0, 0)  # their length is the SMSC's calendar
+    now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    resolved = rel.resolve(now)
+    assert resolved is not None
+    span = (resolved - now).total_seconds()
+    expected = min(MAX_RELATIVE_SECONDS, max(1, math.ceil(seconds)))
+    assert span == expected
+    text = format_smpp_time(rel)
+    assert text.endswith("000R")
+    assert parse_smpp_time(text, field="validity_period") == rel

@@ -51,6 +51,7 @@ from smppgw.app.config_base import (
     EndpointField,
     LogFormat,
     LogLevel,
+    ValidityFormat,
     _check_password,
     _env,
     _Model,
@@ -86,6 +87,7 @@ __all__ = [
     "SplitMode",
     "StoreSettings",
     "TlsSettings",
+    "ValidityFormat",
     "dotted_key",
 ]
 
@@ -265,6 +267,8 @@ class CarrierSettings(_Model):
     #: Hours after which a message this carrier accepted but never sent a receipt for
     #: is made final ``expired`` (quota charged, the partner told); 0: wait for ever.
     receipt_timeout_hours: float = Field(default=72.0, ge=0, le=720)
+    #: How a partner's validity_period goes to this carrier (see ``ValidityFormat``).
+    validity_format: ValidityFormat = ValidityFormat.ABSOLUTE
     #: Where to accept SMSC-initiated connections (``outbind``, SMPP 3.4 section 2.2.1);
     #: None: this carrier never calls us.
     outbind_listen: EndpointField | None = None

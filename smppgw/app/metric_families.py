@@ -199,6 +199,12 @@ _MT: Final[tuple[_Spec[MtStatistics], ...]] = (
         lambda s: s.retried,
     ),
     _Spec(
+        "smppgw_mt_expired_unsent_total",
+        "counter",
+        "Messages whose validity_period passed before they could be sent (final expired).",
+        lambda s: s.expired_unsent,
+    ),
+    _Spec(
         "smppgw_mt_possible_duplicates_total",
         "counter",
         "Messages sent again whose previous answer was lost.",

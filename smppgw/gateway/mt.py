@@ -91,6 +91,8 @@ class MtStatistics:
     receipts_held: int
     unroutable: int
     flush_errors: int
+    #: Messages whose validity_period passed before their first part was sent.
+    expired_unsent: int = 0
 
 
 class MtPipeline:
@@ -172,6 +174,7 @@ class MtPipeline:
                 "unroutable",
                 "flush_errors",
                 "receipt_timeouts",
+                "expired_unsent",
             ),
             0,
         )
@@ -253,6 +256,25 @@ class MtPipeline:
         self._tracked.pop(message.id, None)
         self._add_final(
             FinalOutcome(message.id, MessageState.FAILED, status, error, charge_parts=0),
+            info_from_outbound(message, self._clock()),
+        )
+
+    def expire(self, message: OutboundMessage) -> None:
+        """The partner's validity_period passed before any part was sent (the carrier
+        was down, throttled, or the message waited for a retry or a moderator): final
+        ``expired``, nothing charged (no carrier took it), and the partner's receipt
+        (EXPIRED) if it asked for one. Sending it would deliver what the partner said
+        is worthless by now (an OTP, an alert)."""
+        self._counts["expired_unsent"] += 1
+        self._tracked.pop(message.id, None)
+        self._add_final(
+            FinalOutcome(
+                message.id,
+                MessageState.EXPIRED,
+                None,
+                "validity_period passed before sending",
+                charge_parts=0,
+            ),
             info_from_outbound(message, self._clock()),
         )
 
@@ -413,10 +435,21 @@ class MtPipeline:
         """Every minute: messages a carrier accepted but never sent a receipt for within
         its ``receipt_timeout`` become final ``expired`` (charged: the carrier took
         them), so their quota is settled and their partner told, instead of waiting
-        for ever."""
+        for ever; and queued messages past their partner's validity_period."""
         while True:
             await trio.sleep(STALE_SWEEP_INTERVAL)
+            self.expire_queued()
             await self.expire_stale()
+
+    def expire_queued(self) -> int:
+        """Make final the queued messages whose validity passed before any part was
+        sent (see :meth:`expire`); the senders check each message they take, this finds
+        those of a carrier that is down. Returns how many."""
+        now = self._clock()
+        expired = [m for queue in self.queues.values() for m in queue.take_expired(now)]
+        for message in expired:
+            self.expire(message)
+        return len(expired)
 
     async def expire_stale(self) -> int:
         """One sweep (see :meth:`_expire_stale`); how many messages it made final."""
@@ -585,4 +618,5 @@ class MtPipeline:
             receipts_held=c["held"],
             unroutable=c["unroutable"],
             flush_errors=c["flush_errors"],
+            expired_unsent=c["expired_unsent"],
         )

@@ -50,6 +50,8 @@ class OutboundMessage:
     priority: int
     parts: tuple[bytes, ...]
     tlvs: tuple[Tlv, ...] = ()
+    #: The partner's validity_period as wall-clock seconds (None: the carrier's default).
+    expires_at: float | None = None
     attempts: int = 0
     next_part: int = 0
     carrier: str | None = None
@@ -74,6 +76,7 @@ class OutboundMessage:
             priority=m.priority,
             parts=m.parts or (m.body,),
             tlvs=unpack_tlvs(m.tlvs) if m.tlvs else (),
+            expires_at=m.expires_at,
             attempts=getattr(m, "attempts", 0),
         )
 
@@ -157,6 +160,20 @@ class CarrierQueue:
                     return message
         return None
 
+    def take_expired(self, now: float) -> list[OutboundMessage]:
+        """Take out the messages no part of which was sent whose validity has passed
+        (``expires_at <= now``, wall clock), for the pipeline to make final. A linear
+        scan, as :meth:`remove`: the pipeline sweeps once a minute."""
+        out: list[OutboundMessage] = []
+        for lane in self._lanes:
+            if not any(_expired(m, now) for m in lane):
+                continue
+            keep = [m for m in lane if not _expired(m, now)]
+            out.extend(m for m in lane if _expired(m, now))
+            lane.clear()
+            lane.extend(keep)
+        return out
+
     def drain(self) -> list[OutboundMessage]:
         """Take every queued message (to re-route them when this carrier is down)."""
         out = [m for lane in reversed(self._lanes) for m in lane]
@@ -168,3 +185,7 @@ class CarrierQueue:
         return QueueStatistics(
             self.name, tuple(len(lane) for lane in self._lanes), self._put, self._taken
         )
+
+
+def _expired(message: OutboundMessage, now: float) -> bool:
+    return message.expires_at is not None and message.next_part == 0 and message.expires_at <= now

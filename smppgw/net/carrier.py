@@ -33,13 +33,14 @@ from __future__ import annotations
 import ssl
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
-from smppgw.app.config_models import BindMode, CarrierSettings
+from smppgw.app.config_models import BindMode, CarrierSettings, ValidityFormat
 from smppgw.gateway.throttle import TokenBucket
 from smppgw.net.backoff import Backoff
 from smppgw.net.carrier_inbound import CarrierInbound, MoSink
@@ -54,6 +55,7 @@ from smppgw.protocol.pdus import (
     SubmitSm,
 )
 from smppgw.protocol.session import SmppConnection
+from smppgw.protocol.smpp_time import format_smpp_time, relative_until
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus, describe_status, is_temporary
 
@@ -392,6 +394,13 @@ class CarrierClient:
             if link.closed:
                 self.pipeline.put_back(message)
                 return
+            if (
+                message.expires_at is not None
+                and message.next_part == 0
+                and message.expires_at <= self._clock()
+            ):
+                self.pipeline.expire(message)
+                continue
             handed_over = False
             try:
                 await self._throttle(index, 1)
@@ -479,7 +488,19 @@ class CarrierClient:
             data_coding=message.data_coding,
             short_message=message.parts[part_no],
             tlvs=message.tlvs,
+            validity_period=""
+            if message.expires_at is None
+            else self._validity(message.expires_at),
         )
+
+    def _validity(self, expires_at: float) -> str:
+        """The partner's validity_period as this carrier wants it written."""
+        fmt = self.settings.validity_format
+        if fmt is ValidityFormat.OMIT:
+            return ""
+        if fmt is ValidityFormat.RELATIVE:
+            return format_smpp_time(relative_until(expires_at - self._clock()))
+        return format_smpp_time(datetime.fromtimestamp(expires_at, UTC))
 
     # -- inbound ---------------------------------------------------------------------
 

@@ -30,6 +30,7 @@ Tolerances (each one seen from real ESMEs, none ambiguous):
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
@@ -40,11 +41,13 @@ from smppgw.protocol.status import CommandStatus
 
 __all__ = [
     "MAX_OFFSET_QUARTERS",
+    "MAX_RELATIVE_SECONDS",
     "RelativeTime",
     "SmppTimeError",
     "TimeField",
     "format_smpp_time",
     "parse_smpp_time",
+    "relative_until",
     "resolve_smpp_time",
 ]
 
@@ -183,6 +186,24 @@ def format_smpp_time(value: datetime | RelativeTime | None) -> str:
         raise ValueError(f"an SMPP time holds years 2000-2099 only, got {value.year}")
     sign = "-" if offset < timedelta(0) else "+"
     return f"{value:%y%m%d%H%M%S}{value.microsecond // 100_000}{quarters:02}{sign}"
+
+
+#: The longest relative time :func:`relative_until` writes: 99 days 23:59:59.
+MAX_RELATIVE_SECONDS = 99 * 86_400 + 86_399
+
+
+def relative_until(seconds: float) -> RelativeTime:
+    """A relative time of ``seconds`` from now, in days, hours, minutes and seconds
+    (months and years are not used: their length depends on the SMSC's calendar).
+
+    Rounded up to a whole second, at least 1 (a time already past still asks the SMSC
+    for the shortest validity, not its default) and at most :data:`MAX_RELATIVE_SECONDS`.
+    """
+    whole = min(MAX_RELATIVE_SECONDS, max(1, math.ceil(seconds)))
+    days, rest = divmod(whole, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    return RelativeTime(days=days, hours=hours, minutes=minutes, seconds=secs)
 
 
 def resolve_smpp_time(value: datetime | RelativeTime | None, now: datetime) -> datetime | None:

@@ -159,6 +159,7 @@ class SubmitRecord:
     short_message: bytes
     esm_class: int = 0
     tlvs: tuple[Tlv, ...] = ()
+    validity_period: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,6 +408,7 @@ class SimulatedSmsc:
                 short_message,
                 pdu.esm_class,
                 pdu.tlvs,
+                "" if isinstance(pdu, DataSm) else pdu.validity_period,
             )
         )
         self.submits_recorded += 1
