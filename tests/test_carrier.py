@@ -43,6 +43,7 @@ class Rig:
         receipts: bool = True,
         parts: int = 1,
         expires_at: float | None = None,
+        not_before: float | None = None,
     ) -> list[int]:
         messages = [
             NewMessage(
@@ -53,6 +54,7 @@ class Rig:
                 parts=tuple(b"part%d" % n for n in range(parts)) if parts > 1 else (),
                 registered_delivery=1 if receipts else 0,
                 expires_at=expires_at,
+                next_attempt_at=not_before,
             )
             for i in range(count)
         ]
@@ -331,3 +333,21 @@ async def test_the_sweep_expires_what_waits_for_a_carrier_that_is_down(rig: Rig)
     assert await store_states(rig.store, later + untimed) == ["accepted", "accepted"]
     assert sorted(r.message_id or 0 for _, r in owed) == soon
     assert not rig.smsc.submits
+
+
+async def test_a_message_journaled_for_later_waits_for_its_time(
+    rig: Rig, nursery: trio.Nursery
+) -> None:
+    """What recovery does with a scheduled message, or a retry not yet due: it comes
+    back from the journal with its time and waits for it."""
+    await _start(rig, nursery)
+    (later,) = await rig.send(1, receipts=False, not_before=time.time() + 0.6)
+    await rig.send(1, receipts=False)
+    await wait_for(lambda: len(rig.smsc.accepted) == 1)
+    assert rig.pipeline.statistics().delayed == 1
+    assert rig.pipeline.pending == 1
+    await wait_for(lambda: len(rig.smsc.accepted) == 2, within=5)
+    assert rig.pipeline.statistics().delayed == 0
+    assert rig.smsc.submits[-1].destination_addr == "84910000000"
+    await rig.pipeline.flush()
+    assert await store_states(rig.store, [later]) == ["sent"]

@@ -54,6 +54,7 @@ BUCKET = TokenBucketStatistics(
 )
 MT = MtStatistics(
     queued=4,
+    delayed=3,
     in_flight_receipts=30,
     submitted_parts=110,
     failed=12,
@@ -306,6 +307,7 @@ def test_pipeline_metrics_exact(registry: CollectorRegistry) -> None:
     ]
     assert [line for line in samples(lines) if line.startswith("smppgw_mt_")] == [
         "smppgw_mt_queued 4.0",
+        "smppgw_mt_delayed 3.0",
         "smppgw_mt_awaiting_receipts 30.0",
         "smppgw_mt_submitted_parts_total 110.0",
         "smppgw_mt_failed_total 12.0",

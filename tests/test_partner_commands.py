@@ -336,3 +336,41 @@ async def test_transceiver_binds_get_the_commands_too(tmp_path: Path) -> None:
             message_id = await _accepted(link)
             resp: Pdu = await link.request(_cancel(message_id))
             assert resp.command_status == 0
+
+
+# -- schedule_delivery_time ------------------------------------------------------------
+
+
+async def test_a_scheduled_message_waits_for_its_time_and_can_be_cancelled_meanwhile(
+    tmp_path: Path,
+) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port), esme(port) as link:
+        await _order(daemon, "acme", 10)
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        assert daemon.pipeline is not None
+
+        def at_sim(destination: str) -> bool:
+            return any(s.destinations == (destination,) for s in sim.submits)
+
+        soon = "000000000001000R"  # relative: one second
+        await _accepted(
+            link, b"in a second", destination="84911111111", schedule_delivery_time=soon
+        )
+        later = await _accepted(
+            link,
+            b"in a minute",
+            destination="84922222222",
+            schedule_delivery_time="000000000100000R",
+        )
+        await _accepted(link, b"now", destination="84933333333")
+        await wait_for(lambda: at_sim("84933333333"))
+        assert not at_sim("84911111111")
+        assert daemon.pipeline.statistics().delayed == 2
+        await wait_for(lambda: at_sim("84911111111"), within=5)
+        assert not at_sim("84922222222")
+        assert daemon.pipeline.statistics().delayed == 1
+        resp = await link.request(_cancel(later))
+        assert resp.command_status == 0
+        assert daemon.pipeline.statistics().delayed == 0
+        assert await _state(daemon, later) == ("rejected", "cancelled by partner", b"in a minute")

@@ -180,6 +180,12 @@ _QUEUE: Final[tuple[_Spec[QueueStatistics], ...]] = (
 _MT: Final[tuple[_Spec[MtStatistics], ...]] = (
     _Spec("smppgw_mt_queued", "gauge", "Messages in all carrier queues.", lambda s: s.queued),
     _Spec(
+        "smppgw_mt_delayed",
+        "gauge",
+        "Messages waiting for their partner's schedule or for a retry.",
+        lambda s: s.delayed,
+    ),
+    _Spec(
         "smppgw_mt_awaiting_receipts",
         "gauge",
         "Accepted messages tracked for their receipts.",

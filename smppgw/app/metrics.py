@@ -64,6 +64,7 @@ and ``transactional`` (priority >= 1).
 | queue_put_total                   | counter   | carrier       | messages queued (not put-backs)  |
 | queue_taken_total                 | counter   | carrier       | messages taken by the senders    |
 | mt_queued                         | gauge     |               | messages in all carrier queues   |
+| mt_delayed                        | gauge     |               | scheduled, or waiting for retry  |
 | mt_awaiting_receipts              | gauge     |               | messages tracked for receipts    |
 | mt_submitted_parts_total          | counter   |               | parts accepted by a carrier      |
 | mt_failed_total                   | counter   |               | messages failed for good         |

@@ -25,7 +25,6 @@ the message is still ``accepted`` in the journal, so recovery sends it again
 
 from __future__ import annotations
 
-import heapq
 import math
 import time
 from collections import OrderedDict
@@ -35,6 +34,7 @@ from typing import TYPE_CHECKING
 import structlog
 import trio
 
+from smppgw.gateway.delayed import DelayedMessages
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
 from smppgw.gateway.partner_receipts import MessageInfo, partner_receipt
 from smppgw.gateway.receipt_state import (
@@ -81,6 +81,8 @@ def outbound_from_stored(m: StoredMessage) -> OutboundMessage:
 @dataclass(frozen=True, slots=True)
 class MtStatistics:
     queued: int
+    #: Waiting for their schedule or a retry.
+    delayed: int
     in_flight_receipts: int
     submitted_parts: int
     failed: int
@@ -142,8 +144,8 @@ class MtPipeline:
         self._requeues: list[Requeue] = []
         self._dirty = trio.Event()
         self.flush_interval = flush_interval
-        self._delayed: list[tuple[float, int, OutboundMessage]] = []
-        self._delayed_seq = 0
+        #: Scheduled messages and retries, by trio time (``gateway/delayed.py``).
+        self._delayed = DelayedMessages()
         self._delayed_changed = trio.Event()
         self._recent: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._recent_max = recent_receipt_keys
@@ -185,7 +187,16 @@ class MtPipeline:
         return self._up.get(carrier, 0) > 0
 
     def enqueue(self, message: OutboundMessage) -> None:
-        """Route a journaled message to a carrier queue."""
+        """Route a journaled message to a carrier queue; one whose partner scheduled it
+        (``schedule_delivery_time``), or recovered with a retry not yet due, waits
+        until its time (``gateway/delayed.py``)."""
+        if message.not_before is not None:
+            wait = message.not_before - self._clock()
+            if wait > 0:
+                self._delayed.push(trio.current_time() + wait, message)
+                self._delayed_changed.set()
+                return
+            message.not_before = None
         try:
             carrier = self.router.choose(message.destination_addr, self.is_up)
         except NoRoute:
@@ -297,31 +308,29 @@ class MtPipeline:
         self._counts["retried"] += 1
         due = self._clock() + self.retry_delay
         self._requeues.append(Requeue(message.id, due, error))
-        self._delayed_seq += 1
-        heapq.heappush(
-            self._delayed, (trio.current_time() + self.retry_delay, self._delayed_seq, message)
-        )
+        self._delayed.push(trio.current_time() + self.retry_delay, message)
         self._delayed_changed.set()
         self._dirty.set()
 
     def put_back(self, message: OutboundMessage) -> None:
-        """A bind stopped before sending ``message``: front of the queue, no attempt."""
+        """A bind stopped before sending ``message``: front of the queue, no attempt
+        (a scheduled one taken out to be replaced: back to waiting for its time)."""
         queue = self.queues.get(message.carrier or "")
-        if queue is None or not self.is_up(message.carrier or ""):
+        if message.not_before is not None or queue is None or not self.is_up(message.carrier or ""):
             self.enqueue(message)
         else:
             queue.put_front(message)
 
     def withdraw(self, message_id: int) -> OutboundMessage | None:
         """Take a message out of the carrier queues before any part of it was sent (a
-        partner's cancel or replace); None when it is not waiting untouched in a queue:
-        being sent, waiting for a retry, or gone. Synchronous, so no sender can take it
-        between the look and the removal."""
+        partner's cancel or replace); None when it is not waiting untouched in a queue
+        or for its schedule: being sent, waiting for a retry, or gone. Synchronous, so
+        no sender can take it between the look and the removal."""
         for queue in self.queues.values():
             message = queue.remove(message_id)
             if message is not None:
                 return message
-        return None
+        return self._delayed.remove(message_id)
 
     # -- receipts ----------------------------------------------------------------------
 
@@ -561,13 +570,11 @@ class MtPipeline:
 
     async def _release_delayed(self) -> None:
         while True:
-            deadline = self._delayed[0][0] if self._delayed else float("inf")
-            with trio.move_on_at(deadline):
+            with trio.move_on_at(self._delayed.next_due()):
                 await self._delayed_changed.wait()
             self._delayed_changed = trio.Event()
-            now = trio.current_time()
-            while self._delayed and self._delayed[0][0] <= now:
-                _, _, message = heapq.heappop(self._delayed)
+            for message in self._delayed.pop_due(trio.current_time()):
+                message.not_before = None  # its time has come (the clocks may differ)
                 self.enqueue(message)
 
     async def recover(self) -> int:
@@ -600,6 +607,12 @@ class MtPipeline:
         return sum(len(q) for q in self.queues.values())
 
     @property
+    def pending(self) -> int:
+        """Messages not yet sent that memory holds: queued, scheduled, or waiting to be
+        retried (what ``max_pending_messages`` bounds)."""
+        return self.queued + len(self._delayed)
+
+    @property
     def queued_marketing(self) -> int:
         """Marketing messages (lane 0) waiting in all carrier queues."""
         return sum(q.depth(0) for q in self.queues.values())
@@ -608,6 +621,7 @@ class MtPipeline:
         c = self._counts
         return MtStatistics(
             queued=self.queued,
+            delayed=len(self._delayed),
             in_flight_receipts=len(self._tracked),
             submitted_parts=c["submitted"],
             failed=c["failed"],

@@ -52,6 +52,9 @@ class OutboundMessage:
     tlvs: tuple[Tlv, ...] = ()
     #: The partner's validity_period as wall-clock seconds (None: the carrier's default).
     expires_at: float | None = None
+    #: Not to be queued before this wall-clock time (a partner's schedule_delivery_time,
+    #: a retry recovered from the journal); None once due.
+    not_before: float | None = None
     attempts: int = 0
     next_part: int = 0
     carrier: str | None = None
@@ -77,6 +80,7 @@ class OutboundMessage:
             parts=m.parts or (m.body,),
             tlvs=unpack_tlvs(m.tlvs) if m.tlvs else (),
             expires_at=m.expires_at,
+            not_before=m.next_attempt_at,
             attempts=getattr(m, "attempts", 0),
         )
 

@@ -360,6 +360,8 @@ class MessageCommands:
         if outbound is not None and not new.held:
             outbound.parts = new.parts or (new.body,)
             outbound.registered_delivery = new.registered_delivery
+            outbound.expires_at = new.expires_at
+            outbound.not_before = new.next_attempt_at  # the new schedule, or the old one
             self.pipeline.enqueue(outbound)
         log.info(
             "message replaced by partner", system_id=system_id, message_id=stored.id, held=new.held

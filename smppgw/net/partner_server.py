@@ -373,7 +373,7 @@ class PartnerServer:
             for item in items:
                 self._reject(link, item, CommandStatus.ESME_RINVBNDSTS, None, whole=True)
             return
-        if self.pipeline.queued >= self.settings.max_pending_messages:
+        if self.pipeline.pending >= self.settings.max_pending_messages:
             for item in items:
                 self._reject(link, item, CommandStatus.ESME_RMSGQFUL, system_id, whole=True)
             return

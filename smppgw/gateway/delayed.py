@@ -1,0 +1,69 @@
+"""Messages that wait for a time before they join a carrier queue: a partner's
+``schedule_delivery_time``, or a retry's delay.
+
+Sans-I/O: a heap ordered by due time (the caller's clock; the pipeline uses trio's),
+first come first out among equals. The pipeline's release task sleeps until
+:meth:`DelayedMessages.next_due` and queues what :meth:`DelayedMessages.pop_due` gives.
+
+Why in memory and not read back from the journal when due: every message here is in
+the journal already (a restart finds it there and waits again for what is left of its
+time, ``MtPipeline.recover``), and a read per due time would have to tell the messages
+it finds from those already released whose new state is not yet flushed. The price is
+memory, so these messages count towards the partners' ``max_pending_messages``: a
+partner that schedules more than that is answered ``ESME_RMSGQFUL``, never grows memory
+without bound.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from smppgw.gateway.outbound import OutboundMessage
+
+__all__ = ["DelayedMessages"]
+
+
+class DelayedMessages:
+    """Messages keyed by the time they are due."""
+
+    __slots__ = ("_heap", "_seq")
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, OutboundMessage]] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    def push(self, due: float, message: OutboundMessage) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (due, self._seq, message))
+
+    def next_due(self) -> float:
+        """When the earliest message is due; infinity when there is none."""
+        return self._heap[0][0] if self._heap else math.inf
+
+    def pop_due(self, now: float) -> list[OutboundMessage]:
+        """Take the messages due at ``now``, earliest first."""
+        heap = self._heap
+        out: list[OutboundMessage] = []
+        while heap and heap[0][0] <= now:
+            out.append(heapq.heappop(heap)[2])
+        return out
+
+    def remove(self, message_id: int) -> OutboundMessage | None:
+        """Take out message ``message_id`` if it waits here untouched (scheduled, no part
+        sent, never tried): a partner cancels or replaces it. A linear scan, as
+        ``CarrierQueue.remove``: cancels are rare."""
+        for index, (_, _, message) in enumerate(self._heap):
+            if message.id == message_id:
+                if message.next_part or message.attempts or message.carrier_ids:
+                    return None
+                self._heap[index] = self._heap[-1]
+                self._heap.pop()
+                heapq.heapify(self._heap)
+                return message
+        return None

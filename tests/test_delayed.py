@@ -1,0 +1,50 @@
+"""DelayedMessages: due order, ties in arrival order, removal of untouched messages."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from smppgw.gateway.delayed import DelayedMessages
+from smppgw.gateway.outbound import OutboundMessage
+from smppgw.store import NewMessage
+
+MSG = NewMessage(partner="acme", source_addr="ACME", destination_addr="8491", body=b"x")
+
+
+def _message(message_id: int) -> OutboundMessage:
+    return OutboundMessage.of(message_id, MSG)
+
+
+@given(
+    st.lists(st.integers(min_value=0, max_value=20), max_size=40),
+    st.integers(min_value=-1, max_value=21),
+    st.sets(st.integers(min_value=0, max_value=45), max_size=10),
+)
+def test_pop_due_gives_what_is_due_earliest_first_ties_in_arrival_order(
+    dues: list[int], now: int, removed: set[int]
+) -> None:
+    delayed = DelayedMessages()
+    for message_id, due in enumerate(dues):
+        delayed.push(float(due), _message(message_id))
+    for message_id in removed:
+        taken = delayed.remove(message_id)
+        assert (taken is not None) == (message_id < len(dues))
+        assert taken is None or taken.id == message_id
+    left = [(due, i) for i, due in enumerate(dues) if i not in removed]
+    assert len(delayed) == len(left)
+    assert delayed.next_due() == (min(left)[0] if left else float("inf"))
+    assert [m.id for m in delayed.pop_due(float(now))] == [
+        i for due, i in sorted(left) if due <= now
+    ]
+    assert [m.id for m in delayed.pop_due(100.0)] == [i for due, i in sorted(left) if due > now]
+    assert len(delayed) == 0
+
+
+def test_remove_leaves_a_message_that_was_tried() -> None:
+    delayed = DelayedMessages()
+    tried = _message(1)
+    tried.attempts = 1  # a retry: the carrier may hold a copy, too late to cancel
+    delayed.push(5.0, tried)
+    assert delayed.remove(1) is None
+    assert len(delayed) == 1
