@@ -37,9 +37,11 @@ def write_partner_config(
     carrier_down: bool = False,
     max_pending: int = 100_000,
     marketing_backlog: int = 0,
+    carrier_extra: str = "",
 ) -> Path:
     """``carrier_down``: the carrier points at a port nobody listens on, so accepted
-    messages wait in its queue (to cancel or replace them there)."""
+    messages wait in its queue (to cancel or replace them there). ``carrier_extra``:
+    more keys of the carrier's flow mapping (``", split: sar"``)."""
     carrier_port = free_port() if carrier_down else sim_port
     text = f"""
 store: {{path: '{tmp_path / "gw.sqlite"}', durability: process}}
@@ -54,7 +56,7 @@ simulator:
   receipt: {{delay_ms: 10}}
 carriers:
   - {{name: sim, host: 127.0.0.1, port: {carrier_port}, system_id: gw, password: secret,
-      window: 32, reconnect: {{initial: 0.1, max: 0.5}}}}
+      window: 32, reconnect: {{initial: 0.1, max: 0.5}}{carrier_extra}}}
 default_route: [sim]
 server: {{listen: '127.0.0.1:{server_port}', window: 64, max_pending_messages: {max_pending},
   marketing_backlog: {marketing_backlog}}}

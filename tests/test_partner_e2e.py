@@ -17,6 +17,7 @@ from partner_fixtures import PASSWORD, PartnerRun, partner_daemon, smpplib_partn
 from smppgw.protocol.receipt import parse_receipt
 from smppgw.protocol.smpp_time import parse_smpp_time
 from smppgw.protocol.status import CommandStatus
+from smppgw.protocol.tlv import Tag
 from smppgw.sim.smsc import SimulatedSmsc
 from smppgw.store import NewOrder, OrderKind
 
@@ -197,6 +198,28 @@ async def test_the_partners_validity_reaches_the_carrier(tmp_path: Path) -> None
         until = parse_smpp_time(sent.validity_period, field="validity_period")
         assert isinstance(until, datetime)
         assert -0.1 <= until.timestamp() - (asked + 300) < 5  # tenths: the format's unit
+
+
+async def test_a_sar_carrier_gets_the_parts_with_sar_tlvs_and_the_partner_one_receipt(
+    tmp_path: Path,
+) -> None:
+    text = b"Long message " + b"x" * 300
+    async with partner_daemon(tmp_path, carrier_extra=", split: sar") as (daemon, port):
+        await _order(daemon, "acme", 10)
+        run = await trio.to_thread.run_sync(_long_message_partner, port, text)
+        (resp,) = run.responses
+        assert resp.status == 0
+        (receipt,) = run.receipts
+        assert parse_receipt(receipt.short_message).stat == "DELIVRD"
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        parts = [s for s in sim.submits if s.destinations == ("84912345678",)]
+        assert b"".join(p.short_message for p in parts) == text  # no UDH left in them
+        assert not any(p.esm_class & 0x40 for p in parts)
+        sar = [{t.tag: int.from_bytes(t.value, "big") for t in p.tlvs} for p in parts]
+        assert [s[Tag.SAR_SEGMENT_SEQNUM] for s in sar] == [1, 2, 3]
+        assert {s[Tag.SAR_TOTAL_SEGMENTS] for s in sar} == {3}
+        assert len({s[Tag.SAR_MSG_REF_NUM] for s in sar}) == 1
 
 
 async def test_reload_adds_a_partner_without_dropping_live_binds(tmp_path: Path) -> None:

@@ -122,19 +122,6 @@ class BindMode(enum.StrEnum):
         return self is not BindMode.RECEIVER
 
 
-class ValidityFormat(enum.StrEnum):
-    """How a partner's ``validity_period`` is written in the submit_sm to a carrier."""
-
-    #: ``YYMMDDhhmmss000+`` in UTC (what Kannel sends): exact whatever the delay.
-    ABSOLUTE = "absolute"
-    #: ``000DDhhmmss000R``, the time left when the part is sent: for an SMSC whose clock
-    #: or time zone handling cannot be trusted.
-    RELATIVE = "relative"
-    #: Not sent: for an SMSC that refuses the field (the gateway still expires messages
-    #: it could not send in time).
-    OMIT = "omit"
-
-
 class DefaultAlphabet(enum.StrEnum):
     """What the SMSC takes ``data_coding`` 0 to mean: GSM 03.38 (the norm) or Latin-1."""
 

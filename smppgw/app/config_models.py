@@ -51,7 +51,6 @@ from smppgw.app.config_base import (
     EndpointField,
     LogFormat,
     LogLevel,
-    ValidityFormat,
     _check_password,
     _env,
     _Model,
@@ -60,6 +59,7 @@ from smppgw.app.config_base import (
 )
 from smppgw.protocol.framer import DEFAULT_MAX_COMMAND_LENGTH
 from smppgw.protocol.message_id import IdFormat
+from smppgw.protocol.smpp_time import ValidityFormat
 from smppgw.protocol.text.parts import SplitMode
 from smppgw.store.config import Durability, StoreConfig
 
@@ -252,10 +252,12 @@ class CarrierSettings(_Model):
     enquire_link_interval: float = Field(default=30.0, gt=0, le=3600)
     response_timeout: float = Field(default=10.0, gt=0, le=600)
     reconnect: ReconnectSettings = ReconnectSettings()
+    #: For a message whose own source or destination TON and NPI are both 0 (unknown):
+    #: what this carrier gets instead (``gateway/carrier_pdu.py``); 0/0 changes nothing.
     source_ton: int = Field(default=0, ge=0, le=6)
     source_npi: int = 0
-    dest_ton: int = Field(default=1, ge=0, le=6)
-    dest_npi: int = 1
+    dest_ton: int = Field(default=0, ge=0, le=6)
+    dest_npi: int = 0
     message_id_format: IdFormat = IdFormat.STRING
     max_command_length: int = Field(default=DEFAULT_MAX_COMMAND_LENGTH, ge=512, le=1 << 20)
     data_coding: DataCodingSettings = DataCodingSettings()
@@ -278,6 +280,16 @@ class CarrierSettings(_Model):
     def _name(cls, value: str) -> str:
         if _NAME.fullmatch(value) is None:
             raise ValueError("use 1-32 letters, digits, '_', '.' or '-', starting alphanumeric")
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, value: SplitMode) -> SplitMode:
+        if value not in (SplitMode.UDH8, SplitMode.SAR):
+            raise ValueError(
+                f"{value.value} is not offered: long messages are cut at admission, where"
+                " quota counts their parts, with an 8-bit UDH; use udh8 or sar"
+            )
         return value
 
     @field_validator("source_npi", "dest_npi")

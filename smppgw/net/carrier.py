@@ -33,14 +33,14 @@ from __future__ import annotations
 import ssl
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
-from smppgw.app.config_models import BindMode, CarrierSettings, ValidityFormat
+from smppgw.app.config_models import BindMode, CarrierSettings, DefaultAlphabet, SplitMode
+from smppgw.gateway.carrier_pdu import CarrierShape, part_pdu
 from smppgw.gateway.throttle import TokenBucket
 from smppgw.net.backoff import Backoff
 from smppgw.net.carrier_inbound import CarrierInbound, MoSink
@@ -55,7 +55,6 @@ from smppgw.protocol.pdus import (
     SubmitSm,
 )
 from smppgw.protocol.session import SmppConnection
-from smppgw.protocol.smpp_time import format_smpp_time, relative_until
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus, describe_status, is_temporary
 
@@ -143,6 +142,8 @@ class CarrierClient:
         on_submit_latency: Callable[[str, float], None] | None = None,
     ) -> None:
         self.settings = settings
+        #: What the settings ask of each PDU, worked out again if they are replaced.
+        self._shape, self._shape_of = carrier_shape(settings), settings
         self.name = settings.name
         self.pipeline = pipeline
         self.store = store
@@ -475,32 +476,9 @@ class CarrierClient:
             self.pipeline.fail(message, status, describe_status(status))
 
     def _part_pdu(self, message: OutboundMessage, part_no: int) -> SubmitSm:
-        esm_class = message.esm_class | (0x40 if len(message.parts) > 1 else 0)
-        return SubmitSm(
-            source_addr_ton=message.source_ton,
-            source_addr_npi=message.source_npi,
-            source_addr=message.source_addr,
-            dest_addr_ton=message.dest_ton,
-            dest_addr_npi=message.dest_npi,
-            destination_addr=message.destination_addr,
-            esm_class=esm_class,
-            registered_delivery=1 if message.registered_delivery & 0x03 else 0,
-            data_coding=message.data_coding,
-            short_message=message.parts[part_no],
-            tlvs=message.tlvs,
-            validity_period=""
-            if message.expires_at is None
-            else self._validity(message.expires_at),
-        )
-
-    def _validity(self, expires_at: float) -> str:
-        """The partner's validity_period as this carrier wants it written."""
-        fmt = self.settings.validity_format
-        if fmt is ValidityFormat.OMIT:
-            return ""
-        if fmt is ValidityFormat.RELATIVE:
-            return format_smpp_time(relative_until(expires_at - self._clock()))
-        return format_smpp_time(datetime.fromtimestamp(expires_at, UTC))
+        if self._shape_of is not self.settings:
+            self._shape, self._shape_of = carrier_shape(self.settings), self.settings
+        return part_pdu(message, part_no, self._shape, self._clock())
 
     # -- inbound ---------------------------------------------------------------------
 
@@ -533,3 +511,17 @@ class CarrierClient:
             latency_sum=self._latency_sum,
             latency_count=c["lat_n"],
         )
+
+
+def carrier_shape(settings: CarrierSettings) -> CarrierShape:
+    """What a carrier's settings ask of its PDUs (``gateway/carrier_pdu.py``)."""
+    return CarrierShape(
+        source_ton=settings.source_ton,
+        source_npi=settings.source_npi,
+        dest_ton=settings.dest_ton,
+        dest_npi=settings.dest_npi,
+        sar=settings.split is SplitMode.SAR,
+        latin1_default=settings.data_coding.default_alphabet is DefaultAlphabet.LATIN1,
+        allow_latin1=settings.data_coding.allow_latin1,
+        validity=settings.validity_format,
+    )

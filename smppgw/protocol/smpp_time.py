@@ -30,6 +30,7 @@ Tolerances (each one seen from real ESMEs, none ambiguous):
 from __future__ import annotations
 
 import calendar
+import enum
 import math
 import re
 from dataclasses import dataclass
@@ -45,11 +46,26 @@ __all__ = [
     "RelativeTime",
     "SmppTimeError",
     "TimeField",
+    "ValidityFormat",
     "format_smpp_time",
     "parse_smpp_time",
     "relative_until",
     "resolve_smpp_time",
 ]
+
+
+class ValidityFormat(enum.StrEnum):
+    """How a partner's ``validity_period`` is written in the submit_sm to a carrier."""
+
+    #: ``YYMMDDhhmmss000+`` in UTC (what Kannel sends): exact whatever the delay.
+    ABSOLUTE = "absolute"
+    #: ``000DDhhmmss000R``, the time left when the part is sent: for an SMSC whose clock
+    #: or time zone handling cannot be trusted.
+    RELATIVE = "relative"
+    #: Not sent: for an SMSC that refuses the field (the gateway still expires messages
+    #: it could not send in time).
+    OMIT = "omit"
+
 
 #: The two PDU fields holding an SMPP time; the name decides the error status.
 TimeField = Literal["validity_period", "schedule_delivery_time"]

@@ -1,0 +1,159 @@
+"""The ``submit_sm`` a carrier gets for one part of a message, shaped by that carrier's
+settings (``carriers[]`` in the config).
+
+Sans-I/O: :func:`part_pdu` takes the message, the part, the carrier's
+:class:`CarrierShape` and the wall clock, and returns the PDU. What a carrier's settings
+change, and why here (at sending, not at admission): a message is routed, and may fail
+over, only after it was journaled, so only the bind that sends it knows the carrier.
+
+- **TON/NPI**: a source or destination whose TON and NPI are both 0 ("unknown": the
+  partner left it to the network) gets the carrier's ``source_ton/source_npi`` or
+  ``dest_ton/dest_npi``; one the partner set goes as it is. The defaults, 0/0, change
+  nothing.
+- **split** ``sar``: long messages are cut at admission, where quota counts their parts,
+  with an 8-bit concatenation UDH. A carrier that wants ``sar_*`` TLVs instead gets the
+  same parts with the UDH taken off and the three TLVs carrying its reference, total and
+  sequence (the room is the same: the SMSC puts the 8-bit UDH back on the air). A UDH
+  holding more than the concatenation element (application ports...) stays as it is:
+  TLVs cannot carry the rest. ``udh16`` and ``payload`` would cut the text elsewhere
+  than quota counted, so the config refuses them.
+- **data_coding** ``default_alphabet: latin1``: an SMSC that reads data_coding 0 as
+  Latin-1 gets GSM text (data_coding 0) rewritten in Latin-1 (a character Latin-1 lacks,
+  such as the euro sign or a Greek capital, becomes ``?``), else "@" and "_" arrive as
+  other characters. ``allow_latin1``: a UCS2 message whose text Latin-1 can write and
+  GSM cannot goes as data_coding 3, half the octets.
+- **validity_format**: the partner's ``validity_period``, absolute in UTC, relative (the
+  time left) or left out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from smppgw.protocol.pdus import SubmitSm
+from smppgw.protocol.smpp_time import ValidityFormat, format_smpp_time, relative_until
+from smppgw.protocol.text import DC_DEFAULT, DC_LATIN1, DC_UCS2, gsm7, ucs2
+from smppgw.protocol.tlv import Tag, Tlv
+from smppgw.protocol.udh import IEI_CONCAT_8BIT, UdhError, parse_udh
+
+if TYPE_CHECKING:
+    from smppgw.gateway.outbound import OutboundMessage as _Message
+
+__all__ = ["CarrierShape", "part_pdu"]
+
+_UDHI = 0x40
+
+
+@dataclass(frozen=True, slots=True)
+class CarrierShape:
+    """What a carrier's settings ask of the PDUs it gets (the defaults ask nothing)."""
+
+    source_ton: int = 0
+    source_npi: int = 0
+    dest_ton: int = 0
+    dest_npi: int = 0
+    sar: bool = False
+    latin1_default: bool = False
+    allow_latin1: bool = False
+    validity: ValidityFormat = ValidityFormat.ABSOLUTE
+
+    @property
+    def plain(self) -> bool:
+        """Whether parts go as they are journaled (the common case: no rewriting)."""
+        return not (self.sar or self.latin1_default or self.allow_latin1)
+
+
+def part_pdu(message: _Message, part_no: int, shape: CarrierShape, now: float) -> SubmitSm:
+    """The submit_sm for part ``part_no`` of ``message`` (``now``: wall-clock seconds)."""
+    short_message = message.parts[part_no]
+    esm_class = message.esm_class | (_UDHI if len(message.parts) > 1 else 0)
+    data_coding = message.data_coding
+    tlvs = message.tlvs
+    if not shape.plain:
+        short_message, esm_class, data_coding, tlvs = _reshaped(
+            message, short_message, esm_class, data_coding, tlvs, shape
+        )
+    source_ton, source_npi = message.source_ton, message.source_npi
+    if not (source_ton or source_npi):
+        source_ton, source_npi = shape.source_ton, shape.source_npi
+    dest_ton, dest_npi = message.dest_ton, message.dest_npi
+    if not (dest_ton or dest_npi):
+        dest_ton, dest_npi = shape.dest_ton, shape.dest_npi
+    return SubmitSm(
+        source_addr_ton=source_ton,
+        source_addr_npi=source_npi,
+        source_addr=message.source_addr,
+        dest_addr_ton=dest_ton,
+        dest_addr_npi=dest_npi,
+        destination_addr=message.destination_addr,
+        esm_class=esm_class,
+        registered_delivery=1 if message.registered_delivery & 0x03 else 0,
+        data_coding=data_coding,
+        short_message=short_message,
+        tlvs=tlvs,
+        validity_period=""
+        if message.expires_at is None
+        else _validity(message.expires_at, shape.validity, now),
+    )
+
+
+def _validity(expires_at: float, fmt: ValidityFormat, now: float) -> str:
+    if fmt is ValidityFormat.OMIT:
+        return ""
+    if fmt is ValidityFormat.RELATIVE:
+        return format_smpp_time(relative_until(expires_at - now))
+    return format_smpp_time(datetime.fromtimestamp(expires_at, UTC))
+
+
+def _reshaped(
+    message: _Message,
+    short_message: bytes,
+    esm_class: int,
+    data_coding: int,
+    tlvs: tuple[Tlv, ...],
+    shape: CarrierShape,
+) -> tuple[bytes, int, int, tuple[Tlv, ...]]:
+    header, user = b"", short_message
+    if esm_class & _UDHI:
+        try:
+            udh, user = parse_udh(short_message)
+        except UdhError:  # admission checked it; never rewrite what cannot be read
+            return short_message, esm_class, data_coding, tlvs
+        header = short_message[: len(short_message) - len(user)]
+        concat = udh.concat
+        if (
+            shape.sar
+            and concat is not None
+            and not concat.wide
+            and [e.iei for e in udh.elements] == [IEI_CONCAT_8BIT]
+        ):
+            header, esm_class = b"", esm_class & ~_UDHI
+            tlvs = (
+                *tlvs,
+                Tlv.of_int(Tag.SAR_MSG_REF_NUM, concat.reference),
+                Tlv.of_int(Tag.SAR_TOTAL_SEGMENTS, concat.total),
+                Tlv.of_int(Tag.SAR_SEGMENT_SEQNUM, concat.seq),
+            )
+    if data_coding == DC_DEFAULT and shape.latin1_default:
+        user = gsm7.decode(user).encode("latin-1", errors="replace")
+    elif data_coding == DC_UCS2 and shape.allow_latin1 and _latin1_not_gsm(message):
+        user, data_coding = ucs2.decode(user).encode("latin-1"), DC_LATIN1
+    return header + user, esm_class, data_coding, tlvs
+
+
+def _latin1_not_gsm(message: _Message) -> bool:
+    """Whether the whole message (every part: they go in one coding) is text Latin-1
+    can write and GSM cannot."""
+    text = "".join(ucs2.decode(_user_data(part, message)) for part in message.parts)
+    return (not text or max(text) <= "\xff") and not gsm7.is_encodable(text)
+
+
+def _user_data(part: bytes, message: _Message) -> bytes:
+    if len(message.parts) > 1 or message.esm_class & _UDHI:
+        try:
+            return parse_udh(part)[1]
+        except UdhError:
+            return part
+    return part
