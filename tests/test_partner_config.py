@@ -94,7 +94,6 @@ def test_full_partner_section() -> None:
             short_codes: ['8055']
             traffic_class: transactional
             billing: postpaid
-            credit_limit: 10000
             content:
               templates: ['Ma OTP cua ban la {code}']
               block_keywords: [casino]
@@ -159,7 +158,7 @@ def test_full_partner_section() -> None:
         ),
         (
             _one("credit_limit: 5"),
-            "t.yaml:3: partners[0]: credit_limit applies to postpaid billing only",
+            "t.yaml:3: partners[0]: credit_limit is not read: a postpaid partner's credit limit",
         ),
         (
             _one("short_codes: [8055]"),

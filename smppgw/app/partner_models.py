@@ -219,7 +219,8 @@ class PartnerSettings(_Model):
     moderation: Moderation = Moderation.NONE
     traffic_class: TrafficClass = TrafficClass.MARKETING
     billing: Billing = Billing.PREPAID
-    #: Parts it may send beyond what it paid for (postpaid only).
+    #: Refused when set: a postpaid partner's credit limit is its postpaid orders' limit
+    #: (``smppgw order add P --kind postpaid``); kept as a key to say so, not ignored.
     credit_limit: int = Field(default=0, ge=0)
     #: system_id of the partner it belongs to (a regional company's sub-partner).
     parent: str | None = None
@@ -270,8 +271,12 @@ class PartnerSettings(_Model):
 
     @model_validator(mode="after")
     def _billing(self) -> Self:
-        if self.credit_limit and self.billing is not Billing.POSTPAID:
-            raise ValueError("credit_limit applies to postpaid billing only")
+        if self.credit_limit:
+            raise ValueError(
+                "credit_limit is not read: a postpaid partner's credit limit is the limit of"
+                " its postpaid orders (smppgw order add PARTNER --kind postpaid --count N"
+                " --unit-cost C: N parts at C minor units each)"
+            )
         if self.parent == self.system_id:
             raise ValueError("a partner cannot be its own parent")
         return self
