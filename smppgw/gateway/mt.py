@@ -36,7 +36,7 @@ import trio
 
 from smppgw.gateway.delayed import DelayedMessages
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
-from smppgw.gateway.partner_receipts import MessageInfo, partner_receipt
+from smppgw.gateway.pending_outcomes import PendingOutcomes
 from smppgw.gateway.receipt_state import (
     RECEIPT_TO_FINAL,
     Tracked,
@@ -50,7 +50,6 @@ from smppgw.store import (
     FinalOutcome,
     MessageState,
     NewReceipt,
-    OutcomeBatch,
     Requeue,
     Store,
     StoredMessage,
@@ -61,6 +60,7 @@ from smppgw.store import (
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from smppgw.gateway.partner_receipts import MessageInfo
     from smppgw.protocol.receipt import MessageState as ReceiptState
 
 __all__ = ["MtPipeline", "MtStatistics", "outbound_from_stored"]
@@ -138,10 +138,8 @@ class MtPipeline:
         self.retry_delay = retry_delay
         self.on_receipts = on_receipts
         self._clock = clock
-        self._submitted: list[Submitted] = []
-        self._finals: list[FinalOutcome] = []
-        self._final_infos: list[MessageInfo | None] = []
-        self._requeues: list[Requeue] = []
+        #: What the next flush writes (``gateway/pending_outcomes.py``).
+        self._pending = PendingOutcomes()
         self._dirty = trio.Event()
         self.flush_interval = flush_interval
         #: Scheduled messages and retries, by trio time (``gateway/delayed.py``).
@@ -155,11 +153,6 @@ class MtPipeline:
         self._tracked: OrderedDict[int, Tracked] = OrderedDict()
         #: Ids made final lately (a repeated receipt must not make a second final).
         self._finalized: OrderedDict[int, None] = OrderedDict()
-        #: Receipts applied, to mark processed after the outcomes they caused are written.
-        self._applied: list[int] = []
-        #: Part receipts of messages in parts, to keep in the journal:
-        #: (message id, part, carrier, carrier key, state).
-        self._part_states: list[tuple[int, int, str, str, str]] = []
         #: Carrier name -> seconds after which a message without a receipt expires.
         self.receipt_timeouts: dict[str, float] = {}
         #: One flush at a time: flush() must not return while another is mid-write.
@@ -231,7 +224,7 @@ class MtPipeline:
     def part_accepted(self, message: OutboundMessage, part_no: int, carrier_key: str) -> None:
         """The carrier accepted ``part_no``; ``carrier_key`` is its normalised id."""
         carrier = message.carrier or ""
-        self._submitted.append(Submitted(message.id, carrier, carrier_key, part_no))
+        self._pending.submitted.append(Submitted(message.id, carrier, carrier_key, part_no))
         self._counts["submitted"] += 1
         recent = self._recent
         recent[(carrier, carrier_key)] = (message.id, part_no)
@@ -307,7 +300,7 @@ class MtPipeline:
             return
         self._counts["retried"] += 1
         due = self._clock() + self.retry_delay
-        self._requeues.append(Requeue(message.id, due, error))
+        self._pending.requeues.append(Requeue(message.id, due, error))
         self._delayed.push(trio.current_time() + self.retry_delay, message)
         self._delayed_changed.set()
         self._dirty.set()
@@ -358,7 +351,9 @@ class MtPipeline:
         tracked.finals[part_no] = final
         if tracked.info.parts > 1:
             # Kept in the journal too: the other parts' receipts may come after a restart.
-            self._part_states.append((message_id, part_no, carrier, carrier_key, final.value))
+            self._pending.part_states.append(
+                (message_id, part_no, carrier, carrier_key, final.value)
+            )
         if len(tracked.finals) >= tracked.info.parts:
             self._tracked.pop(message_id, None)
             overall = overall_state(tracked.finals)
@@ -401,7 +396,7 @@ class MtPipeline:
         if stored.part_count > 1:
             states = (await self.store.part_states([stored.id])).get(stored.id, {})
             finals = {p: MessageState(v) for p, v in states.items() if v is not None}
-            for message_id, part_no, _, _, value in self._part_states:  # not flushed yet
+            for message_id, part_no, _, _, value in self._pending.part_states:  # not flushed
                 if message_id == stored.id:
                     finals[part_no] = MessageState(value)
         return Tracked(info_from_stored(stored), finals)
@@ -411,14 +406,13 @@ class MtPipeline:
         finalized[outcome.message_id] = None
         if len(finalized) > FINALIZED_MAX:
             finalized.popitem(last=False)
-        self._finals.append(outcome)
-        self._final_infos.append(info)
+        self._pending.add_final(outcome, info)
         self._dirty.set()
 
     def receipts_applied(self, inbound_ids: Iterable[int]) -> None:
         """These journaled receipts were applied: mark them processed in the flush that
         writes what they caused (after the final states), never before it."""
-        self._applied.extend(inbound_ids)
+        self._pending.applied.extend(inbound_ids)
         self._dirty.set()
 
     def receipt_unmatched(self) -> None:
@@ -494,13 +488,7 @@ class MtPipeline:
         background flush has taken and is still writing."""
         while True:
             async with self._flush_lock:  # waits for a flush in progress
-                pending = (
-                    self._submitted
-                    or self._finals
-                    or self._requeues
-                    or self._applied
-                    or self._part_states
-                )
+                pending = bool(self._pending)
             if not pending:
                 return
             await self._flush_once()
@@ -525,44 +513,16 @@ class MtPipeline:
             await self._flush_locked()
 
     async def _flush_locked(self) -> None:
-        submitted, self._submitted = self._submitted, []
-        finals, self._finals = self._finals, []
-        infos, self._final_infos = self._final_infos, []
-        requeues, self._requeues = self._requeues, []
-        applied, self._applied = self._applied, []
-        part_states, self._part_states = self._part_states, []
-        now = self._clock()
-        receipts = [
-            None
-            if info is None
-            else partner_receipt(
-                info, outcome.state, status=outcome.status, error=outcome.error, now=now
-            )
-            for outcome, info in zip(finals, infos, strict=True)
-        ]
-        batch = OutcomeBatch(
-            submitted=submitted,
-            requeues=requeues,
-            part_states=[(c, k, v) for _, _, c, k, v in part_states],
-            finals=finals,
-            receipts=receipts,
-            processed_inbound=applied,
-        )
+        taken = self._pending.take(self._clock())
         try:
             # One transaction: a kill leaves all of it or none (see store/outcomes.py).
-            receipt_ids = await self.store.apply_outcomes(batch)
+            receipt_ids = await self.store.apply_outcomes(taken.batch)
         except BaseException:
-            # Keep them for the next try (order kept: older first).
-            self._applied[:0] = applied
-            self._part_states[:0] = part_states
-            self._submitted[:0] = submitted
-            self._requeues[:0] = requeues
-            self._finals[:0] = finals
-            self._final_infos[:0] = infos
+            self._pending.give_back(taken)  # for the next try, older first
             raise
         queued = [
             (receipt_id, receipt)
-            for receipt_id, receipt in zip(receipt_ids, receipts, strict=True)
+            for receipt_id, receipt in zip(receipt_ids, taken.receipts, strict=True)
             if receipt_id is not None and receipt is not None
         ]
         if queued and self.on_receipts is not None:
