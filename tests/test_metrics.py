@@ -413,6 +413,7 @@ SERVER = ServerStatistics(
     refused_by_status={0x58: 7, 0x0A: 3},
     receipts_sent=80,
     receipts_acked=79,
+    receipts_refused=6,
 )
 
 
@@ -424,6 +425,7 @@ def test_partner_server_metrics(registry: CollectorRegistry) -> None:
     assert "smppgw_partner_accepted_total 90.0" in lines
     assert 'smppgw_partner_refused_total{status="ESME_RTHROTTLED"} 7.0' in lines
     assert 'smppgw_partner_refused_total{status="ESME_RINVSRCADR"} 3.0' in lines
+    assert "smppgw_partner_receipts_refused_total 6.0" in lines
 
 
 def test_every_metric_is_in_the_docstring_table(registry: CollectorRegistry) -> None:

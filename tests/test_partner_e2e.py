@@ -14,10 +14,14 @@ import trio
 from carrier_fixtures import wait_for
 from partner_fixtures import PASSWORD, PartnerRun, partner_daemon, smpplib_partner
 
+from smppgw.net.link import SmppLink
+from smppgw.protocol.pdus import BindTransceiver, Pdu
 from smppgw.protocol.receipt import parse_receipt
+from smppgw.protocol.session import SmppConnection
 from smppgw.protocol.smpp_time import parse_smpp_time
+from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus
-from smppgw.protocol.tlv import Tag
+from smppgw.protocol.tlv import Tag, Tlv
 from smppgw.sim.smsc import SimulatedSmsc
 from smppgw.store import NewOrder, OrderKind
 
@@ -39,6 +43,50 @@ async def test_bind_refusals_carry_their_status(tmp_path: Path) -> None:
         assert wrong.bind_status == CommandStatus.ESME_RINVPASWD
         unknown = await trio.to_thread.run_sync(partial(smpplib_partner, port, system_id="ghost"))
         assert unknown.bind_status == CommandStatus.ESME_RINVSYSID
+
+
+def _smpplib_bind_answer(port: int) -> object:
+    """smpplib binds as 3.4 (it sends 0x34 whatever it is given)."""
+    client = smpplib.client.Client("127.0.0.1", port, timeout=5, allow_unknown_opt_params=False)
+    client.connect()
+    try:
+        resp = client.bind_transceiver(system_id="acme", password=PASSWORD)
+        client.unbind()
+        return resp
+    finally:
+        client.disconnect()
+
+
+async def _raw_bind_answer(port: int, interface_version: int) -> Pdu:
+    async with trio.open_nursery() as nursery:
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        link = SmppLink(stream, SmppConnection(Role.ESME), _no_handler)
+        await nursery.start(link.run)
+        resp = await link.request(
+            BindTransceiver(
+                system_id="acme", password=PASSWORD, interface_version=interface_version
+            )
+        )
+        nursery.cancel_scope.cancel()
+    return resp
+
+
+async def _no_handler(link: SmppLink, batch: object) -> None:
+    return None
+
+
+async def test_a_34_partner_is_told_our_interface_version_a_33_one_gets_no_tlv(
+    tmp_path: Path,
+) -> None:
+    async with partner_daemon(tmp_path) as (_daemon, port):
+        v34 = await trio.to_thread.run_sync(_smpplib_bind_answer, port)
+        assert v34.sc_interface_version == 0x34  # type: ignore[attr-defined]
+        v33 = await _raw_bind_answer(port, 0x33)
+        assert v33.command_status == 0
+        assert v33.tlvs == ()
+        assert (await _raw_bind_answer(port, 0x34)).tlvs == (
+            Tlv.of_int(Tag.SC_INTERFACE_VERSION, 0x34),
+        )
 
 
 async def test_messages_are_acknowledged_sent_and_receipted(tmp_path: Path) -> None:

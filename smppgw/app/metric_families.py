@@ -283,6 +283,12 @@ _SERVER: Final[tuple[_Spec[ServerStatistics], ...]] = (
         "Delivery receipts partners answered with status 0.",
         lambda s: s.receipts_acked,
     ),
+    _Spec(
+        "smppgw_partner_receipts_refused_total",
+        "counter",
+        "Delivery receipts partners answered with an error (sent again after a pause).",
+        lambda s: s.receipts_refused,
+    ),
 )
 _REFUSED_NAME = "smppgw_partner_refused"
 _REFUSED_HELP = "Messages refused, by the command_status answered."

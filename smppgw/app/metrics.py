@@ -97,6 +97,7 @@ and ``transactional`` (priority >= 1).
 | partner_refused_total             | counter   | status        | refused, by command_status name  |
 | partner_receipts_sent_total       | counter   |               | receipts sent to partners        |
 | partner_receipts_acked_total      | counter   |               | receipts answered with 0         |
+| partner_receipts_refused_total    | counter   |               | receipts answered with an error  |
 | partner_binds                     | gauge     | partner       | bound sessions of the partner    |
 | partner_submit_outcomes_total     | counter   | partner, outcome | accepted / held / refused     |
 | partner_throttled_total           | counter   | partner       | refused ESME_RTHROTTLED          |

@@ -5,23 +5,30 @@ partners have new ones (:meth:`ReceiptDelivery.queued`); the partner's deliverer
 them through any of its receiver/transceiver links, round robin, and acknowledges them
 in the outbox (in batches) only after the partner's ``deliver_sm_resp``. Receipts of a
 partner that is not bound stay in the outbox and go out when it binds; a receipt that
-was refused or timed out is read back from the outbox.
+was refused or timed out is read back from the outbox after a pause (``RETRY_FIRST``,
+doubling up to ``RETRY_MAX``; at once when the partner binds again), and one refused
+with an error that says "never" (``ESME_RX_P_APPN``, ``ESME_RX_R_APPN``) is dropped. A
+bind made as SMPP 3.3 gets what it is sent without TLVs (:func:`without_tlvs`).
 
 Split from ``partner_server.py`` (sessions, binds and submits stay there).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
+import structlog
 import trio
 
 from smppgw.net.link import LinkClosed, SmppLink
+from smppgw.protocol.codec import decode_pdu, encode_pdu
 from smppgw.protocol.errors import SmppError
 from smppgw.protocol.pdus import Pdu
+from smppgw.protocol.status import CommandStatus
 from smppgw.store import StoreError
 
 if TYPE_CHECKING:
@@ -29,12 +36,30 @@ if TYPE_CHECKING:
 
     from smppgw.store import NewReceipt, Store
 
-__all__ = ["MAX_FRESH", "RECEIPT_BATCH", "ReceiptDelivery"]
+__all__ = [
+    "MAX_FRESH",
+    "RECEIPT_BATCH",
+    "RETRY_FIRST",
+    "RETRY_MAX",
+    "ReceiptDelivery",
+    "without_tlvs",
+]
+
+log = structlog.get_logger("smppgw.partners")
 
 #: Receipts taken from the outbox per read, per partner.
 RECEIPT_BATCH = 500
 #: Receipts held in memory per bound partner before the rest wait in the outbox.
 MAX_FRESH = 10_000
+#: After a partner answers a receipt with an error (or not at all), the outbox is read
+#: again only after a pause: this long the first time, twice as long each time after,
+#: at most :data:`RETRY_MAX`. Without it a partner that refuses a receipt got it back
+#: at once, thousands of times a second.
+RETRY_FIRST = 1.0
+RETRY_MAX = 60.0
+#: Answers that say the partner will never take it (SMPP 3.4: "permanent application
+#: error", "reject message"): not sent again.
+_REFUSED_FOR_GOOD = frozenset({CommandStatus.ESME_RX_P_APPN, CommandStatus.ESME_RX_R_APPN})
 
 
 @dataclass
@@ -62,6 +87,11 @@ class _Partner:
     acked: list[int] = field(default_factory=list)
     ack_wake: trio.Event = field(default_factory=trio.Event)
     rr: int = 0
+    #: Pauses in a row (see RETRY_FIRST) and when the current one ends (trio time);
+    #: ``unpause`` ends it early (the partner bound again).
+    failures: int = 0
+    retry_at: float = 0.0
+    unpause: trio.Event = field(default_factory=trio.Event)
 
 
 class ReceiptDelivery:
@@ -77,17 +107,28 @@ class ReceiptDelivery:
         self.store = store
         self._on_sent = on_sent
         self._live: dict[str, _Partner] = {}
+        #: Receiving links bound as SMPP 3.3: what they get is sent without TLVs.
+        self._no_tlvs: set[SmppLink] = set()
         self._nursery: trio.Nursery | None = None
         self.sent = 0
         self.acked = 0
+        #: Receipts the partner answered with an error (sent again later, or dropped
+        #: when the error says never).
+        self.refused = 0
 
     def start(self, nursery: trio.Nursery) -> None:
         """Deliverer tasks run in ``nursery`` (the server's)."""
         self._nursery = nursery
 
-    def receiver_bound(self, system_id: str, link: SmppLink) -> None:
+    def receiver_bound(self, system_id: str, link: SmppLink, *, tlvs: bool = True) -> None:
+        """``tlvs`` False: an SMPP 3.3 bind, which has no TLVs; its receipts and MO go
+        without them (the receipt text carries the id and state)."""
         live = self.partner(system_id)
         live.receivers.append(link)
+        live.failures, live.retry_at = 0, 0.0  # a new bind: try it at once
+        live.unpause.set()
+        if not tlvs:
+            self._no_tlvs.add(link)
         live.backlog = True
         live.wake.set()
 
@@ -95,6 +136,7 @@ class ReceiptDelivery:
         live = self._live.get(system_id)
         if live is not None and link in live.receivers:
             live.receivers.remove(link)
+        self._no_tlvs.discard(link)
 
     def queued(self, receipts: list[tuple[int, NewReceipt]]) -> None:
         """These receipts were journaled: send them from memory when the partner is bound
@@ -143,9 +185,11 @@ class ReceiptDelivery:
                             live.backlog = True
                             break
                         try:
-                            # The journaled octets as they are: no decode and encode again.
+                            # The journaled octets as they are: no decode and encode again
+                            # (but for a 3.3 bind, which must not get TLVs).
                             await link.send_encoded_request(
-                                body, partial(self._receipt_answered, live, receipt_id)
+                                without_tlvs(body) if link in self._no_tlvs else body,
+                                partial(self._receipt_answered, live, receipt_id),
                             )
                             self.sent += 1
                             if message_id is not None:
@@ -158,6 +202,10 @@ class ReceiptDelivery:
         items = [live.fresh.popleft() for _ in range(min(len(live.fresh), RECEIPT_BATCH))]
         if items or not live.backlog:
             return items
+        if live.retry_at > trio.current_time():  # the partner refused: a pause first
+            with trio.move_on_at(live.retry_at):
+                await live.unpause.wait()
+        live.unpause = trio.Event()
         live.backlog = False
         live.reading = True
         try:
@@ -177,15 +225,33 @@ class ReceiptDelivery:
     def _receipt_answered(
         self, live: _Partner, receipt_id: int, request: Pdu, result: Pdu | BaseException
     ) -> None:
-        if isinstance(result, Pdu) and result.command_status == 0:
+        status = result.command_status if isinstance(result, Pdu) else None
+        if status == 0:
+            live.failures = 0
             live.acked.append(receipt_id)
             live.ack_wake.set()
-        else:
-            # Not delivered (refused, timed out, session gone): it stays in the outbox
-            # and is read back from there.
-            live.known.discard(receipt_id)
-            live.backlog = True
-            live.wake.set()
+            return
+        if status is not None:
+            self.refused += 1
+        if status in _REFUSED_FOR_GOOD:
+            log.warning(
+                "partner refused a receipt for good; not sent again",
+                system_id=live.system_id,
+                outbox_id=receipt_id,
+                status=status,
+            )
+            live.acked.append(receipt_id)  # out of the outbox, as an answered one
+            live.ack_wake.set()
+            return
+        # Not delivered (refused, timed out, session gone): it stays in the outbox and
+        # is read back from there, after a pause.
+        now = trio.current_time()
+        if now >= live.retry_at:  # the first failure since the last pause: a longer one
+            live.failures += 1
+            live.retry_at = now + min(RETRY_MAX, RETRY_FIRST * 2 ** (live.failures - 1))
+        live.known.discard(receipt_id)
+        live.backlog = True
+        live.wake.set()
 
     async def _ack(self, live: _Partner) -> None:
         while True:
@@ -212,3 +278,10 @@ class ReceiptDelivery:
             return None
         live.rr = (live.rr + 1) % len(receivers)
         return receivers[live.rr]
+
+
+def without_tlvs(octets: bytes) -> bytes:
+    """An encoded PDU again without its TLVs (for an SMPP 3.3 peer); as it was if it
+    has none."""
+    pdu = decode_pdu(octets)
+    return octets if not pdu.tlvs else encode_pdu(dataclasses.replace(pdu, tlvs=()))

@@ -81,6 +81,7 @@ from smppgw.protocol.pdus import (
 from smppgw.protocol.session import SmppConnection, make_response
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus
+from smppgw.protocol.tlv import Tag, Tlv
 from smppgw.store import NewReceipt, QuotaRefusal, Store, StoreError
 
 if TYPE_CHECKING:
@@ -354,7 +355,7 @@ class PartnerServer:
             link.respond(make_response(pdu, CommandStatus.ESME_RBINDFAIL))
             return
         session.system_id = pdu.system_id
-        link.respond(make_response(pdu, system_id="SMPPGW"))
+        link.respond(make_response(pdu, system_id="SMPPGW", tlvs=_bind_resp_tlvs(pdu)))
         log.info(
             "partner bound",
             session=session.sid,
@@ -364,7 +365,9 @@ class PartnerServer:
         )
         if isinstance(pdu, _RECEIVING):
             session.receives = True
-            self.delivery.receiver_bound(pdu.system_id, link)
+            self.delivery.receiver_bound(
+                pdu.system_id, link, tlvs=pdu.interface_version >= _SMPP_34
+            )
 
     async def _on_submits(self, session: _Session, link: SmppLink, items: list[Submit]) -> None:
         system_id = session.system_id
@@ -535,6 +538,7 @@ class PartnerServer:
             binds=binds,
             receipts_sent=self.delivery.sent,
             receipts_acked=self.delivery.acked,
+            receipts_refused=self.delivery.refused,
         )
 
 
@@ -568,3 +572,15 @@ def _answer_admitted(
         link.flush_queued()
         # read_at: when the batch's handling began, in the step that read it.
         counters.answered(trio.current_time() - read_at, answered)
+
+
+#: The interface_version of SMPP 3.4, the first with TLVs.
+_SMPP_34 = 0x34
+#: ``sc_interface_version`` in a successful bind answer (SMPP 3.4 5.3.2.25): we speak 3.4.
+_SC_INTERFACE_VERSION = (Tlv.of_int(Tag.SC_INTERFACE_VERSION, _SMPP_34),)
+
+
+def _bind_resp_tlvs(pdu: BindTransmitter | BindReceiver | BindTransceiver) -> tuple[Tlv, ...]:
+    """The bind answer's TLVs: our SMPP version for a 3.4 (or later) partner, which
+    clients read to know that TLVs may be sent; none for 3.3, which has no TLVs."""
+    return _SC_INTERFACE_VERSION if pdu.interface_version >= _SMPP_34 else ()

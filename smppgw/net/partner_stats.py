@@ -91,6 +91,9 @@ class ServerStatistics:
     receipts_sent: int
     receipts_acked: int
     partners: Mapping[str, PartnerStatistics] = field(default_factory=dict)
+    #: Receipts partners answered with an error (sent again after a pause, or dropped
+    #: when the error says never).
+    receipts_refused: int = 0
     quota_remaining: Mapping[tuple[str, int], int] = field(default_factory=dict)
     #: Accepted submits by :data:`ANSWER_LATENCY_BUCKETS` plus ``+Inf`` (not cumulative).
     answer_latency: tuple[int, ...] = ()
@@ -190,7 +193,13 @@ class ServerCounters:
             self.partner(system_id).observe_receipt(now - accepted_at)
 
     def snapshot(
-        self, *, sessions: int, binds: Mapping[str, int], receipts_sent: int, receipts_acked: int
+        self,
+        *,
+        sessions: int,
+        binds: Mapping[str, int],
+        receipts_sent: int,
+        receipts_acked: int,
+        receipts_refused: int = 0,
     ) -> ServerStatistics:
         """``binds``: bound sessions by partner (configured partners with 0 included)."""
         names = sorted(binds.keys() | self._per.keys())
@@ -203,6 +212,7 @@ class ServerCounters:
             refused_by_status=dict(self.refused),
             receipts_sent=receipts_sent,
             receipts_acked=receipts_acked,
+            receipts_refused=receipts_refused,
             partners={name: self.partner(name).snapshot(binds.get(name, 0)) for name in names},
             quota_remaining=dict(self.quota),
             answer_latency=tuple(self._answers),
