@@ -374,3 +374,33 @@ async def test_a_scheduled_message_waits_for_its_time_and_can_be_cancelled_meanw
         assert resp.command_status == 0
         assert daemon.pipeline.statistics().delayed == 0
         assert await _state(daemon, later) == ("rejected", "cancelled by partner", b"in a minute")
+
+
+async def test_replace_of_a_scheduled_message_sends_the_new_text_at_the_new_time(
+    tmp_path: Path,
+) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port), esme(port) as link:
+        await _order(daemon, "acme", 10)
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        assert daemon.pipeline is not None
+        message_id = await _accepted(
+            link,
+            b"in an hour",
+            destination="84944444444",
+            schedule_delivery_time="000000010000000R",
+        )
+        assert daemon.pipeline.statistics().delayed == 1
+        resp = await link.request(
+            ReplaceSm(
+                message_id=message_id,
+                source_addr="ACME",
+                short_message=b"in a second",
+                schedule_delivery_time="000000000001000R",
+            )
+        )
+        assert resp.command_status == 0
+        await wait_for(lambda: any(s.destinations == ("84944444444",) for s in sim.submits))
+        (sent,) = [s for s in sim.submits if s.destinations == ("84944444444",)]
+        assert sent.short_message == b"in a second"
+        assert daemon.pipeline.statistics().delayed == 0
