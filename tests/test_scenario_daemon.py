@@ -94,6 +94,23 @@ async def test_registration_mo_gets_its_reply_through_the_carrier(tmp_path: Path
         daemon.request_stop()
 
 
+async def test_help_lists_the_services_of_the_short_code(tmp_path: Path) -> None:
+    _scenarios(tmp_path, "registration", "points")
+    async with trio.open_nursery() as nursery:
+        daemon, sim = await _start(tmp_path, nursery)
+        sim.inject_mo(SUBSCRIBER, "8055", "what")
+        await wait_for(lambda: len(_replies_to(sim)) == 1)
+        assert "HELP" in _replies_to(sim)[0]  # the help reply says to send HELP ...
+        sim.inject_mo(SUBSCRIBER, "8055", "help")
+        await wait_for(lambda: len(_replies_to(sim)) == 2)
+        # ... and HELP answers with the first keyword of every command there
+        listed = _replies_to(sim)[1]
+        assert listed.startswith("Services on 8055: ")
+        assert listed.endswith(".")
+        assert set(listed[len("Services on 8055: ") : -1].split(", ")) == {"DK", "TD", "DIEM"}
+        daemon.request_stop()
+
+
 async def test_an_mo_journaled_before_a_crash_is_processed_at_start(tmp_path: Path) -> None:
     _scenarios(tmp_path, "registration")
     config = StoreConfig(durability=Durability.PROCESS)

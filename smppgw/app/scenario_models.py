@@ -8,6 +8,8 @@ engine behaves for all of them::
       directory: scenarios           # *.yaml here, loaded at start and on SIGHUP
       utc_offset: "+07:00"           # campaign days, per-day limits, statements
       help_reply: "Sai cu phap. Soan HELP gui {short_code}"
+      help_keywords: [HELP, HD]      # answered with services_reply
+      services_reply: "Dich vu tren {short_code}: {keywords}"
       events_dir: var/events         # *.jsonl dropped here are fed to the scenarios
       statement: {enabled: true, day: last, time: "20:00"}
 """
@@ -21,7 +23,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from smppgw.scenarios.engine import DEFAULT_HELP, EngineSettings
+from smppgw.scenarios.engine import DEFAULT_HELP, DEFAULT_SERVICES, EngineSettings
+from smppgw.scenarios.keywords import normalize
 
 __all__ = ["ScenarioSettings", "StatementSettings", "parse_utc_offset"]
 
@@ -71,6 +74,9 @@ class ScenarioSettings(_Model):
     directory: Path = Path("scenarios")
     utc_offset: str = "+07:00"
     help_reply: str = DEFAULT_HELP
+    #: Keywords answered with ``services_reply`` (the list of a short code's keywords).
+    help_keywords: tuple[str, ...] = ("HELP",)
+    services_reply: str = DEFAULT_SERVICES
     strip_accents: bool = True
     events_dir: Path | None = Path("var/events")
     statement: StatementSettings = StatementSettings()
@@ -84,6 +90,8 @@ class ScenarioSettings(_Model):
     def engine_settings(self) -> EngineSettings:
         return EngineSettings(
             help_reply=self.help_reply,
+            help_keywords=tuple(normalize(k) for k in self.help_keywords),
+            services_reply=self.services_reply,
             utc_offset=parse_utc_offset(self.utc_offset),
             strip_accents=self.strip_accents,
         )

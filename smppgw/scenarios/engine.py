@@ -58,6 +58,9 @@ log = structlog.get_logger("smppgw.scenarios")
 USSD_PSSR_RESPONSE = 17
 
 DEFAULT_HELP = "Unknown command. Text HELP to {short_code} for the list of services."
+#: The answer to HELP (``help_keywords``) on a short code whose scenarios do not claim
+#: that keyword themselves: the first keyword of every command there.
+DEFAULT_SERVICES = "Services on {short_code}: {keywords}."
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,10 @@ class EngineSettings:
     """Engine-wide behaviour (``scenarios:`` in the main config)."""
 
     help_reply: str = DEFAULT_HELP
+    #: Normalized keywords answered with ``services_reply`` (what ``help_reply`` tells
+    #: the subscriber to send), unless a scenario of the short code claims them.
+    help_keywords: tuple[str, ...] = ("HELP",)
+    services_reply: str = DEFAULT_SERVICES
     utc_offset: timedelta = timedelta(0)
     #: Replies without diacritics when that makes them fit GSM (cheaper, fewer parts).
     strip_accents: bool = True
@@ -174,7 +181,8 @@ class ScenarioEngine:
         if found is None:
             if not help_if_unmatched:
                 return False
-            await self._help(mo, correlation, reply_tlvs, bound, also_inbound)
+            listing = keyword in self.settings.help_keywords
+            await self._help(mo, correlation, reply_tlvs, bound, also_inbound, listing=listing)
             return True
         scenario, command = found
         mo = dataclasses.replace(mo, command=command)
@@ -196,10 +204,24 @@ class ScenarioEngine:
         return True
 
     async def _help(
-        self, mo: Mo, correlation: str, tlvs: bytes, bound: Any, also_inbound: Sequence[int]
+        self,
+        mo: Mo,
+        correlation: str,
+        tlvs: bytes,
+        bound: Any,
+        also_inbound: Sequence[int],
+        *,
+        listing: bool = False,
     ) -> None:
+        """Answer an MO no scenario took: the list of services for HELP (``listing``),
+        else ``help_reply``, which says to send HELP."""
         pending = _Pending()
-        text, _ = render(self.settings.help_reply, {"short_code": mo.short_code})
+        if listing:
+            keywords = ", ".join(self.table.service_keywords(mo.short_code))
+            values = {"short_code": mo.short_code, "keywords": keywords}
+            text, _ = render(self.settings.services_reply, values)
+        else:
+            text, _ = render(self.settings.help_reply, {"short_code": mo.short_code})
 
         def step(conn: sqlite3.Connection) -> StepWrite:
             reply = self._message("help", mo.short_code, mo.msisdn, text, tlvs)

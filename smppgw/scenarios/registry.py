@@ -152,6 +152,16 @@ class KeywordTable:
     def match(self, short_code: str, keyword: str) -> tuple[LoadedScenario, str] | None:
         return self._table.get((short_code, keyword))
 
+    def service_keywords(self, short_code: str) -> list[str]:
+        """The first keyword of every command on ``short_code``, scenario by scenario
+        (what HELP lists), each once."""
+        out: list[str] = []
+        for scenario in self.on_short_code(short_code):
+            for spec in scenario.file.commands.values():
+                if spec.keywords and spec.keywords[0] not in out:
+                    out.append(spec.keywords[0])
+        return out
+
     def on_short_code(self, short_code: str) -> list[LoadedScenario]:
         return [
             s
