@@ -36,6 +36,7 @@ def write_partner_config(
     tps: int = 0,
     carrier_down: bool = False,
     max_pending: int = 100_000,
+    max_scheduled: int = 100_000,
     marketing_backlog: int = 0,
     carrier_extra: str = "",
 ) -> Path:
@@ -59,6 +60,7 @@ carriers:
       window: 32, reconnect: {{initial: 0.1, max: 0.5}}{carrier_extra}}}
 default_route: [sim]
 server: {{listen: '127.0.0.1:{server_port}', window: 64, max_pending_messages: {max_pending},
+  max_scheduled_messages: {max_scheduled},
   marketing_backlog: {marketing_backlog}}}
 partners:
   - system_id: acme

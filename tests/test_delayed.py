@@ -48,3 +48,15 @@ def test_remove_leaves_a_message_that_was_tried() -> None:
     delayed.push(5.0, tried)
     assert delayed.remove(1) is None
     assert len(delayed) == 1
+
+
+def test_scheduled_ones_are_counted_apart_from_retries() -> None:
+    delayed = DelayedMessages()
+    delayed.push(1.0, _message(1), scheduled=True)
+    delayed.push(2.0, _message(2))  # a retry
+    delayed.push(3.0, _message(3), scheduled=True)
+    assert (len(delayed), delayed.scheduled) == (3, 2)
+    assert delayed.remove(3) is not None
+    assert delayed.scheduled == 1
+    assert [m.id for m in delayed.pop_due(2.0)] == [1, 2]
+    assert (len(delayed), delayed.scheduled) == (0, 0)

@@ -404,3 +404,19 @@ async def test_replace_of_a_scheduled_message_sends_the_new_text_at_the_new_time
         (sent,) = [s for s in sim.submits if s.destinations == ("84944444444",)]
         assert sent.short_message == b"in a second"
         assert daemon.pipeline.statistics().delayed == 0
+
+
+async def test_scheduled_messages_have_their_own_bound(tmp_path: Path) -> None:
+    """A partner's campaign for later fills max_scheduled_messages, not the
+    max_pending_messages that messages for now need."""
+    async with partner_daemon(tmp_path, max_pending=2, max_scheduled=2) as (daemon, port):
+        await _order(daemon, "acme", 10)
+        assert daemon.pipeline is not None
+        later = {"schedule_delivery_time": "000000010000000R"}  # an hour from now
+        async with esme(port) as link:
+            for n in range(2):
+                await _accepted(link, b"later", destination=f"8491000000{n}", **later)
+            third = await link.request(_submit(b"later", "84910000002", **later))
+            assert third.command_status == S.ESME_RMSGQFUL
+            assert (daemon.pipeline.scheduled, daemon.pipeline.pending) == (2, 0)
+            await _accepted(link, b"now", destination="84910000003")  # still taken

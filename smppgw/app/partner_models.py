@@ -165,6 +165,9 @@ class ServerSettings(_Model):
     response_timeout: float = Field(default=10.0, gt=0, le=600)
     #: Messages waiting for a carrier above which submits get ESME_RMSGQFUL.
     max_pending_messages: int = Field(default=100_000, ge=1, le=100_000_000)
+    #: Messages waiting for their partner's schedule_delivery_time, counted apart from
+    #: max_pending_messages (a campaign for tomorrow must not stop today's traffic).
+    max_scheduled_messages: int = Field(default=100_000, ge=0, le=100_000_000)
     #: Marketing messages waiting for a carrier above which marketing partners' submits
     #: get ESME_RTHROTTLED (they retry later); transactional partners are not held back.
     #: A batch is then taken about as fast as the carriers send it, instead of at the

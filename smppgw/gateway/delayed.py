@@ -9,9 +9,10 @@ Why in memory and not read back from the journal when due: every message here is
 the journal already (a restart finds it there and waits again for what is left of its
 time, ``MtPipeline.recover``), and a read per due time would have to tell the messages
 it finds from those already released whose new state is not yet flushed. The price is
-memory, so these messages count towards the partners' ``max_pending_messages``: a
-partner that schedules more than that is answered ``ESME_RMSGQFUL``, never grows memory
-without bound.
+memory, so it is bounded: scheduled messages by the server's ``max_scheduled_messages``
+(counted apart, :attr:`DelayedMessages.scheduled`, so that one partner's campaign for
+tomorrow does not fill the ``max_pending_messages`` that today's traffic needs), retries
+within ``max_pending_messages``; beyond, partners are answered ``ESME_RMSGQFUL``.
 """
 
 from __future__ import annotations
@@ -29,18 +30,22 @@ __all__ = ["DelayedMessages"]
 class DelayedMessages:
     """Messages keyed by the time they are due."""
 
-    __slots__ = ("_heap", "_seq")
+    __slots__ = ("_heap", "_seq", "scheduled")
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, OutboundMessage]] = []
+        #: (due, arrival, scheduled by its partner (not a retry), message)
+        self._heap: list[tuple[float, int, bool, OutboundMessage]] = []
         self._seq = 0
+        #: How many of them wait for their partner's schedule (the others are retries).
+        self.scheduled = 0
 
     def __len__(self) -> int:
         return len(self._heap)
 
-    def push(self, due: float, message: OutboundMessage) -> None:
+    def push(self, due: float, message: OutboundMessage, *, scheduled: bool = False) -> None:
         self._seq += 1
-        heapq.heappush(self._heap, (due, self._seq, message))
+        self.scheduled += scheduled
+        heapq.heappush(self._heap, (due, self._seq, scheduled, message))
 
     def next_due(self) -> float:
         """When the earliest message is due; infinity when there is none."""
@@ -51,17 +56,20 @@ class DelayedMessages:
         heap = self._heap
         out: list[OutboundMessage] = []
         while heap and heap[0][0] <= now:
-            out.append(heapq.heappop(heap)[2])
+            _, _, scheduled, message = heapq.heappop(heap)
+            self.scheduled -= scheduled
+            out.append(message)
         return out
 
     def remove(self, message_id: int) -> OutboundMessage | None:
         """Take out message ``message_id`` if it waits here untouched (scheduled, no part
         sent, never tried): a partner cancels or replaces it. A linear scan, as
         ``CarrierQueue.remove``: cancels are rare."""
-        for index, (_, _, message) in enumerate(self._heap):
+        for index, (_, _, scheduled, message) in enumerate(self._heap):
             if message.id == message_id:
                 if message.next_part or message.attempts or message.carrier_ids:
                     return None
+                self.scheduled -= scheduled
                 self._heap[index] = self._heap[-1]
                 self._heap.pop()
                 heapq.heapify(self._heap)

@@ -186,7 +186,8 @@ class MtPipeline:
         if message.not_before is not None:
             wait = message.not_before - self._clock()
             if wait > 0:
-                self._delayed.push(trio.current_time() + wait, message)
+                scheduled = not message.attempts  # else a retry recovered from the journal
+                self._delayed.push(trio.current_time() + wait, message, scheduled=scheduled)
                 self._delayed_changed.set()
                 return
             message.not_before = None
@@ -568,9 +569,14 @@ class MtPipeline:
 
     @property
     def pending(self) -> int:
-        """Messages not yet sent that memory holds: queued, scheduled, or waiting to be
-        retried (what ``max_pending_messages`` bounds)."""
-        return self.queued + len(self._delayed)
+        """Messages not yet sent that memory holds, queued or waiting to be retried (what
+        ``max_pending_messages`` bounds); the scheduled ones are :attr:`scheduled`."""
+        return self.queued + len(self._delayed) - self._delayed.scheduled
+
+    @property
+    def scheduled(self) -> int:
+        """Messages waiting for their partner's schedule (``max_scheduled_messages``)."""
+        return self._delayed.scheduled
 
     @property
     def queued_marketing(self) -> int:

@@ -386,12 +386,19 @@ class PartnerServer:
             return
         now = trio.current_time()
         admitted: list[tuple[Submit, Admitted]] = []
+        scheduled = self.pipeline.scheduled
         for item in items:
             verdict = self.admission.check(system_id, item.submit, now)
             if isinstance(verdict, Refused):
                 self._reject(link, item, verdict.status, system_id)
-            else:
-                admitted.append((item, verdict))
+                continue
+            if verdict.message.next_attempt_at is not None and not verdict.hold:
+                # Scheduled: waits in memory until its time, within its own bound.
+                if scheduled >= self.settings.max_scheduled_messages:
+                    self._reject(link, item, CommandStatus.ESME_RMSGQFUL, system_id)
+                    continue
+                scheduled += 1
+            admitted.append((item, verdict))
         if not admitted:
             return
         quota: list[int | None] = [
