@@ -111,6 +111,19 @@ async def test_help_lists_the_services_of_the_short_code(tmp_path: Path) -> None
         daemon.request_stop()
 
 
+async def test_a_scenario_that_claims_help_keeps_it(tmp_path: Path) -> None:
+    points = (REPO_SCENARIOS / "points.yaml").read_text()
+    claimed = points.replace("balance: {keywords: [DIEM]}", "balance: {keywords: [HELP]}")
+    assert claimed != points
+    _scenarios(tmp_path, extra=claimed)
+    async with trio.open_nursery() as nursery:
+        daemon, sim = await _start(tmp_path, nursery)
+        sim.inject_mo(SUBSCRIBER, "8055", "HELP")
+        await wait_for(lambda: len(_replies_to(sim)) == 1)
+        assert not _replies_to(sim)[0].startswith("Services on")  # the scenario answered
+        daemon.request_stop()
+
+
 async def test_an_mo_journaled_before_a_crash_is_processed_at_start(tmp_path: Path) -> None:
     _scenarios(tmp_path, "registration")
     config = StoreConfig(durability=Durability.PROCESS)
