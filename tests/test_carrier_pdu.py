@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from smppgw.gateway.carrier_pdu import CarrierShape, part_pdu
+from smppgw.gateway.carrier_pdu import LATE_PART_VALIDITY, CarrierShape, part_pdu
 from smppgw.gateway.outbound import OutboundMessage
 from smppgw.protocol.concat import split_message
+from smppgw.protocol.smpp_time import ValidityFormat, parse_smpp_time, resolve_smpp_time
 from smppgw.protocol.text import DC_DEFAULT, DC_LATIN1, DC_UCS2, SplitMode, gsm7, ucs2
 from smppgw.protocol.text.gsm7 import BASIC_TABLE, ESCAPE, EXTENSION_TABLE
 from smppgw.protocol.tlv import Tag, Tlv
@@ -146,3 +149,15 @@ def test_unknown_ton_and_npi_take_the_carriers(
     pdu = part_pdu(message, 0, shape, NOW)
     got = (pdu.source_addr_ton, pdu.source_addr_npi, pdu.dest_addr_ton, pdu.dest_addr_npi)
     assert got == expected
+
+
+@pytest.mark.parametrize("fmt", [ValidityFormat.ABSOLUTE, ValidityFormat.RELATIVE])
+def test_a_late_part_never_gets_a_validity_already_past(fmt: ValidityFormat) -> None:
+    message = _message(b"x" * 300, DC_DEFAULT)  # two parts
+    message.expires_at = NOW - 5  # passed while the first part was being sent
+    pdu = part_pdu(message, 1, CarrierShape(validity=fmt), NOW)
+    until = parse_smpp_time(pdu.validity_period, field="validity_period")
+    reference = datetime.fromtimestamp(NOW, UTC)
+    resolved = resolve_smpp_time(until, reference)
+    assert resolved is not None
+    assert resolved.timestamp() >= NOW + LATE_PART_VALIDITY - 0.1

@@ -23,7 +23,10 @@ over, only after it was journaled, so only the bind that sends it knows the carr
   other characters. ``allow_latin1``: a UCS2 message whose text Latin-1 can write and
   GSM cannot goes as data_coding 3, half the octets.
 - **validity_format**: the partner's ``validity_period``, absolute in UTC, relative (the
-  time left) or left out.
+  time left) or left out. Never a time already past: the later parts of a message whose
+  first part left in time (a retry, a throttled carrier) get :data:`LATE_PART_VALIDITY`
+  seconds, which an SMSC takes, rather than a past time it would refuse, which would
+  leave the message cut short.
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 __all__ = ["CarrierShape", "part_pdu"]
 
 _UDHI = 0x40
+#: The least validity a part is sent with (see the module docstring).
+LATE_PART_VALIDITY = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +107,7 @@ def part_pdu(message: _Message, part_no: int, shape: CarrierShape, now: float) -
 def _validity(expires_at: float, fmt: ValidityFormat, now: float) -> str:
     if fmt is ValidityFormat.OMIT:
         return ""
+    expires_at = max(expires_at, now + LATE_PART_VALIDITY)
     if fmt is ValidityFormat.RELATIVE:
         return format_smpp_time(relative_until(expires_at - now))
     return format_smpp_time(datetime.fromtimestamp(expires_at, UTC))
