@@ -12,7 +12,8 @@ import trio
 from carrier_fixtures import FakeSmsc, store_states, wait_for
 
 from smppgw.app.config_models import CarrierSettings, ReconnectSettings, ValidityFormat
-from smppgw.gateway.mt import MtPipeline, outbound_from_stored
+from smppgw.gateway.mt import MtPipeline
+from smppgw.gateway.recovery import outbound_from_stored
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier import CarrierClient
 from smppgw.protocol.codec import encode_pdu

@@ -18,7 +18,7 @@ from daemon_fixtures import free_port, write_config
 
 from smppgw.app.config import load_config
 from smppgw.app.daemon import Daemon
-from smppgw.gateway.mt import outbound_from_stored
+from smppgw.gateway.recovery import outbound_from_stored
 from smppgw.sim.smsc import SimulatedSmsc
 from smppgw.store import Durability, NewMessage, Store, StoreConfig
 

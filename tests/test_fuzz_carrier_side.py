@@ -39,7 +39,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from smppgw.app.config_models import CarrierSettings, ReconnectSettings
-from smppgw.gateway.mt import MtPipeline, outbound_from_stored
+from smppgw.gateway.mt import MtPipeline
+from smppgw.gateway.recovery import outbound_from_stored
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier import CarrierClient
 from smppgw.net.link import SmppLink

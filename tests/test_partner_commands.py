@@ -28,13 +28,14 @@ from smppgw.protocol.pdus import (
 from smppgw.protocol.receipt import MessageState as ReceiptState
 from smppgw.protocol.status import CommandStatus as S
 from smppgw.protocol.tlv import Tag, Tlv
-from smppgw.sim.smsc import SimulatedSmsc
+from smppgw.sim.smsc import SimulatedSmsc, SubmitRecord
 from smppgw.store import NewOrder, OrderKind
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from smppgw.app.daemon import Daemon
+    from smppgw.gateway.mt import MtPipeline
     from smppgw.net.link import SmppLink
 
 
@@ -341,17 +342,27 @@ async def test_transceiver_binds_get_the_commands_too(tmp_path: Path) -> None:
 # -- schedule_delivery_time ------------------------------------------------------------
 
 
+async def _scheduling(daemon: Daemon) -> tuple[SimulatedSmsc, MtPipeline]:
+    """An order for acme, and the simulator and pipeline to watch."""
+    await _order(daemon, "acme", 10)
+    sim = daemon.simulator
+    assert isinstance(sim, SimulatedSmsc)
+    assert daemon.pipeline is not None
+    return sim, daemon.pipeline
+
+
+def _sent_to(sim: SimulatedSmsc, destination: str) -> list[SubmitRecord]:
+    return [s for s in sim.submits if s.destinations == (destination,)]
+
+
 async def test_a_scheduled_message_waits_for_its_time_and_can_be_cancelled_meanwhile(
     tmp_path: Path,
 ) -> None:
     async with partner_daemon(tmp_path) as (daemon, port), esme(port) as link:
-        await _order(daemon, "acme", 10)
-        sim = daemon.simulator
-        assert isinstance(sim, SimulatedSmsc)
-        assert daemon.pipeline is not None
+        sim, pipeline = await _scheduling(daemon)
 
         def at_sim(destination: str) -> bool:
-            return any(s.destinations == (destination,) for s in sim.submits)
+            return bool(_sent_to(sim, destination))
 
         soon = "000000000001000R"  # relative: one second
         await _accepted(
@@ -366,13 +377,13 @@ async def test_a_scheduled_message_waits_for_its_time_and_can_be_cancelled_meanw
         await _accepted(link, b"now", destination="84933333333")
         await wait_for(lambda: at_sim("84933333333"))
         assert not at_sim("84911111111")
-        assert daemon.pipeline.statistics().delayed == 2
+        assert pipeline.statistics().delayed == 2
         await wait_for(lambda: at_sim("84911111111"), within=5)
         assert not at_sim("84922222222")
-        assert daemon.pipeline.statistics().delayed == 1
+        assert pipeline.statistics().delayed == 1
         resp = await link.request(_cancel(later))
         assert resp.command_status == 0
-        assert daemon.pipeline.statistics().delayed == 0
+        assert pipeline.statistics().delayed == 0
         assert await _state(daemon, later) == ("rejected", "cancelled by partner", b"in a minute")
 
 
@@ -380,17 +391,14 @@ async def test_replace_of_a_scheduled_message_sends_the_new_text_at_the_new_time
     tmp_path: Path,
 ) -> None:
     async with partner_daemon(tmp_path) as (daemon, port), esme(port) as link:
-        await _order(daemon, "acme", 10)
-        sim = daemon.simulator
-        assert isinstance(sim, SimulatedSmsc)
-        assert daemon.pipeline is not None
+        sim, pipeline = await _scheduling(daemon)
         message_id = await _accepted(
             link,
             b"in an hour",
             destination="84944444444",
             schedule_delivery_time="000000010000000R",
         )
-        assert daemon.pipeline.statistics().delayed == 1
+        assert pipeline.statistics().delayed == 1
         resp = await link.request(
             ReplaceSm(
                 message_id=message_id,
@@ -400,10 +408,10 @@ async def test_replace_of_a_scheduled_message_sends_the_new_text_at_the_new_time
             )
         )
         assert resp.command_status == 0
-        await wait_for(lambda: any(s.destinations == ("84944444444",) for s in sim.submits))
-        (sent,) = [s for s in sim.submits if s.destinations == ("84944444444",)]
+        await wait_for(lambda: bool(_sent_to(sim, "84944444444")))
+        (sent,) = _sent_to(sim, "84944444444")
         assert sent.short_message == b"in a second"
-        assert daemon.pipeline.statistics().delayed == 0
+        assert pipeline.statistics().delayed == 0
 
 
 async def test_scheduled_messages_have_their_own_bound(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from smppgw.app.config import load_config
 from smppgw.app.config_models import LoggingSettings, SimulatorSettings
 from smppgw.app.daemon import Daemon
 from smppgw.app.sim_process import SimulatorProcessError, child_request
-from smppgw.gateway.mt import outbound_from_stored
+from smppgw.gateway.recovery import outbound_from_stored
 from smppgw.store import NewMessage
 
 if TYPE_CHECKING:

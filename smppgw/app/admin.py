@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 import trio
 
-from smppgw.gateway.mt import outbound_from_stored
+from smppgw.gateway.recovery import outbound_from_stored
 
 if TYPE_CHECKING:
     from pathlib import Path

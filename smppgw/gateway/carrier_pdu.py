@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING
 
 from smppgw.protocol.pdus import SubmitSm
 from smppgw.protocol.smpp_time import ValidityFormat, format_smpp_time, relative_until
-from smppgw.protocol.text import DC_DEFAULT, DC_LATIN1, DC_UCS2, gsm7, ucs2
+from smppgw.protocol.text import DC_DEFAULT, DC_LATIN1, DC_UCS2, gsm7, latin1, ucs2
 from smppgw.protocol.tlv import Tag, Tlv
 from smppgw.protocol.udh import IEI_CONCAT_8BIT, UdhError, parse_udh
 
@@ -145,7 +145,7 @@ def _reshaped(
     if data_coding == DC_DEFAULT and shape.latin1_default:
         user = gsm7.decode(user).encode("latin-1", errors="replace")
     elif data_coding == DC_UCS2 and shape.allow_latin1 and _latin1_not_gsm(message):
-        user, data_coding = ucs2.decode(user).encode("latin-1"), DC_LATIN1
+        user, data_coding = latin1.encode(ucs2.decode(user)), DC_LATIN1
     return header + user, esm_class, data_coding, tlvs
 
 
@@ -153,7 +153,7 @@ def _latin1_not_gsm(message: _Message) -> bool:
     """Whether the whole message (every part: they go in one coding) is text Latin-1
     can write and GSM cannot."""
     text = "".join(ucs2.decode(_user_data(part, message)) for part in message.parts)
-    return (not text or max(text) <= "\xff") and not gsm7.is_encodable(text)
+    return latin1.is_encodable(text) and not gsm7.is_encodable(text)
 
 
 def _user_data(part: bytes, message: _Message) -> bytes:

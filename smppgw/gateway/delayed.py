@@ -67,7 +67,7 @@ class DelayedMessages:
         ``CarrierQueue.remove``: cancels are rare."""
         for index, (_, _, scheduled, message) in enumerate(self._heap):
             if message.id == message_id:
-                if message.next_part or message.attempts or message.carrier_ids:
+                if not message.untouched:
                     return None
                 self.scheduled -= scheduled
                 self._heap[index] = self._heap[-1]

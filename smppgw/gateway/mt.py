@@ -44,6 +44,7 @@ from smppgw.gateway.receipt_state import (
     info_from_stored,
     overall_state,
 )
+from smppgw.gateway.recovery import recovered_outbound
 from smppgw.gateway.routing import NoRoute, PrefixRouter
 from smppgw.store import (
     FINAL_STATES,
@@ -63,7 +64,7 @@ if TYPE_CHECKING:
     from smppgw.gateway.partner_receipts import MessageInfo
     from smppgw.protocol.receipt import MessageState as ReceiptState
 
-__all__ = ["MtPipeline", "MtStatistics", "outbound_from_stored"]
+__all__ = ["MtPipeline", "MtStatistics"]
 
 log = structlog.get_logger("smppgw.mt")
 
@@ -72,10 +73,6 @@ TRACKED_MAX = 200_000
 FINALIZED_MAX = 50_000
 #: How often messages past their carrier's receipt timeout are looked for.
 STALE_SWEEP_INTERVAL = 60.0
-
-
-def outbound_from_stored(m: StoredMessage) -> OutboundMessage:
-    return OutboundMessage.of(m.id, m)
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,11 +255,7 @@ class MtPipeline:
     def fail(self, message: OutboundMessage, status: int, error: str) -> None:
         """The message cannot be sent (permanent refusal or out of attempts)."""
         self._counts["failed"] += 1
-        self._tracked.pop(message.id, None)
-        self._add_final(
-            FinalOutcome(message.id, MessageState.FAILED, status, error, charge_parts=0),
-            info_from_outbound(message, self._clock()),
-        )
+        self._final_unsent(message, MessageState.FAILED, status, error)
 
     def expire(self, message: OutboundMessage) -> None:
         """The partner's validity_period passed before any part was sent (the carrier
@@ -271,15 +264,17 @@ class MtPipeline:
         (EXPIRED) if it asked for one. Sending it would deliver what the partner said
         is worthless by now (an OTP, an alert)."""
         self._counts["expired_unsent"] += 1
+        self._final_unsent(
+            message, MessageState.EXPIRED, None, "validity_period passed before sending"
+        )
+
+    def _final_unsent(
+        self, message: OutboundMessage, state: MessageState, status: int | None, error: str
+    ) -> None:
+        """Final without a carrier having taken it: nothing charged, receipt if asked."""
         self._tracked.pop(message.id, None)
         self._add_final(
-            FinalOutcome(
-                message.id,
-                MessageState.EXPIRED,
-                None,
-                "validity_period passed before sending",
-                charge_parts=0,
-            ),
+            FinalOutcome(message.id, state, status, error, charge_parts=0),
             info_from_outbound(message, self._clock()),
         )
 
@@ -539,28 +534,12 @@ class MtPipeline:
                 self.enqueue(message)
 
     async def recover(self) -> int:
-        """Queue every unfinished message from the journal; returns how many."""
-        recovery = await self.store.recover()
-        count = 0
-        for stored in recovery.messages:
-            if stored.state is MessageState.ACCEPTED:
-                self.enqueue(outbound_from_stored(stored))
-                count += 1
-        # A message in parts cut off between its parts (the daemon died after some were
-        # accepted): the rest goes on from the first part no carrier has accepted.
-        in_parts = [
-            m for m in recovery.messages if m.state is MessageState.SUBMITTED and m.part_count > 1
-        ]
-        accepted = await self.store.part_states([m.id for m in in_parts]) if in_parts else {}
-        for stored in in_parts:
-            done = accepted.get(stored.id, {})
-            next_part = next((p for p in range(stored.part_count) if p not in done), None)
-            if next_part is not None:
-                message = outbound_from_stored(stored)
-                message.next_part = next_part
-                self.enqueue(message)
-                count += 1
-        return count
+        """Queue every unfinished message from the journal (``gateway/recovery.py``);
+        returns how many."""
+        messages = await recovered_outbound(self.store)
+        for message in messages:
+            self.enqueue(message)
+        return len(messages)
 
     @property
     def queued(self) -> int:

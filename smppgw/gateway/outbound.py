@@ -85,6 +85,15 @@ class OutboundMessage:
         )
 
     @property
+    def untouched(self) -> bool:
+        """No part sent, never tried: a partner may still cancel or replace it."""
+        return not (self.next_part or self.attempts or self.carrier_ids)
+
+    def expired(self, now: float) -> bool:
+        """Its validity passed (``now``: wall clock) before any part was sent."""
+        return self.expires_at is not None and self.next_part == 0 and self.expires_at <= now
+
+    @property
     def lane(self) -> int:
         return 1 if self.priority >= 1 else 0
 
@@ -158,7 +167,7 @@ class CarrierQueue:
         for lane in self._lanes:
             for index, message in enumerate(lane):
                 if message.id == message_id:
-                    if message.next_part or message.attempts or message.carrier_ids:
+                    if not message.untouched:
                         return None
                     del lane[index]
                     return message
@@ -170,12 +179,12 @@ class CarrierQueue:
         scan, as :meth:`remove`: the pipeline sweeps once a minute."""
         out: list[OutboundMessage] = []
         for lane in self._lanes:
-            if not any(_expired(m, now) for m in lane):
-                continue
-            keep = [m for m in lane if not _expired(m, now)]
-            out.extend(m for m in lane if _expired(m, now))
-            lane.clear()
-            lane.extend(keep)
+            gone = [m for m in lane if m.expired(now)]
+            if gone:
+                keep = [m for m in lane if not m.expired(now)]
+                lane.clear()
+                lane.extend(keep)
+                out.extend(gone)
         return out
 
     def drain(self) -> list[OutboundMessage]:
@@ -189,7 +198,3 @@ class CarrierQueue:
         return QueueStatistics(
             self.name, tuple(len(lane) for lane in self._lanes), self._put, self._taken
         )
-
-
-def _expired(message: OutboundMessage, now: float) -> bool:
-    return message.expires_at is not None and message.next_part == 0 and message.expires_at <= now

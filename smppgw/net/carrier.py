@@ -395,11 +395,8 @@ class CarrierClient:
             if link.closed:
                 self.pipeline.put_back(message)
                 return
-            if (
-                message.expires_at is not None
-                and message.next_part == 0
-                and message.expires_at <= self._clock()
-            ):
+            # (expires_at first: most messages have none, and then no clock is read)
+            if message.expires_at is not None and message.expired(self._clock()):
                 self.pipeline.expire(message)
                 continue
             handed_over = False

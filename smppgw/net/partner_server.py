@@ -355,7 +355,11 @@ class PartnerServer:
             link.respond(make_response(pdu, CommandStatus.ESME_RBINDFAIL))
             return
         session.system_id = pdu.system_id
-        link.respond(make_response(pdu, system_id="SMPPGW", tlvs=_bind_resp_tlvs(pdu)))
+        # TLVs only for a partner bound as 3.4 or later (3.3 has none).
+        tlvs = pdu.interface_version >= _SMPP_34
+        link.respond(
+            make_response(pdu, system_id="SMPPGW", tlvs=_SC_INTERFACE_VERSION if tlvs else ())
+        )
         log.info(
             "partner bound",
             session=session.sid,
@@ -365,9 +369,7 @@ class PartnerServer:
         )
         if isinstance(pdu, _RECEIVING):
             session.receives = True
-            self.delivery.receiver_bound(
-                pdu.system_id, link, tlvs=pdu.interface_version >= _SMPP_34
-            )
+            self.delivery.receiver_bound(pdu.system_id, link, tlvs=tlvs)
 
     async def _on_submits(self, session: _Session, link: SmppLink, items: list[Submit]) -> None:
         system_id = session.system_id
@@ -583,11 +585,6 @@ def _answer_admitted(
 
 #: The interface_version of SMPP 3.4, the first with TLVs.
 _SMPP_34 = 0x34
-#: ``sc_interface_version`` in a successful bind answer (SMPP 3.4 5.3.2.25): we speak 3.4.
+#: ``sc_interface_version`` in a successful bind answer (SMPP 3.4 5.3.2.25): we speak 3.4;
+#: clients read it to know that TLVs may be sent.
 _SC_INTERFACE_VERSION = (Tlv.of_int(Tag.SC_INTERFACE_VERSION, _SMPP_34),)
-
-
-def _bind_resp_tlvs(pdu: BindTransmitter | BindReceiver | BindTransceiver) -> tuple[Tlv, ...]:
-    """The bind answer's TLVs: our SMPP version for a 3.4 (or later) partner, which
-    clients read to know that TLVs may be sent; none for 3.3, which has no TLVs."""
-    return _SC_INTERFACE_VERSION if pdu.interface_version >= _SMPP_34 else ()
