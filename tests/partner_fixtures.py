@@ -68,6 +68,7 @@ partners:
     sources: [ACME, '8055']
     short_codes: ['8055']
     tps: {tps}
+    protocol_ids: [0x41]
   - system_id: beta
     password_hash: '{_HASH}'
     sources: [BETA]
@@ -146,6 +147,7 @@ def smpplib_partner(
     within: float = 15.0,
     data_coding: int = 0,
     validity_period: str | None = None,
+    **submit: Any,
 ) -> PartnerRun:
     """Bind, submit ``count`` messages, wait for ``receipts`` receipts, unbind.
 
@@ -174,6 +176,7 @@ def smpplib_partner(
                 registered_delivery=registered_delivery,
                 data_coding=data_coding,
                 **({} if validity_period is None else {"validity_period": validity_period}),
+                **submit,
             )
         deadline = time.monotonic() + within
         while (len(run.responses) < count or len(run.receipts) < receipts) and (

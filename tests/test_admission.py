@@ -246,6 +246,13 @@ def test_every_check_comes_before_the_throttle(name: str, fault: Fault, status: 
         ({"destination_addr": "\uff18\uff14\uff19"}, S.ESME_RINVDSTADR),  # full-width digits
         ({"source_addr": ""}, S.ESME_RINVSRCADR),
         ({"registered_delivery": 0x20}, S.ESME_RINVREGDLVFLG),
+        # protocol_id other than 0 needs the partner's protocol_ids: a silent SMS (0x40)
+        # must never go out as a visible one
+        ({"protocol_id": 0x40}, S.ESME_RSUBMITFAIL),
+        # a standard TLV of a length its spec forbids
+        ({"tlvs": (Tlv(Tag.USER_MESSAGE_REFERENCE, b"\x01"),)}, S.ESME_RINVPARLEN),
+        ({"tlvs": (Tlv(Tag.USER_MESSAGE_REFERENCE, b"\x00\x00\x01"),)}, S.ESME_RINVPARLEN),
+        ({"tlvs": (Tlv(Tag.SAR_MSG_REF_NUM, b""),)}, S.ESME_RINVPARLEN),
     ],
 )
 def test_more_refusals(kw: dict[str, object], status: int) -> None:
@@ -530,3 +537,23 @@ def test_statistics() -> None:
     stats = admission.statistics()
     assert (stats.admitted, stats.held, stats.parts) == (2, 2, 3)
     assert stats.refused == {S.ESME_RINVSRCADR: 1}
+
+
+def test_protocol_ids_the_partner_may_use_are_kept() -> None:
+    admission = _admission(_partner(protocol_ids=[0x40, 0x41]))
+    for pid in (0x00, 0x40, 0x41):
+        assert (
+            _admitted(admission.check("acme", _submit(protocol_id=pid), 0.0)).message.protocol_id
+            == pid
+        )
+    assert _status(admission.check("acme", _submit(protocol_id=0x42), 0.0)) == S.ESME_RSUBMITFAIL
+
+
+def test_user_message_reference_is_kept_for_the_receipt() -> None:
+    admission = _admission()
+    ref = Tlv(Tag.USER_MESSAGE_REFERENCE, b"\x12\x34")
+    assert _admitted(admission.check("acme", _submit(tlvs=(ref,)), 0.0)).message.user_ref == 0x1234
+    assert _admitted(admission.check("acme", _submit(), 0.0)).message.user_ref is None
+    # a vendor TLV has no length rule of ours
+    vendor = Tlv(0x1401, b"\x00" * 9)
+    assert _admitted(admission.check("acme", _submit(tlvs=(vendor,)), 0.0)).message.user_ref is None

@@ -161,3 +161,14 @@ def test_a_late_part_never_gets_a_validity_already_past(fmt: ValidityFormat) -> 
     resolved = resolve_smpp_time(until, reference)
     assert resolved is not None
     assert resolved.timestamp() >= NOW + LATE_PART_VALIDITY - 0.1
+
+
+@pytest.mark.parametrize("shape", [CarrierShape(), CarrierShape(sar=True, allow_latin1=True)])
+def test_every_part_carries_the_partner_s_protocol_id_not_its_reference(
+    shape: CarrierShape,
+) -> None:
+    message = _message(b"x" * 300, DC_DEFAULT, protocol_id=0x41, user_ref=0x1234)
+    for part_no in range(len(message.parts)):
+        pdu = part_pdu(message, part_no, shape, NOW)
+        assert pdu.protocol_id == 0x41
+        assert pdu.tlv_int(Tag.USER_MESSAGE_REFERENCE) is None

@@ -248,6 +248,40 @@ async def test_the_partners_validity_reaches_the_carrier(tmp_path: Path) -> None
         assert -0.1 <= until.timestamp() - (asked + 300) < 5  # tenths: the format's unit
 
 
+async def test_protocol_id_reaches_the_carrier_and_the_reference_comes_back(
+    tmp_path: Path,
+) -> None:
+    """A partner allowed protocol_id 0x41 (replace short message type 1) has it sent
+    with its message, not a plain SMS; its user_message_reference comes back in the
+    receipt. One it is not allowed (0x40, a silent SMS) is refused, not sent visible."""
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order(daemon, "acme", 10)
+        run = await trio.to_thread.run_sync(
+            partial(
+                smpplib_partner,
+                port,
+                count=1,
+                receipts=1,
+                protocol_id=0x41,
+                user_message_reference=4242,
+            )
+        )
+        assert [r.status for r in run.responses] == [0]
+        (receipt,) = run.receipts
+        assert receipt.receipted_message_id.decode() == run.responses[0].message_id.decode()
+        assert receipt.user_message_reference == 4242
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        (sent,) = [s for s in sim.submits if s.destinations == ("84910000000",)]
+        assert sent.protocol_id == 0x41
+        assert sent.tlvs == ()  # the partner's reference is the partner's, not the carrier's
+        silent = await trio.to_thread.run_sync(
+            partial(smpplib_partner, port, count=1, protocol_id=0x40)
+        )
+        assert [r.status for r in silent.responses] == [CommandStatus.ESME_RSUBMITFAIL]
+        assert len([s for s in sim.submits if s.destinations == ("84910000000",)]) == 1
+
+
 async def test_a_sar_carrier_gets_the_parts_with_sar_tlvs_and_the_partner_one_receipt(
     tmp_path: Path,
 ) -> None:

@@ -116,6 +116,7 @@ class _Partner:
     tps = 1.0
     max_message_parts = 10
     default_registered_delivery = 0
+    protocol_ids: tuple[int, ...] = ()
 
     class content:  # a settings object stand-in
         templates: tuple[str, ...] = ()

@@ -90,6 +90,7 @@ _octet = st.one_of(st.integers(0, 0xFF), st.integers(-2, 300))
     tons=st.tuples(_octet, _octet, _octet, _octet),
     short_message=st.binary(max_size=254),
     state=st.sampled_from(list(ReceiptState)),
+    user_ref=st.none() | st.integers(0, 0xFFFF),
 )
 def test_receipt_octets_are_the_codec_s(
     message_id: int,
@@ -98,11 +99,23 @@ def test_receipt_octets_are_the_codec_s(
     tons: tuple[int, int, int, int],
     short_message: bytes,
     state: ReceiptState,
+    user_ref: int | None,
 ) -> None:
     """The directly written receipt PDU is, octet for octet, what the codec encodes from
     the same ``DeliverSm``; what the codec refuses is refused the same way."""
     info = MessageInfo(
-        message_id, "p", source, tons[0], tons[1], destination, tons[2], tons[3], 1, 1, 0.0
+        message_id,
+        "p",
+        source,
+        tons[0],
+        tons[1],
+        destination,
+        tons[2],
+        tons[3],
+        1,
+        1,
+        0.0,
+        user_ref=user_ref,
     )
     try:
         want: bytes | type[Exception] = _checked_receipt_octets(info, short_message, state)
@@ -117,3 +130,4 @@ def test_receipt_octets_are_the_codec_s(
         pdu = decode_pdu(got)
         assert isinstance(pdu, DeliverSm)
         assert pdu.tlv_cstring(Tag.RECEIPTED_MESSAGE_ID) == str(message_id)
+        assert pdu.tlv_int(Tag.USER_MESSAGE_REFERENCE) == user_ref

@@ -493,3 +493,10 @@ def test_the_fast_path_reads_what_the_tolerant_reading_reads(text: str) -> None:
         slow = None
     fast = _parse_or_none(text)
     assert fast == slow
+
+
+def test_a_nul_is_never_part_of_a_value() -> None:
+    """Found by hypothesis: ``stat:\\x00`` was read as a stat that, written again, ended
+    in the NUL a C string's end drops, and no longer read back."""
+    with pytest.raises(ReceiptError, match="no stat"):
+        parse_receipt("stat:\x00 id:id:")

@@ -220,6 +220,42 @@ async def test_mt_tlvs_survive_the_journal_and_reach_the_sending_view(tmp_path: 
         assert OutboundMessage.of(other.id, other).tlvs == ()
 
 
+async def test_protocol_id_and_user_ref_survive_the_journal(tmp_path: Path) -> None:
+    from smppgw.gateway.outbound import OutboundMessage
+    from smppgw.gateway.receipt_state import info_from_stored
+
+    async with open_store(tmp_path / "j.db") as store:
+        [special, plain] = await store.journal_accept(
+            [msg(1, protocol_id=0x41, user_ref=0xBEEF), msg(2)]
+        )
+        stored = await store.get_message(special)
+        assert stored is not None
+        assert (stored.protocol_id, stored.user_ref) == (0x41, 0xBEEF)
+        sending = OutboundMessage.of(stored.id, stored)
+        assert (sending.protocol_id, sending.user_ref) == (0x41, 0xBEEF)
+        assert info_from_stored(stored).user_ref == 0xBEEF
+        other = await store.get_message(plain)
+        assert other is not None
+        assert (other.protocol_id, other.user_ref) == (0, None)
+
+
+async def test_messages_journaled_before_v12_read_as_protocol_id_0(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    migrate(conn, str(path), MIGRATIONS[:11])
+    conn.execute(
+        "INSERT INTO mt_message (id, partner, source_addr, source_ton, source_npi,"
+        " destination_addr, dest_ton, dest_npi, data_coding, esm_class, registered_delivery,"
+        " priority, body, part_count, state, created_at, updated_at)"
+        " VALUES (7, 'p', 'S', 5, 0, '849', 1, 1, 0, 0, 1, 0, x'41', 1, 'accepted', 1, 1)"
+    )
+    conn.close()
+    async with open_store(path) as store:
+        old = await store.get_message(7)
+        assert old is not None
+        assert (old.protocol_id, old.user_ref) == (0, None)
+
+
 def test_unpack_tlvs_refuses_a_truncated_stream() -> None:
     from smppgw.protocol.codec import unpack_tlvs
     from smppgw.protocol.errors import PduDecodeError

@@ -231,6 +231,10 @@ class PartnerSettings(_Model):
     default_registered_delivery: int = Field(default=0, ge=0, le=0x1F)
     #: Most SMS one submitted message may take.
     max_message_parts: int = Field(default=10, ge=1, le=255)
+    #: protocol_id values besides 0 its submits may carry, passed to the carrier (0x40 a
+    #: silent SMS, 0x41-0x47 "replace short message" types, 0x7F SIM data download);
+    #: any other is refused (ESME_RSUBMITFAIL), never sent as a plain SMS.
+    protocol_ids: tuple[Annotated[int, Field(ge=0, le=0xFF)], ...] = ()
 
     @field_validator("system_id", "parent")
     @classmethod

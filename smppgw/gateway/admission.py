@@ -84,7 +84,7 @@ from smppgw.protocol.text import (
     decode_text,
     unit_kind,
 )
-from smppgw.protocol.tlv import Tag
+from smppgw.protocol.tlv import Tag, validate_tlv
 from smppgw.protocol.udh import UdhError, parse_udh
 from smppgw.store.records import NewMessage
 
@@ -150,6 +150,8 @@ class AdmissionPolicy(Protocol):
     def max_message_parts(self) -> int: ...
     @property
     def default_registered_delivery(self) -> int: ...
+    @property
+    def protocol_ids(self) -> Sequence[int]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,6 +331,8 @@ class Admission:
             parts=shape.parts,
             expires_at=shape.expires_at,
             next_attempt_at=shape.next_attempt_at,
+            protocol_id=pdu.protocol_id,
+            user_ref=pdu.tlv_int(Tag.USER_MESSAGE_REFERENCE) if pdu.tlvs else None,
         )
         return Admitted(system_id, message, shape.count, hold, shape.text, verdict)
 
@@ -346,7 +350,13 @@ class Admission:
         dc = pdu.data_coding
         if dc not in DATA_CODINGS:
             raise _Refusal(S.ESME_RSUBMITFAIL, f"data_coding 0x{dc:02X} is not offered")
+        pid = pdu.protocol_id
+        if pid and pid not in settings.protocol_ids:
+            raise _Refusal(S.ESME_RSUBMITFAIL, f"protocol_id 0x{pid:02X} is not allowed")
         tlvs = pdu.tlvs  # most submits carry none: skip every TLV lookup then
+        for tlv in tlvs:
+            if validate_tlv(tlv) is not None:
+                raise _Refusal(S.ESME_RINVPARLEN, f"TLV 0x{tlv.tag:04X}: {len(tlv.value)} octets")
         payload_tlv = pdu.tlv_octets(Tag.MESSAGE_PAYLOAD) if tlvs else None
         if payload_tlv is not None and pdu.short_message:
             raise _Refusal(S.ESME_RINVPARLEN, "both short_message and message_payload are set")

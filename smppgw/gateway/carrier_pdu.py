@@ -94,6 +94,7 @@ def part_pdu(message: _Message, part_no: int, shape: CarrierShape, now: float) -
         dest_addr_npi=dest_npi,
         destination_addr=message.destination_addr,
         esm_class=esm_class,
+        protocol_id=message.protocol_id,
         registered_delivery=1 if message.registered_delivery & 0x03 else 0,
         data_coding=data_coding,
         short_message=short_message,

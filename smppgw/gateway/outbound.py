@@ -50,6 +50,9 @@ class OutboundMessage:
     priority: int
     parts: tuple[bytes, ...]
     tlvs: tuple[Tlv, ...] = ()
+    protocol_id: int = 0
+    #: The partner's user_message_reference, for its receipt (never sent to a carrier).
+    user_ref: int | None = None
     #: The partner's validity_period as wall-clock seconds (None: the carrier's default).
     expires_at: float | None = None
     #: Not to be queued before this wall-clock time (a partner's schedule_delivery_time,
@@ -79,6 +82,8 @@ class OutboundMessage:
             priority=m.priority,
             parts=m.parts or (m.body,),
             tlvs=unpack_tlvs(m.tlvs) if m.tlvs else (),
+            protocol_id=m.protocol_id,
+            user_ref=m.user_ref,
             expires_at=m.expires_at,
             not_before=m.next_attempt_at,
             attempts=getattr(m, "attempts", 0),

@@ -55,6 +55,8 @@ class MessageInfo:
     parts: int
     submitted_at: float
     text_head: str = ""
+    #: The partner's user_message_reference, echoed in the receipt (SMPP 3.4 4.6.1).
+    user_ref: int | None = None
 
 
 _STAT = {
@@ -185,6 +187,7 @@ def receipt_octets(info: MessageInfo, short_message: bytes, state: ReceiptState)
             b"\0",
             _MESSAGE_STATE_TLV,
             bytes((int(state),)),
+            b"" if info.user_ref is None else _USER_REF_TAG + info.user_ref.to_bytes(2, "big"),
         )
     )
     return _HEADER.pack(16 + len(body), int(CommandId.DELIVER_SM), 0, 0) + body
@@ -204,6 +207,11 @@ def _checked_receipt_octets(info: MessageInfo, short_message: bytes, state: Rece
             tlvs=(
                 Tlv.of_cstring(Tag.RECEIPTED_MESSAGE_ID, str(info.message_id)),
                 Tlv.of_int(Tag.MESSAGE_STATE, int(state)),
+                *(
+                    ()
+                    if info.user_ref is None
+                    else (Tlv.of_int(Tag.USER_MESSAGE_REFERENCE, info.user_ref),)
+                ),
             ),
         )
     )
@@ -213,3 +221,4 @@ _MAX_ADDRESS = ADDRESS_LIMIT - 1  # deliver_sm's, without the NUL
 _HEADER = struct.Struct(">IIII")
 _RECEIPTED_ID_TAG = int(Tag.RECEIPTED_MESSAGE_ID).to_bytes(2, "big")
 _MESSAGE_STATE_TLV = int(Tag.MESSAGE_STATE).to_bytes(2, "big") + b"\x00\x01"
+_USER_REF_TAG = int(Tag.USER_MESSAGE_REFERENCE).to_bytes(2, "big") + b"\x00\x02"

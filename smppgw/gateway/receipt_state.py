@@ -72,6 +72,7 @@ def info_from_outbound(m: OutboundMessage, now: float) -> MessageInfo:
         len(m.parts),
         now,
         _text_head(head, m.data_coding),
+        m.user_ref,
     )
 
 
@@ -89,6 +90,7 @@ def info_from_stored(m: StoredMessage) -> MessageInfo:
         m.part_count,
         m.created_at,
         _text_head(m.body, m.data_coding),
+        m.user_ref,
     )
 
 

@@ -319,6 +319,7 @@ class MessageCommands:
                 dest_addr_npi=stored.dest_npi,
                 destination_addr=stored.destination_addr,
                 esm_class=stored.esm_class,
+                protocol_id=stored.protocol_id,
                 schedule_delivery_time=pdu.schedule_delivery_time,
                 validity_period=pdu.validity_period,
                 registered_delivery=pdu.registered_delivery,
@@ -335,6 +336,7 @@ class MessageCommands:
             if pdu.schedule_delivery_time
             else stored.next_attempt_at,
             held=verdict.hold,
+            user_ref=stored.user_ref,
         )
         outbound = None
         if stored.state is MessageState.ACCEPTED:

@@ -193,8 +193,10 @@ class Receipt:
         return int(self.err)
 
 
-#: A field value: a run of characters up to whitespace or a "," / ";" separator.
-_WORD: Final = re.compile(r"[^\s,;]+")
+#: A field value: a run of characters up to whitespace or a "," / ";" separator. Never a
+#: NUL: a text ending in one loses it as a C string's terminator, so a value holding one
+#: would not read back (hypothesis found ``stat:\x00``).
+_WORD: Final = re.compile(r"[^\s,;\x00]+")
 
 
 def is_receipt_word(value: str) -> bool:
@@ -215,9 +217,9 @@ _ALL_DIGITS: Final = re.compile(r"[0-9]+", re.ASCII)
 #: The canonical layout (``format_receipt``'s, the spec's appendix B); anything else
 #: goes through the tolerant key-by-key reading, which gives the same fields for it.
 _CANONICAL: Final = re.compile(
-    r"id:([^\s,;]+) sub:([0-9]{1,9}) dlvrd:([0-9]{1,9})"
+    r"id:([^\s,;\x00]+) sub:([0-9]{1,9}) dlvrd:([0-9]{1,9})"
     r" submit date:([0-9]{10}|[0-9]{12}) done date:([0-9]{10}|[0-9]{12})"
-    r" stat:([^\s,;]+) err:([^\s,;]+)(?: [Tt]ext:(.*))?",
+    r" stat:([^\s,;\x00]+) err:([^\s,;\x00]+)(?: [Tt]ext:(.*))?",
     re.DOTALL,
 )
 

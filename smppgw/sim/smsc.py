@@ -160,6 +160,7 @@ class SubmitRecord:
     esm_class: int = 0
     tlvs: tuple[Tlv, ...] = ()
     validity_period: str = ""
+    protocol_id: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -409,6 +410,7 @@ class SimulatedSmsc:
                 pdu.esm_class,
                 pdu.tlvs,
                 "" if isinstance(pdu, DataSm) else pdu.validity_period,
+                0 if isinstance(pdu, DataSm) else pdu.protocol_id,
             )
         )
         self.submits_recorded += 1

@@ -89,7 +89,7 @@ _INSERT_MESSAGE = (
     "INSERT INTO mt_message (id, partner, source_addr, source_ton, source_npi,"
     " destination_addr, dest_ton, dest_npi, data_coding, esm_class, registered_delivery,"
     " priority, body, part_count, state, smsc, order_id, reservation_id,"
-    " created_at, updated_at, next_attempt_at, expires_at, tlvs)"
+    " created_at, updated_at, next_attempt_at, expires_at, tlvs, protocol_id, user_ref)"
 )
 _INSERT_PART = "INSERT INTO mt_part (message_id, part_no, payload)"
 
@@ -275,6 +275,8 @@ def _insert(
                     None if m.next_attempt_at is None else round(m.next_attempt_at * 1000),
                     None if m.expires_at is None else round(m.expires_at * 1000),
                     m.tlvs or None,
+                    m.protocol_id,
+                    m.user_ref,
                 )
             )
             if m.parts:
@@ -293,7 +295,7 @@ _MESSAGE_COLUMNS = (
     " m.dest_ton, m.dest_npi, m.data_coding, m.esm_class, m.registered_delivery, m.priority,"
     " m.body, m.part_count, m.state, m.smsc, m.carrier_id, m.attempts, m.order_id,"
     " m.reservation_id, m.created_at, m.updated_at, m.next_attempt_at, m.expires_at,"
-    " m.final_status, m.error, m.tlvs"
+    " m.final_status, m.error, m.tlvs, m.protocol_id, m.user_ref"
 )
 
 
@@ -336,6 +338,8 @@ def _message(conn: sqlite3.Connection, r: Any) -> StoredMessage:
         final_status=None if r[24] is None else int(r[24]),
         error=None if r[25] is None else str(r[25]),
         tlvs=b"" if r[26] is None else bytes(r[26]),
+        protocol_id=int(r[27]),
+        user_ref=None if r[28] is None else int(r[28]),
     )
 
 

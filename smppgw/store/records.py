@@ -108,6 +108,11 @@ class NewMessage:
     #: Optional TLVs as wire octets (``smppgw.protocol.codec.pack_tlvs``), sent with
     #: every part: a USSD reply's ``ussd_service_op`` and ``its_session_info``.
     tlvs: bytes = b""
+    #: The partner's ``protocol_id``, sent with every part (0x40 a silent SMS, 0x41-0x47
+    #: a "replace short message" type): admission lets through only what is allowed.
+    protocol_id: int = 0
+    #: The partner's ``user_message_reference`` TLV, echoed in its receipt.
+    user_ref: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,6 +147,8 @@ class StoredMessage:
     final_status: int | None
     error: str | None
     tlvs: bytes = b""
+    protocol_id: int = 0
+    user_ref: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

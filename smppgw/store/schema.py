@@ -429,6 +429,15 @@ _V11_DROP_ORDER_INDEX = """
 DROP INDEX IF EXISTS mt_message_by_order;
 """
 
+# What a partner's submit_sm said that the carrier or the partner's receipt must carry
+# again: its protocol_id (a silent SMS, 0x40, or a replace type, 0x41-0x47, went out as
+# a plain visible SMS when it was dropped) and its user_message_reference (echoed in the
+# receipt, so a partner can match it without keeping our id).
+_V12_PROTOCOL_ID_USER_REF = """
+ALTER TABLE mt_message ADD COLUMN protocol_id INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE mt_message ADD COLUMN user_ref INTEGER;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
@@ -443,6 +452,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(10, "a cancelled order is told from an expired one", _V10_ORDER_CANCELLED),
     Migration(11, "drop mt_message_by_order, an index no query uses", _V11_DROP_ORDER_INDEX),
+    Migration(12, "MT keeps protocol_id and user_message_reference", _V12_PROTOCOL_ID_USER_REF),
 )
 
 #: The version this code writes; a file above it is refused.
