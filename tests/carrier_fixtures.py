@@ -45,6 +45,7 @@ class FakeSmsc:
     accepted: list[str] = field(default_factory=list)
     links: list[SmppLink] = field(default_factory=list)
     binds: int = 0
+    bind_pdus: list[Pdu] = field(default_factory=list)
     port: int = 0
     _count: int = 0
     _dropped: bool = False
@@ -54,6 +55,7 @@ class FakeSmsc:
         for pdu in batch:
             if isinstance(pdu, BindTransceiver | BindTransmitter):
                 self.binds += 1
+                self.bind_pdus.append(pdu)
                 if self.refuse_binds > 0:
                     self.refuse_binds -= 1
                     link.respond(make_response(pdu, CommandStatus.ESME_RBINDFAIL))

@@ -18,7 +18,7 @@ from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier import CarrierClient
 from smppgw.protocol.codec import encode_pdu
 from smppgw.protocol.message_id import IdFormat
-from smppgw.protocol.pdus import DeliverSm
+from smppgw.protocol.pdus import BindTransceiver, DeliverSm
 from smppgw.protocol.smpp_time import RelativeTime, parse_smpp_time
 from smppgw.protocol.status import CommandStatus
 from smppgw.store import Durability, NewMessage, NewReceipt, Store, StoreConfig
@@ -294,6 +294,22 @@ async def test_the_partners_validity_goes_to_the_carrier_as_configured(
         assert isinstance(parsed, RelativeTime)
         assert (parsed.days, parsed.hours, parsed.minutes) == (0, 1, 2)
         assert 0 <= 5 - parsed.seconds <= 2  # the seconds it waited in the queue
+
+
+async def test_the_carrier_s_bind_address_range_and_service_type_are_sent(
+    rig: Rig, nursery: trio.Nursery
+) -> None:
+    rig.client.settings = rig.client.settings.model_copy(
+        update={"address_range": "^8055", "service_type": "CMT"}
+    )
+    await _start(rig, nursery)
+    await rig.send(1, receipts=False)
+    await wait_for(lambda: len(rig.smsc.accepted) == 1)
+    (bind,) = rig.smsc.bind_pdus
+    assert isinstance(bind, BindTransceiver)
+    assert bind.address_range == "^8055"
+    (submit,) = rig.smsc.submits
+    assert submit.service_type == "CMT"
 
 
 async def test_a_message_past_its_validity_is_expired_not_sent(

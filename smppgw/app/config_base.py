@@ -22,7 +22,9 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 __all__ = [
+    "MAX_ADDRESS_RANGE",
     "MAX_PASSWORD",
+    "MAX_SERVICE_TYPE",
     "MAX_SYSTEM_ID",
     "MAX_SYSTEM_TYPE",
     "NPI_VALUES",
@@ -40,6 +42,9 @@ __all__ = [
 MAX_SYSTEM_ID = 15
 MAX_PASSWORD = 8
 MAX_SYSTEM_TYPE = 12
+#: SMPP 3.4 5.2.7 and 5.2.11: a bind's address_range (41 with the NUL), service_type (6).
+MAX_ADDRESS_RANGE = 40
+MAX_SERVICE_TYPE = 5
 #: SMPP 3.4 5.2.6: NPI values the spec defines.
 NPI_VALUES = frozenset({0, 1, 3, 4, 6, 8, 9, 10, 14, 18})
 

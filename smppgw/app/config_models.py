@@ -41,6 +41,8 @@ from pydantic import (
 from smppgw.app.config_base import (
     _DIGITS,
     _NAME,
+    MAX_ADDRESS_RANGE,
+    MAX_SERVICE_TYPE,
     MAX_SYSTEM_ID,
     MAX_SYSTEM_TYPE,
     NPI_VALUES,
@@ -244,6 +246,12 @@ class CarrierSettings(_Model):
     password_env: str | None = None
     password_file: Path | None = None
     system_type: str = Field(default="", max_length=MAX_SYSTEM_TYPE)
+    #: The bind's ``address_range``: the addresses this session serves, for an SMSC that
+    #: routes MO to receiver binds by it (a short code, or a regular expression).
+    address_range: str = Field(default="", max_length=MAX_ADDRESS_RANGE)
+    #: The ``service_type`` of every submit_sm (``CMT``, ``WAP``, or the carrier's own
+    #: billing value); empty: the SMSC's default.
+    service_type: str = Field(default="", max_length=MAX_SERVICE_TYPE)
     bind_mode: BindMode = BindMode.TRANSCEIVER
     binds: int = Field(default=1, ge=1, le=64)
     window: int = Field(default=10, ge=1, le=1024)
@@ -290,6 +298,13 @@ class CarrierSettings(_Model):
                 f"{value.value} is not offered: long messages are cut at admission, where"
                 " quota counts their parts, with an 8-bit UDH; use udh8 or sar"
             )
+        return value
+
+    @field_validator("system_type", "address_range", "service_type")
+    @classmethod
+    def _c_octet_string(cls, value: str) -> str:
+        if not (value.isascii() and value.isprintable()):
+            raise ValueError("use printable ASCII (an SMPP C-octet string)")
         return value
 
     @field_validator("source_npi", "dest_npi")

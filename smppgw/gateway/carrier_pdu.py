@@ -27,6 +27,8 @@ over, only after it was journaled, so only the bind that sends it knows the carr
   first part left in time (a retry, a throttled carrier) get :data:`LATE_PART_VALIDITY`
   seconds, which an SMSC takes, rather than a past time it would refuse, which would
   leave the message cut short.
+- **service_type**: the carrier's, on every part (some bill or route by it); the
+  partner's own is not passed on. **protocol_id** is the partner's (admission allowed it).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ class CarrierShape:
     latin1_default: bool = False
     allow_latin1: bool = False
     validity: ValidityFormat = ValidityFormat.ABSOLUTE
+    service_type: str = ""
 
     @property
     def plain(self) -> bool:
@@ -87,6 +90,7 @@ def part_pdu(message: _Message, part_no: int, shape: CarrierShape, now: float) -
     if not (dest_ton or dest_npi):
         dest_ton, dest_npi = shape.dest_ton, shape.dest_npi
     return SubmitSm(
+        service_type=shape.service_type,
         source_addr_ton=source_ton,
         source_addr_npi=source_npi,
         source_addr=message.source_addr,

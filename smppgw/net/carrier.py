@@ -275,7 +275,10 @@ class CarrierClient:
             await nursery.start(self._run_link, link, nursery.cancel_scope)
             password = s.password.get_secret_value() if s.password is not None else ""
             bind = _BIND_CLASS[s.bind_mode](
-                system_id=s.system_id, password=password, system_type=s.system_type
+                system_id=s.system_id,
+                password=password,
+                system_type=s.system_type,
+                address_range=s.address_range,
             )
             with trio.fail_after(s.response_timeout):
                 response = await link.request(bind)
@@ -355,7 +358,10 @@ class CarrierClient:
                 with trio.fail_after(s.response_timeout):
                     response = await link.request(
                         BindReceiver(
-                            system_id=s.system_id, password=password, system_type=s.system_type
+                            system_id=s.system_id,
+                            password=password,
+                            system_type=s.system_type,
+                            address_range=s.address_range,
                         )
                     )
             except (trio.TooSlowError, LinkClosed, RequestTimeout):
@@ -521,4 +527,5 @@ def carrier_shape(settings: CarrierSettings) -> CarrierShape:
         latin1_default=settings.data_coding.default_alphabet is DefaultAlphabet.LATIN1,
         allow_latin1=settings.data_coding.allow_latin1,
         validity=settings.validity_format,
+        service_type=settings.service_type,
     )
