@@ -150,6 +150,7 @@ def smpplib_partner(
     **submit: Any,
 ) -> PartnerRun:
     """Bind, submit ``count`` messages, wait for ``receipts`` receipts, unbind.
+    ``submit``: more (or other) submit_sm fields, as smpplib names them.
 
     Blocking (smpplib uses plain sockets): run it with ``trio.to_thread.run_sync``.
     """
@@ -166,18 +167,18 @@ def smpplib_partner(
             run.bind_status = int(exc.args[1])
             return run
         for i in range(count):
-            client.send_message(
-                source_addr_ton=smpplib.consts.SMPP_TON_ALNUM,
-                source_addr=source,
-                dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
-                dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN,
-                destination_addr=f"8491{i:07d}",
-                short_message=b"hello %d" % i,
-                registered_delivery=registered_delivery,
-                data_coding=data_coding,
+            fields: dict[str, Any] = {
+                "source_addr_ton": smpplib.consts.SMPP_TON_ALNUM,
+                "source_addr": source,
+                "dest_addr_ton": smpplib.consts.SMPP_TON_INTL,
+                "dest_addr_npi": smpplib.consts.SMPP_NPI_ISDN,
+                "destination_addr": f"8491{i:07d}",
+                "short_message": b"hello %d" % i,
+                "registered_delivery": registered_delivery,
+                "data_coding": data_coding,
                 **({} if validity_period is None else {"validity_period": validity_period}),
-                **submit,
-            )
+            }
+            client.send_message(**(fields | submit))
         deadline = time.monotonic() + within
         while (len(run.responses) < count or len(run.receipts) < receipts) and (
             time.monotonic() < deadline

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from smppgw.app.config import PartnerSettings, partner_map
 from smppgw.gateway.admission import Admission, Admitted, Refused
 from smppgw.gateway.auth import hash_password
+from smppgw.protocol.codec import unpack_tlvs
 from smppgw.protocol.concat import Reassembler, incoming_part
 from smppgw.protocol.pdus import SubmitSm
 from smppgw.protocol.status import CommandStatus as S
@@ -253,6 +254,8 @@ def test_every_check_comes_before_the_throttle(name: str, fault: Fault, status: 
         ({"tlvs": (Tlv(Tag.USER_MESSAGE_REFERENCE, b"\x01"),)}, S.ESME_RINVPARLEN),
         ({"tlvs": (Tlv(Tag.USER_MESSAGE_REFERENCE, b"\x00\x00\x01"),)}, S.ESME_RINVPARLEN),
         ({"tlvs": (Tlv(Tag.SAR_MSG_REF_NUM, b""),)}, S.ESME_RINVPARLEN),
+        # a handset's message-waiting indicator, like data_coding 0xC0-0xEF
+        ({"tlvs": (Tlv(Tag.MS_MSG_WAIT_FACILITIES, b"\x80"),)}, S.ESME_ROPTPARNOTALLWD),
     ],
 )
 def test_more_refusals(kw: dict[str, object], status: int) -> None:
@@ -557,3 +560,11 @@ def test_user_message_reference_is_kept_for_the_receipt() -> None:
     # a vendor TLV has no length rule of ours
     vendor = Tlv(0x1401, b"\x00" * 9)
     assert _admitted(admission.check("acme", _submit(tlvs=(vendor,)), 0.0)).message.user_ref is None
+
+
+def test_tlvs_that_shape_delivery_are_journaled_for_the_carrier() -> None:
+    port = Tlv(Tag.DESTINATION_PORT, b"\x0b\x84")
+    ref = Tlv(Tag.USER_MESSAGE_REFERENCE, b"\x00\x07")
+    message = _admitted(_admission().check("acme", _submit(tlvs=(ref, port)), 0.0)).message
+    assert unpack_tlvs(message.tlvs) == (port,)
+    assert _admitted(_admission().check("acme", _submit(tlvs=(ref,)), 0.0)).message.tlvs == b""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import smpplib.client
 import smpplib.consts
@@ -22,7 +22,7 @@ from smppgw.protocol.smpp_time import parse_smpp_time
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus
 from smppgw.protocol.tlv import Tag, Tlv
-from smppgw.sim.smsc import SimulatedSmsc
+from smppgw.sim.smsc import SimulatedSmsc, SubmitRecord
 from smppgw.store import NewOrder, OrderKind
 
 if TYPE_CHECKING:
@@ -248,6 +248,15 @@ async def test_the_partners_validity_reaches_the_carrier(tmp_path: Path) -> None
         assert -0.1 <= until.timestamp() - (asked + 300) < 5  # tenths: the format's unit
 
 
+async def _one(port: int, **fields: Any) -> PartnerRun:
+    """One message from smpplib as the partner, with these submit_sm fields."""
+    return await trio.to_thread.run_sync(partial(smpplib_partner, port, count=1, **fields))
+
+
+def _sent_to(sim: SimulatedSmsc, destination: str) -> list[SubmitRecord]:
+    return [s for s in sim.submits if s.destinations == (destination,)]
+
+
 async def test_protocol_id_reaches_the_carrier_and_the_reference_comes_back(
     tmp_path: Path,
 ) -> None:
@@ -256,30 +265,40 @@ async def test_protocol_id_reaches_the_carrier_and_the_reference_comes_back(
     receipt. One it is not allowed (0x40, a silent SMS) is refused, not sent visible."""
     async with partner_daemon(tmp_path) as (daemon, port):
         await _order(daemon, "acme", 10)
-        run = await trio.to_thread.run_sync(
-            partial(
-                smpplib_partner,
-                port,
-                count=1,
-                receipts=1,
-                protocol_id=0x41,
-                user_message_reference=4242,
-            )
-        )
+        run = await _one(port, receipts=1, protocol_id=0x41, user_message_reference=4242)
         assert [r.status for r in run.responses] == [0]
         (receipt,) = run.receipts
         assert receipt.receipted_message_id.decode() == run.responses[0].message_id.decode()
         assert receipt.user_message_reference == 4242
         sim = daemon.simulator
         assert isinstance(sim, SimulatedSmsc)
-        (sent,) = [s for s in sim.submits if s.destinations == ("84910000000",)]
+        (sent,) = _sent_to(sim, "84910000000")
         assert sent.protocol_id == 0x41
         assert sent.tlvs == ()  # the partner's reference is the partner's, not the carrier's
-        silent = await trio.to_thread.run_sync(
-            partial(smpplib_partner, port, count=1, protocol_id=0x40)
-        )
+        silent = await _one(port, protocol_id=0x40)
         assert [r.status for r in silent.responses] == [CommandStatus.ESME_RSUBMITFAIL]
-        assert len([s for s in sim.submits if s.destinations == ("84910000000",)]) == 1
+        assert len(_sent_to(sim, "84910000000")) == 1
+
+
+async def test_application_ports_reach_the_carrier_with_every_part(tmp_path: Path) -> None:
+    """A message for an application (destination_port) that lost its ports would land
+    in the inbox as text; each part of a long one carries them."""
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order(daemon, "acme", 10)
+        run = await _one(
+            port,
+            source_port=0x23F0,
+            destination_port=0x0B84,
+            message_payload=b"x" * 200,
+            short_message=None,
+        )
+        assert [r.status for r in run.responses] == [0]
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        await wait_for(lambda: len(_sent_to(sim, "84910000000")) == 2)
+        for part in _sent_to(sim, "84910000000"):
+            tlvs = {t.tag: t.value for t in part.tlvs}
+            assert tlvs == {Tag.SOURCE_PORT: b"\x23\xf0", Tag.DESTINATION_PORT: b"\x0b\x84"}
 
 
 async def test_a_sar_carrier_gets_the_parts_with_sar_tlvs_and_the_partner_one_receipt(

@@ -21,8 +21,11 @@ data_coding            ESME_RSUBMITFAIL           not 0, 1, 2, 3, 4, 8 or 0xF0-0
                                                   message class: flash SMS). SMPP 3.4 has
                                                   no "invalid data coding" status (5.0's
                                                   ESME_RINVDCS 0x104 is unknown to 3.4
-                                                  clients); RSUBMITFAIL is permanent and
-                                                  used by no other check
+                                                  clients); RSUBMITFAIL is permanent
+protocol_id            ESME_RSUBMITFAIL           not 0 and not in ``protocol_ids``
+TLVs                   ESME_RINVPARLEN            a standard TLV's length is wrong
+                       ESME_ROPTPARNOTALLWD       ``ms_msg_wait_facilities`` (see
+                                                  :mod:`smppgw.gateway.submit_tlvs`)
 short_message and      ESME_RINVPARLEN            both given (3.4 5.3.2.32: with
 message_payload                                   message_payload, sm_length must be 0)
 schedule_delivery_time ESME_RINVSCHED             malformed (:mod:`smppgw.protocol.smpp_time`)
@@ -73,6 +76,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from smppgw.gateway.content import ContentFilter, ContentRules, ContentVerdict
+from smppgw.gateway.submit_tlvs import forwarded_tlvs, tlv_refusal
 from smppgw.gateway.throttle import TokenBucket
 from smppgw.protocol.concat import SegmentError, concat_udh, incoming_part, split_message
 from smppgw.protocol.smpp_time import SmppTimeError, parse_smpp_time, resolve_smpp_time
@@ -84,7 +88,7 @@ from smppgw.protocol.text import (
     decode_text,
     unit_kind,
 )
-from smppgw.protocol.tlv import Tag, validate_tlv
+from smppgw.protocol.tlv import Tag
 from smppgw.protocol.udh import UdhError, parse_udh
 from smppgw.store.records import NewMessage
 
@@ -333,6 +337,7 @@ class Admission:
             next_attempt_at=shape.next_attempt_at,
             protocol_id=pdu.protocol_id,
             user_ref=pdu.tlv_int(Tag.USER_MESSAGE_REFERENCE) if pdu.tlvs else None,
+            tlvs=forwarded_tlvs(pdu.tlvs) if pdu.tlvs else b"",
         )
         return Admitted(system_id, message, shape.count, hold, shape.text, verdict)
 
@@ -354,9 +359,10 @@ class Admission:
         if pid and pid not in settings.protocol_ids:
             raise _Refusal(S.ESME_RSUBMITFAIL, f"protocol_id 0x{pid:02X} is not allowed")
         tlvs = pdu.tlvs  # most submits carry none: skip every TLV lookup then
-        for tlv in tlvs:
-            if validate_tlv(tlv) is not None:
-                raise _Refusal(S.ESME_RINVPARLEN, f"TLV 0x{tlv.tag:04X}: {len(tlv.value)} octets")
+        if tlvs:
+            refused = tlv_refusal(tlvs)
+            if refused is not None:
+                raise _Refusal(*refused)
         payload_tlv = pdu.tlv_octets(Tag.MESSAGE_PAYLOAD) if tlvs else None
         if payload_tlv is not None and pdu.short_message:
             raise _Refusal(S.ESME_RINVPARLEN, "both short_message and message_payload are set")
