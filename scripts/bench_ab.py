@@ -79,11 +79,25 @@ def one_round(tree: Path, site: Path, args: argparse.Namespace) -> dict[str, Any
     with tempfile.TemporaryDirectory(prefix="smppgw-ab-") as tmp:
         workdir = Path(tmp)
         steps_file = workdir / "steps.json"
+        # In the work directory, as the gateway runs: ``-c`` puts the current directory
+        # first on the path, and from the checkout that is this tree's ``smppgw`` (a
+        # base of an older schema then refused the file this tree made).
         subprocess.run(
             [sys.executable, "-c", ADD_ORDER, str(workdir / "gw.sqlite")],
             env={**os.environ, **env},
+            cwd=workdir,
             check=True,
         )
+        imported = subprocess.run(
+            [sys.executable, "-c", "import smppgw; print(smppgw.__file__)"],
+            env={**os.environ, **env},
+            cwd=workdir,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        if not Path(imported).is_relative_to(tree):
+            raise RuntimeError(f"the round of {tree} would run {imported}")
         port = free_port()
         with simulator(("smppgw:smppgw",)) as sim:
             config = write_config(workdir, sim.smpp, port)
