@@ -29,11 +29,13 @@ swapped at once.
 
 from __future__ import annotations
 
+import os
 import signal
+import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 import trio
@@ -55,6 +57,7 @@ from smppgw.app.partner_accounts import load_partners
 from smppgw.app.partner_models import partner_map
 from smppgw.app.retention_service import register_retention_commands, run_retention
 from smppgw.app.scenario_service import ScenarioMetrics, ScenarioService, replay_unprocessed_mo
+from smppgw.app.status import snapshot as status_snapshot
 from smppgw.app.systemd import Notifier
 from smppgw.gateway.admission import Admission
 from smppgw.gateway.auth import Authenticator
@@ -130,6 +133,8 @@ class Daemon:
         self._stop = trio.Event()
         self.notifier = Notifier.from_environment()
         self._carrier_nursery: trio.Nursery | None = None
+        self._started = time.time()
+        self._store_path = os.path.abspath(config.store.path)
 
     # -- life cycle ----------------------------------------------------------------
 
@@ -275,6 +280,7 @@ class Daemon:
                 on_partners_changed=self._apply_partners,
             )
             register_retention_commands(commands, self.store, cfg.retention)
+            commands.register("status", self._status)
             await services.start(serve_admin, Path(cfg.admin_socket), commands)
         if cfg.retention.enabled:
             # After recovery: the unfinished messages are taken before old rows go.
@@ -453,6 +459,20 @@ class Daemon:
                 else:
                     log.info("signal received", signal=signal.Signals(signum).name)
                     self.request_stop()
+
+    async def _status(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The admin socket's ``status`` (``smppgw status``; ``app/status.py``)."""
+        assert self.store is not None
+        assert self.pipeline is not None
+        return await status_snapshot(
+            started=self._started,
+            store=self.store,
+            store_path=self._store_path,
+            pipeline=self.pipeline,
+            carriers={name: running.client for name, running in self.carriers.items()},
+            server=self.server,
+            partners=[p.system_id for p in self.partners if p.enabled],
+        )
 
     def _simulator_ready(self, pid: int) -> None:
         self.simulator_pid = pid
