@@ -137,7 +137,11 @@ def _add_moderation(commands: argparse._SubParsersAction[argparse.ArgumentParser
     parser.add_argument("action", choices=("list", "approve", "reject"))
     parser.add_argument("ids", nargs="*", type=int, help="message ids (approve, reject)")
     parser.add_argument("--reason", default=None, help="why (reject)")
-    parser.add_argument("--socket", default="var/smppgw.sock", help="the admin socket")
+    parser.add_argument("--limit", type=int, default=100, help="list: at most this many")
+    parser.add_argument("--config", "-c", default=DEFAULT_CONFIG, help="the YAML config file")
+    parser.add_argument(
+        "--socket", default=None, help="the admin socket (default: the config's admin_socket)"
+    )
     parser.add_argument("--json", action="store_true", help="print the answer as JSON")
     parser.set_defaults(handler=_moderation)
 
@@ -147,34 +151,57 @@ def _moderation(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from smppgw.app.admin import admin_request
+    from smppgw.app.cli_config import UsageError, cli_config
 
     request: dict[str, object] = {"cmd": f"moderation.{args.action}"}
-    if args.action != "list":
+    if args.action == "list":
+        request["limit"] = args.limit
+    else:
         if not args.ids:
             print("give the ids of the messages", file=sys.stderr)
             return 2
         request["ids"] = args.ids
         if args.reason:
             request["reason"] = args.reason
+    socket = args.socket
+    if socket is None:
+        try:
+            socket = cli_config(args.config).admin_socket
+        except UsageError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+        if socket is None:
+            print("admin_socket is off in the config: give --socket", file=sys.stderr)
+            return 2
     try:
-        answer = admin_request(Path(args.socket), request)
+        answer = admin_request(Path(socket), request)
     except OSError as exc:
-        print(f"cannot reach the daemon at {args.socket}: {exc}", file=sys.stderr)
-        return 1
+        print(f"cannot reach the daemon at {socket}: {exc}", file=sys.stderr)
+        return 2
     if args.json or not answer.get("ok"):
-        print(json.dumps(answer, indent=2))
+        print(json.dumps(answer, indent=2, ensure_ascii=False))
         return 0 if answer.get("ok") else 1
     if args.action == "list":
-        print(f"{'id':>8}  {'partner':<12} {'source':<12} {'destination':<16} text (hex)")
-        for m in answer["messages"]:
-            print(
-                f"{m['id']:>8}  {m['partner']:<12} {m['source']:<12} "
-                f"{m['destination']:<16} {m['body_hex'][:40]}"
-            )
+        print(held_table(answer["messages"]))
     else:
-        done = answer.get("approved", answer.get("rejected", []))
-        print(f"{args.action}d: {', '.join(map(str, done)) or 'none (not held)'}")
+        key = {"approve": "approved", "reject": "rejected"}[args.action]
+        print(f"{key}: {', '.join(map(str, answer.get(key, []))) or 'none (not held)'}")
     return 0
+
+
+def held_table(messages: list[dict[str, object]]) -> str:
+    """Held messages as a moderator reads them: who sent what to whom, the text itself
+    (one line: a line break shows as a space)."""
+    if not messages:
+        return "no messages held"
+    lines = [f"{'id':>8}  {'partner':<15} {'source':<12} {'destination':<16} text"]
+    for m in messages:
+        text = " ".join(str(m.get("text", "")).split())
+        lines.append(
+            f"{m['id']!s:>8}  {m['partner']!s:<15} {m['source']!s:<12} "
+            f"{m['destination']!s:<16} {text}"
+        )
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -188,3 +188,13 @@ def smpplib_partner(
     finally:
         client.disconnect()
     return run
+
+
+def config_without_daemon(tmp_path: Path) -> str:
+    """A valid config whose admin socket no daemon serves (the CLI must say so)."""
+    path = tmp_path / "no-daemon.yaml"
+    path.write_text(
+        f"admin_socket: {tmp_path / 'none.sock'}\n"
+        "carriers: [{name: c, host: h, port: 1, system_id: s, password: p}]\n"
+    )
+    return str(path)

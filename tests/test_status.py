@@ -8,7 +8,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
-from partner_fixtures import partner_daemon, smpplib_partner
+from partner_fixtures import config_without_daemon, partner_daemon, smpplib_partner
 
 from smppgw.app.admin import admin_request
 from smppgw.app.status import format_status
@@ -76,10 +76,6 @@ async def test_status_shows_binds_partners_and_the_receipts_they_owe(tmp_path: P
 def test_status_without_a_daemon_says_so(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    config = tmp_path / "smppgw.yaml"
-    config.write_text(
-        f"admin_socket: {tmp_path / 'none.sock'}\n"
-        "carriers: [{name: c, host: h, port: 1, system_id: s, password: p}]\n"
-    )
-    assert main(["status", "-c", str(config)]) == 2
+    config = config_without_daemon(tmp_path)
+    assert main(["status", "-c", config]) == 2
     assert "no daemon answers at" in capsys.readouterr().err

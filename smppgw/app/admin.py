@@ -15,6 +15,7 @@ Commands:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -25,14 +26,16 @@ import structlog
 import trio
 
 from smppgw.gateway.recovery import outbound_from_stored
+from smppgw.protocol.text import decode_text
+from smppgw.protocol.udh import UdhError, parse_udh
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from smppgw.gateway.mt import MtPipeline
-    from smppgw.store import Store
+    from smppgw.store import Store, StoredMessage
 
-__all__ = ["AdminCommand", "AdminCommands", "admin_request", "serve_admin"]
+__all__ = ["AdminCommand", "AdminCommands", "admin_request", "moderated_text", "serve_admin"]
 
 #: A command another module adds (``AdminCommands.register``): the request in, the
 #: answer out (a dict with ``ok``). Raising ``ValueError`` answers ``ok: false``.
@@ -76,6 +79,7 @@ class AdminCommands:
                         "destination": m.destination_addr,
                         "data_coding": m.data_coding,
                         "body_hex": m.body.hex(),
+                        "text": moderated_text(m),
                         "created_at": m.created_at,
                     }
                     for m in held
@@ -102,6 +106,16 @@ class AdminCommands:
             log.info("moderation rejected", ids=rejected)
             return {"ok": True, "rejected": rejected}
         return {"ok": False, "error": f"unknown command {cmd!r}"}
+
+
+def moderated_text(m: StoredMessage) -> str:
+    """What a moderator reads: the text without its UDH (a partner's own part of a long
+    message), decoded by its data_coding (never fails: see ``decode_text``)."""
+    body = m.body
+    if m.esm_class & 0x40:
+        with contextlib.suppress(UdhError):
+            _, body = parse_udh(body)
+    return decode_text(body, m.data_coding)
 
 
 async def serve_admin(
