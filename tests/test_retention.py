@@ -102,7 +102,10 @@ def _snapshot(path: Path) -> dict[str, Any]:
     try:
         return {
             "mt": _rows(conn, "SELECT id, state, created_at, updated_at FROM mt_message"),
-            "owed": {int(r[0]) for r in conn.execute("SELECT message_id FROM receipt_outbox")},
+            "owed": {
+                int(r[0]): int(r[1])
+                for r in conn.execute("SELECT message_id, created_at FROM receipt_outbox")
+            },
             "inbound": _rows(conn, "SELECT id, received_at, processed_at FROM inbound"),
             "event": _rows(conn, "SELECT id, created_at, event_key, processed_at FROM event"),
             "log": _rows(conn, "SELECT id, created_at FROM message_log"),
@@ -148,13 +151,17 @@ def _cut(days: float) -> int:
 
 def _check(before: dict[str, Any], after: dict[str, Any]) -> None:
     mt_cut = _cut(90)
+    # A receipt the partner never took is dropped after receipts_owed_days (30), and
+    # its message may then go in the same run.
+    owed = {mid for mid, queued in before["owed"].items() if queued >= _cut(30)}
+    assert set(after["owed"]) == owed
     newest = max(before["mt"], default=0)
     for mid, (state, created, updated) in before["mt"].items():
         prunable = (
             state in FINAL
             and created < mt_cut
             and updated < mt_cut
-            and mid not in before["owed"]
+            and mid not in owed
             and mid != newest
         )
         assert (mid not in after["mt"]) == prunable, (mid, state, created, updated)
@@ -236,6 +243,47 @@ def _write_final(store: Any, clock: FakeClock, n: int, start: int) -> Any:
             await store.mark_final([FinalOutcome(i, MessageState.DELIVERED) for i in ids])
 
     return go()
+
+
+@pytest.mark.parametrize("days", [30.0, None])
+def test_receipts_a_partner_never_took_go_after_their_horizon(
+    tmp_path: Path, days: float | None
+) -> None:
+    """A transmitter-only partner asked for receipts and never binds a receiver: its
+    outbox, and the messages it keeps, would grow for ever. After receipts_owed_days
+    they go (counted per partner for the log); None keeps them."""
+    clock = FakeClock(T0)
+
+    async def run() -> tuple[dict[str, int], list[tuple[str, int]]]:
+        async with open_store(tmp_path / "j.db", clock=clock, config=FAST) as store:
+            ids = await store.journal_accept([msg(n) for n in range(4)])
+            await store.mark_final([FinalOutcome(i, MessageState.DELIVERED) for i in ids])
+            for n, (partner, mid) in enumerate(
+                zip(["acme", "acme", "beta", "acme"], ids, strict=True)
+            ):
+                clock.now = T0 + (n * 20) * DAY  # queued on days 0, 20, 40, 60
+                receipt = NewReceipt(
+                    partner=partner, message_id=mid, stat="DELIVRD", err=0, body=b"r"
+                )
+                await store.enqueue_receipts([receipt])
+            clock.now = T0 + 65 * DAY  # owed 65, 45, 25 and 5 days
+            cfg = SETTINGS.model_copy(update={"receipts_owed_days": days, "messages_days": 1})
+            report = await prune_store(store, cfg, clock=clock)
+            left = await store.read(
+                lambda c: c.execute("SELECT partner, message_id FROM receipt_outbox").fetchall()
+            )
+        return report.counts, [(str(p), int(m)) for p, m in left]
+
+    counts, left = trio.run(run)
+    if days is None:
+        assert len(left) == 4
+        assert "receipt_outbox" not in counts
+        return
+    assert counts["receipt_outbox"] == 2
+    assert counts["receipt_outbox:acme"] == 2  # those of days 0 and 20
+    assert "receipt_outbox:beta" not in counts
+    assert [p for p, _ in left] == ["beta", "acme"]
+    assert counts["mt_message"] == 2  # the messages those receipts kept went too
 
 
 def test_freed_pages_are_reused(tmp_path: Path) -> None:

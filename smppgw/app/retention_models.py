@@ -9,6 +9,7 @@
       log_days: 365            # the scenarios' MO/MT log (smppgw molog)
       events_days: 365         # processed business events without a key
       keyed_events_days: null  # events with a key (alerts, statements...): null = kept
+      receipts_owed_days: 30   # receipts and MO a partner never took: null = kept
       archive_dir: null        # e.g. /var/lib/smppgw/archive: pruned MT as daily .csv.gz
       run_every_minutes: 60
       batch_rows: 5000         # most rows per writer item (each aims at ~5 ms of writer)
@@ -41,6 +42,7 @@ class Horizons:
     log: float
     events: float
     keyed_events: float | None
+    receipts_owed: float | None
 
 
 class RetentionSettings(BaseModel):
@@ -54,6 +56,10 @@ class RetentionSettings(BaseModel):
     log_days: float = Field(default=365.0, gt=0)
     events_days: float = Field(default=365.0, gt=0)
     keyed_events_days: float | None = Field(default=None, gt=0)
+    #: A receipt (or MO) waiting in a partner's outbox this long is dropped: a partner
+    #: that never binds a receiver would otherwise grow the journal for ever (and keep
+    #: every message it asked a receipt for). None: kept until taken.
+    receipts_owed_days: float | None = Field(default=30.0, gt=0)
     archive_dir: Path | None = None
     run_every_minutes: float = Field(default=60.0, gt=0, le=7 * 24 * 60)
     batch_rows: int = Field(default=5000, ge=100, le=100_000)
@@ -78,4 +84,7 @@ class RetentionSettings(BaseModel):
             log=self.log_days * DAY,
             events=self.events_days * DAY,
             keyed_events=None if self.keyed_events_days is None else self.keyed_events_days * DAY,
+            receipts_owed=None
+            if self.receipts_owed_days is None
+            else self.receipts_owed_days * DAY,
         )

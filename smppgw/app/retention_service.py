@@ -3,6 +3,8 @@
 The SQL is ``smppgw.store.retention``; this module decides when, in what order, and
 writes the optional archive. Order of a run, and why:
 
+0. receipts (and MO) partners never took, past ``receipts_owed_days``: they keep their
+   messages;
 1. messages (with parts and carrier ids): they free the ledger rows they held;
 2. the quota ledger: settled rows no message refers to are merged per order;
 3. inbound, the scenarios' log, events.
@@ -165,7 +167,12 @@ async def prune_once(
     if settings.archive_dir is not None and not dry_run:
         archive = archive_writer(settings.archive_dir, now)
     common: dict[str, Any] = {"dry_run": dry_run}
-    steps: list[tuple[str, Callable[..., retention.Batch]]] = [
+    steps: list[tuple[str, Callable[..., retention.Batch]]] = []
+    if h.receipts_owed is not None:
+        # First: the messages these receipts kept can go in the same run.
+        outbox = partial(retention.prune_outbox, before_ms=cut(h.receipts_owed), **common)
+        steps.append(("receipt_outbox", outbox))
+    steps += [
         (
             "mt_message",
             partial(retention.prune_messages, before_ms=cut(h.messages), archive=archive, **common),
@@ -234,6 +241,14 @@ async def run_retention(
             removed = {k: v for k, v in report.counts.items() if v}
             if removed or report.notes:
                 log.info("retention run", **report.to_json())
+            for key, count in removed.items():
+                if key.startswith("receipt_outbox:"):
+                    log.warning(
+                        "receipts the partner never took were dropped",
+                        partner=key.partition(":")[2],
+                        count=count,
+                        after_days=settings.receipts_owed_days,
+                    )
         await trio.sleep(settings.run_every_minutes * 60)
 
 

@@ -18,7 +18,9 @@ What is never removed (why):
 
 - unfinished or held messages, and a final one a partner's receipt is still owed for
   (``receipt_outbox`` rows are deleted when the partner acknowledges them: every row
-  there is pending, and it references its message);
+  there is pending, and it references its message). A receipt owed longer than its own
+  horizon is dropped first (``prune_outbox``): a partner that never binds a receiver
+  would otherwise keep its rows, and their messages, for ever;
 - the row with the highest id of each table: the writer hands out the next message id
   as ``MAX(id) + 1`` at start-up, so removing the newest row would reuse its id;
 - ``partner_order`` rows and any ledger amount: a settled ``quota_ledger`` row whose
@@ -55,6 +57,7 @@ __all__ = [
     "prune_inbound",
     "prune_log",
     "prune_messages",
+    "prune_outbox",
 ]
 
 #: The ``mt_message`` columns an archive line holds, in order.
@@ -284,6 +287,36 @@ def prune_inbound(
     if ids and not dry_run:
         conn.executemany("DELETE FROM inbound WHERE id = ?", ids)
     return Batch(len(ids), new_cursor, more)
+
+
+def prune_outbox(
+    conn: sqlite3.Connection,
+    *,
+    before_ms: int,
+    cursor: int = 0,
+    limit: int = 5000,
+    dry_run: bool = False,
+) -> Batch:
+    """Delete receipts and MO that waited in a partner's outbox since before the
+    horizon: that partner has not taken them (no receiver bind, or it refuses them).
+    Outbox ids are never reused (AUTOINCREMENT), so even the newest row may go. The
+    batch's ``detail`` counts them per partner (``receipt_outbox:<partner>``), for the
+    log an operator reads."""
+    walked, new_cursor, more = _walk(
+        conn,
+        "SELECT id, created_at, partner FROM receipt_outbox WHERE id > ? ORDER BY id LIMIT ?",
+        cursor,
+        limit,
+        before_ms,
+        _max_id(conn, "receipt_outbox") + 1,
+    )
+    by_partner: dict[str, int] = {}
+    for row in walked:
+        by_partner[str(row[2])] = by_partner.get(str(row[2]), 0) + 1
+    if walked and not dry_run:
+        conn.executemany("DELETE FROM receipt_outbox WHERE id = ?", [(r[0],) for r in walked])
+    detail = tuple((f"receipt_outbox:{p}", n) for p, n in sorted(by_partner.items()))
+    return Batch(len(walked), new_cursor, more, detail)
 
 
 def prune_log(
