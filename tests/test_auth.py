@@ -236,3 +236,51 @@ def test_plaintext_password_is_not_kept() -> None:
     auth.check_bind("acme", "wrong-pw", "10.0.0.1", 0.0)
     assert "wrong-pw" not in repr(vars(auth))
     assert "wrong-pw" not in repr(auth.statistics())
+
+
+# -- the memo of verified passwords -----------------------------------------------------
+
+
+def _counting_scrypt(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    import smppgw.gateway.auth as auth_module
+
+    calls: list[str] = []
+    real = auth_module.verify_password
+
+    def counted(password: str, encoded: str) -> bool:
+        calls.append(password)
+        return real(password, encoded)
+
+    monkeypatch.setattr(auth_module, "verify_password", counted)
+    return calls
+
+
+def test_a_verified_password_binds_again_without_scrypt(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting_scrypt(monkeypatch)
+    auth = _auth(_partner(max_binds=10))
+    for _ in range(4):
+        assert auth.check_bind("acme", PASSWORD, "10.0.0.1", 0.0) == S.ESME_ROK
+    assert calls == [PASSWORD]  # scrypt once; the three reconnects cost an HMAC
+    # Wrong guesses never match the memo: each one still pays scrypt.
+    for guess in ("s3cret ", "S3cret", ""):
+        assert auth.check_bind("acme", guess, "10.0.0.2", 0.0) == S.ESME_RINVPASWD
+    assert calls == [PASSWORD, "s3cret ", "S3cret", ""]
+    # And the memo never lets another partner in with acme's password.
+    other = hash_password("other", salt=b"fedcba9876543210")
+    auth.reconfigure(partner_map([_partner(max_binds=10), _partner("beta", password_hash=other)]))
+    assert auth.check_bind("beta", PASSWORD, "10.0.0.3", 0.0) == S.ESME_RINVPASWD
+
+
+def test_a_new_password_hash_forgets_the_old_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _counting_scrypt(monkeypatch)
+    auth = _auth(_partner(max_binds=10))
+    assert auth.check_bind("acme", PASSWORD, "10.0.0.1", 0.0) == S.ESME_ROK
+    new_hash = hash_password("n3w", salt=b"0123456789abcdef")
+    auth.reconfigure(partner_map([_partner(max_binds=10, password_hash=new_hash)]))
+    assert auth.check_bind("acme", PASSWORD, "10.0.0.1", 0.0) == S.ESME_RINVPASWD
+    assert auth.check_bind("acme", "n3w", "10.0.0.1", 0.0) == S.ESME_ROK
+    assert calls == [PASSWORD, PASSWORD, "n3w"]
+    # A partner removed by a reload is forgotten, memo included.
+    auth.reconfigure(partner_map([_partner("beta")]))
+    assert "acme" not in auth._verified
+    assert "n3w" not in repr(vars(auth))
