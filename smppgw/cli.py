@@ -8,6 +8,7 @@ import sys
 from smppgw import __version__
 from smppgw.app.admin_cli import add_commands as add_admin_commands
 from smppgw.app.bench_cli import add_commands as add_bench_commands
+from smppgw.app.message_cli import add_commands as add_message_commands
 from smppgw.app.ops_cli import add_commands as add_ops_commands
 from smppgw.app.retention_cli import add_commands as add_retention_commands
 from smppgw.app.scenario_cli import add_commands as add_scenario_commands
@@ -219,6 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     add_ops_commands(commands)
     add_report_commands(commands)
     add_admin_commands(commands)
+    add_message_commands(commands)
     add_bench_commands(commands)
     add_retention_commands(commands)
     args = parser.parse_args(argv)

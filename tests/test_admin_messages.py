@@ -125,3 +125,18 @@ def test_trace_one_message(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     code, _, err = _run(capsys, "messages", "show", "999", "-c", cfg)
     assert code == 1
     assert "not in the journal" in err
+    # By a carrier's id of one of its parts (what the carrier's support desk quotes).
+    by_carrier = _json(capsys, "messages", "show", "--carrier-id", " C2 ", "-c", cfg)
+    assert by_carrier["id"] == parts
+    assert (
+        _json(capsys, "messages", "show", "--carrier-id", "C1", "--carrier", "vt", "-c", cfg)["id"]
+        == parts
+    )
+    code, _, err = _run(capsys, "messages", "show", "--carrier-id", "C9", "-c", cfg)
+    assert (code, "carrier id C9: not in the journal" in err) == (1, True)
+    code, _, err = _run(
+        capsys, "messages", "show", "--carrier-id", "C1", "--carrier", "x", "-c", cfg
+    )
+    assert (code, "no carrier 'x'" in err) == (2, True)
+    code, _, err = _run(capsys, "messages", "show", "-c", cfg)
+    assert (code, "one of them" in err) == (2, True)

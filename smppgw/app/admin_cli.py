@@ -1,5 +1,5 @@
-"""``smppgw order|partner|member|messages|codes|gifts|events``: the operator's records
-from a shell.
+"""``smppgw order|partner|member|codes|gifts|events``: the operator's records from a
+shell.
 
 Safe while the daemon runs: a command that writes goes through the daemon's admin
 socket (``admin_socket`` in the config) when a daemon answers there, and the daemon
@@ -12,20 +12,21 @@ default, ``--json`` for scripts. Exit codes: 0 done, 1 refused (the reason print
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smppgw.app.cli_config import DEFAULT_CONFIG, UsageError
-from smppgw.app.cli_config import cli_config as _config
+from smppgw.app.cli_tables import guarded as _guard
+from smppgw.app.cli_tables import local_tz as _tz
+from smppgw.app.cli_tables import readonly as _readonly
+from smppgw.app.cli_tables import show_rows as _show
 
 if TYPE_CHECKING:
     import argparse
-    import sqlite3
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable
 
     from smppgw.app.admin import AdminCommand
     from smppgw.app.config import Config
@@ -103,17 +104,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("member_id")
     p.add_argument("--yes", action="store_true", help="do not ask")
 
-    messages = group("messages", "MT messages: find them, trace one (read-only)")
-    p = action(messages, "list", _messages_list, "a period's messages, newest first")
-    p.add_argument("--to", default=None, help="destination number (as the partner sent it)")
-    p.add_argument("--partner", default=None)
-    p.add_argument("--state", default=None, choices=[s.value for s in _states()])
-    p.add_argument("--since", default=None, help="YYYY-MM-DD[THH:MM] (default: 24 h ago)")
-    p.add_argument("--until", default=None, help="YYYY-MM-DD[THH:MM] (default: now)")
-    p.add_argument("--limit", type=int, default=100)
-    p = action(messages, "show", _messages_show, "one message: parts, carrier ids, receipts")
-    p.add_argument("id", type=int)
-
     for name, handler, what in (
         ("codes", _codes_list, "scratch-card codes of a campaign"),
         ("gifts", _gifts_list, "gifts of the inventory (PINs not shown)"),
@@ -135,19 +125,6 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 # ---------------------------------------------------------------------- plumbing
-
-
-def _guard(
-    fn: Callable[[argparse.Namespace, Config], int],
-) -> Callable[[argparse.Namespace], int]:
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return fn(args, _config(args.config))
-        except _Usage as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    return run
 
 
 def _daemon(config: Config) -> Path | None:
@@ -221,69 +198,6 @@ def _answer(args: argparse.Namespace, answer: dict[str, Any], done: Callable[[],
     else:
         print(f"refused: {answer.get('error')}", file=sys.stderr)
     return 0 if answer.get("ok") else 1
-
-
-@contextlib.contextmanager
-def _readonly(config: Config) -> Iterator[sqlite3.Connection]:
-    import sqlite3
-
-    from smppgw.store.message_log import open_readonly
-
-    path = Path(config.store.path)
-    if not path.exists():
-        raise _Usage(f"no store at {path}")
-    conn = open_readonly(path)
-    try:
-        yield conn
-    except sqlite3.OperationalError as exc:
-        raise _Usage(f"{path}: {exc} (start the daemon once to upgrade the file)") from None
-    finally:
-        conn.close()
-
-
-def _tz(config: Config) -> timezone:
-    from smppgw.app.scenario_models import parse_utc_offset
-
-    return timezone(parse_utc_offset(config.scenarios.utc_offset))
-
-
-#: Columns shown as times (in the scenarios' UTC offset); the JSON keeps seconds.
-_TIMES = frozenset({"expires_at", "created_at", "valid_from", "valid_to", "used_at"})
-_TIMES |= {"assigned_at", "processed_at", "updated_at", "submitted_at", "queued_at"}
-
-
-def _cell(key: str, value: object, config: Config) -> str:
-    if value is None or value == "":
-        return "-"
-    if key in _TIMES and isinstance(value, int | float):
-        return datetime.fromtimestamp(value, _tz(config)).strftime("%Y-%m-%d %H:%M")
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, list):
-        return ",".join(map(str, value)) or "-"
-    if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False)
-    return str(value)
-
-
-def _show(
-    args: argparse.Namespace, rows: Sequence[dict[str, Any]], columns: str, config: Config
-) -> int:
-    """Print ``rows`` as JSON (every key) or as a table of ``columns`` (space-separated
-    keys; ``key:header`` renames a column)."""
-    if args.json:
-        print(json.dumps(list(rows), indent=2, ensure_ascii=False))
-        return 0
-    spec = [
-        (c.partition(":")[0], c.partition(":")[2] or c.partition(":")[0]) for c in columns.split()
-    ]
-    cells = [[_cell(k, r.get(k), config) for k, _ in spec] for r in rows]
-    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, (_, h) in enumerate(spec)]
-    for line in [[h for _, h in spec], *cells]:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
-    if not rows:
-        print("(none)")
-    return 0
 
 
 def _msisdn(text: str) -> str:
@@ -505,86 +419,3 @@ def _events_list(args: argparse.Namespace, config: Config) -> int:
         rows = list_events(conn, kind=args.kind, subject=subject, limit=args.limit)
     columns = "id created_at:time kind subject event_key:key processed_at:processed payload"
     return _show(args, [r.as_dict() for r in rows], columns, config)
-
-
-# ---------------------------------------------------------------------- MT messages
-
-
-def _states() -> list[Any]:
-    from smppgw.store.records import MessageState
-
-    return list(MessageState)
-
-
-def _moment(text: str | None, config: Config, default: float | None) -> float | None:
-    if text is None:
-        return default
-    for layout in ("%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"):
-        try:
-            return datetime.strptime(text, layout).replace(tzinfo=_tz(config)).timestamp()
-        except ValueError:
-            continue
-    raise _Usage(f"{text!r} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM")
-
-
-def _to_the_second(row: dict[str, Any], config: Config) -> dict[str, Any]:
-    """A message's times to the second, for a table (what happened when, to the second,
-    is what a trace is for); the JSON keeps epoch seconds."""
-    tz = _tz(config)
-    return {
-        k: datetime.fromtimestamp(v, tz).strftime("%Y-%m-%d %H:%M:%S")
-        if k in _TIMES and isinstance(v, int | float)
-        else v
-        for k, v in row.items()
-    }
-
-
-def _messages_list(args: argparse.Namespace, config: Config) -> int:
-    import time
-
-    from smppgw.store.message_queries import find_messages
-
-    since = _moment(args.since, config, time.time() - 86_400)
-    assert since is not None
-    to = None if args.to is None else args.to.strip().removeprefix("+")
-    with _readonly(config) as conn:
-        found = find_messages(
-            conn,
-            since=since,
-            until=_moment(args.until, config, None),
-            destination=to,
-            partner=args.partner,
-            state=args.state,
-            limit=args.limit,
-        )
-    columns = (
-        "id created_at:accepted partner source_addr:from destination_addr:to state"
-        " part_count:parts smsc:carrier carrier_id error"
-    )
-    rows = [m.as_dict() if args.json else _to_the_second(m.as_dict(), config) for m in found]
-    return _show(args, rows, columns, config)
-
-
-def _messages_show(args: argparse.Namespace, config: Config) -> int:
-    from smppgw.store.message_queries import message_trace
-
-    with _readonly(config) as conn:
-        trace = message_trace(conn, args.id)
-    if trace is None:
-        print(f"message {args.id}: not in the journal (never accepted, or pruned)", file=sys.stderr)
-        return 1
-    whole = trace.as_dict()
-    if args.json:
-        print(json.dumps(whole, indent=2, ensure_ascii=False))
-        return 0
-    for key, value in _to_the_second(trace.message.as_dict(), config).items():
-        print(f"{key:>16}  {_cell(key, value, config)}")
-    if whole["parts"]:
-        print("\nparts at carriers:")
-        parts = [_to_the_second(p, config) for p in whole["parts"]]
-        _show(args, parts, "part_no smsc carrier_id submitted_at receipt_state", config)
-    if whole["receipts_owed"]:
-        print("\nreceipts owed to the partner (not acknowledged yet):")
-        owed = [_to_the_second(r, config) for r in whole["receipts_owed"]]
-        _show(args, owed, "stat queued_at", config)
-    return 0

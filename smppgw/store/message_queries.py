@@ -20,7 +20,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import sqlite3
 
-__all__ = ["MessageRow", "MessageTrace", "PartRow", "find_messages", "message_trace"]
+__all__ = [
+    "MessageRow",
+    "MessageTrace",
+    "PartRow",
+    "by_carrier_id",
+    "find_messages",
+    "message_trace",
+]
 
 _COLUMNS = (
     "id, partner, source_addr, destination_addr, state, part_count, smsc, carrier_id,"
@@ -154,3 +161,16 @@ def message_trace(conn: sqlite3.Connection, message_id: int) -> MessageTrace | N
         tuple(PartRow(int(p[0]), str(p[1]), str(p[2]), int(p[3]) / 1000, p[4]) for p in parts),
         tuple((str(o[0]), int(o[1]) / 1000) for o in owed),
     )
+
+
+def by_carrier_id(conn: sqlite3.Connection, keys: list[tuple[str, str]]) -> list[int]:
+    """Our messages a carrier knows by these ``(carrier, id key)`` pairs (the key as
+    ``protocol.message_id`` reduces the carrier's id), each once, in the order given."""
+    found: list[int] = []
+    for smsc, key in keys:
+        row = conn.execute(
+            "SELECT message_id FROM carrier_ref WHERE smsc = ? AND carrier_id = ?", (smsc, key)
+        ).fetchone()
+        if row is not None and int(row[0]) not in found:
+            found.append(int(row[0]))
+    return found
