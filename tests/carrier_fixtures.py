@@ -41,6 +41,7 @@ class FakeSmsc:
     fail_status: int = 0  # answer every submit with this status instead
     silent_first: int = 0  # never answer the first N submits (response timeouts)
     receipts: bool = True
+    empty_ids: bool = False  # accept submits with an empty message_id (a broken SMSC)
     submits: list[SubmitSm] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
     links: list[SmppLink] = field(default_factory=list)
@@ -77,7 +78,8 @@ class FakeSmsc:
                 else:
                     carrier_id = f"{len(self.accepted) + 1:X}"  # hex, upper case
                     self.accepted.append(carrier_id)
-                    link.respond(make_response(pdu, message_id=carrier_id))
+                    answer_id = "" if self.empty_ids else carrier_id
+                    link.respond(make_response(pdu, message_id=answer_id))
                     if self.receipts and pdu.registered_delivery:
                         # Never wait on the link's own window inside its handler: the
                         # answers that free it come through the reader this handler

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 from carrier_fixtures import FakeSmsc, store_states, wait_for
+from structlog.testing import capture_logs
 
 from smppgw.app.config_models import CarrierSettings, ReconnectSettings, ValidityFormat
 from smppgw.gateway.mt import MtPipeline
@@ -310,6 +311,28 @@ async def test_the_carrier_s_bind_address_range_and_service_type_are_sent(
     assert bind.address_range == "^8055"
     (submit,) = rig.smsc.submits
     assert submit.service_type == "CMT"
+
+
+async def test_parts_accepted_without_an_id_are_counted_and_said_once(
+    rig: Rig, nursery: trio.Nursery
+) -> None:
+    """A broken SMSC answers submit_sm with an empty message_id: no receipt can match
+    those parts. Said once (not per message), counted, and no carrier reference row
+    that the next such part would overwrite."""
+    rig.smsc.empty_ids = True
+    rig.smsc.receipts = False
+    await _start(rig, nursery)
+    with capture_logs() as logs:
+        ids = await rig.send(3)
+        await wait_for(lambda: len(rig.smsc.accepted) == 3)
+        await rig.pipeline.flush()
+    assert await store_states(rig.store, ids) == ["submitted"] * 3
+    assert rig.client.statistics().empty_ids == 3
+    said = [e for e in logs if "without a message id" in e["event"]]
+    assert len(said) == 1
+    assert said[0]["log_level"] == "warning"
+    refs = await rig.store.read(lambda c: c.execute("SELECT COUNT(*) FROM carrier_ref").fetchone())
+    assert refs[0] == 0
 
 
 async def test_a_message_past_its_validity_is_expired_not_sent(

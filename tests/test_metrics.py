@@ -48,6 +48,7 @@ CARRIER = CarrierStatistics(
     window_size=20,
     latency_sum=12.5,
     latency_count=120,
+    empty_ids=12,
 )
 BUCKET = TokenBucketStatistics(
     configured_rate=50.0, current_rate=25.0, tokens=3.0, refusals=11, penalties=2
@@ -190,6 +191,7 @@ def test_carrier_metrics_exact(registry: CollectorRegistry) -> None:
         'smppgw_carrier_throttled_total{carrier="acme"} 4.0',
         'smppgw_carrier_timeouts_total{carrier="acme"} 5.0',
         'smppgw_carrier_possible_duplicates_total{carrier="acme"} 6.0',
+        'smppgw_carrier_empty_ids_total{carrier="acme"} 12.0',
         'smppgw_carrier_deliveries_total{carrier="acme"} 80.0',
         'smppgw_carrier_deliveries_refused_total{carrier="acme"} 8.0',
         'smppgw_carrier_inbound_duplicates_total{carrier="acme"} 9.0',

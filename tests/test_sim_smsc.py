@@ -374,7 +374,8 @@ async def test_enquire_link_answered_without_the_fault() -> None:
 async def test_never_answer_times_out_the_client() -> None:
     async with running(faults=Faults(never_answer=True)) as sim, trio.open_nursery() as nursery:
         assert sim.port is not None
-        esme, _ = await connect(nursery, sim.port, response_timeout=0.2)
+        # The bind waits as long as the submit: 0.2 s failed it once on a loaded machine.
+        esme, _ = await connect(nursery, sim.port, response_timeout=1.0)
         with pytest.raises(RequestTimeout):
             await esme.link.request(_submit())
         assert sim.statistics().unanswered == 1

@@ -110,6 +110,12 @@ _CARRIER: Final[tuple[_Spec[CarrierStatistics], ...]] = (
         lambda s: s.possible_duplicates,
     ),
     _Spec(
+        "smppgw_carrier_empty_ids_total",
+        "counter",
+        "Parts the SMSC accepted without a message id (no receipt can match them).",
+        lambda s: s.empty_ids,
+    ),
+    _Spec(
         "smppgw_carrier_deliveries_total",
         "counter",
         "deliver_sm journaled and acknowledged.",

@@ -51,6 +51,7 @@ and ``transactional`` (priority >= 1).
 | carrier_throttled_total           | counter   | carrier       | of those, throttling (re-sent)   |
 | carrier_timeouts_total            | counter   | carrier       | submit_sm not answered in time   |
 | carrier_possible_duplicates_total | counter   | carrier       | re-sent after a lost answer      |
+| carrier_empty_ids_total           | counter   | carrier       | accepted without a message id    |
 | carrier_deliveries_total          | counter   | carrier       | deliver_sm journaled, answered   |
 | carrier_deliveries_refused_total  | counter   | carrier       | deliver_sm refused (store down)  |
 | carrier_inbound_duplicates_total  | counter   | carrier       | deliver_sm redelivered, skipped  |

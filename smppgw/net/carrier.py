@@ -126,6 +126,8 @@ class CarrierStatistics:
     window_size: int
     latency_sum: float
     latency_count: int
+    #: Parts the carrier accepted without a message id (their receipts cannot match).
+    empty_ids: int = 0
 
 
 class CarrierClient:
@@ -167,9 +169,11 @@ class CarrierClient:
                 "timeouts",
                 "dups",
                 "lat_n",
+                "empty_ids",
             ),
             0,
         )
+        self._empty_id_logged_at: float | None = None
         self._latency_sum = 0.0
         # Set by unbind_all: the daemon is stopping this carrier (shutdown, or a reload
         # that removed it); a bind that closes stays closed until the client is
@@ -458,6 +462,8 @@ class CarrierClient:
                 key = resp_key(raw_id, self.settings.message_id_format)
             except MessageIdError:
                 key = raw_id.strip()
+                if not key:
+                    self._empty_id(now)
             self.pipeline.part_accepted(message, part_no, key)
             self.bucket.recover()
             message.next_part = part_no + 1
@@ -477,6 +483,19 @@ class CarrierClient:
             self.pipeline.retry(message, describe_status(status), possible_duplicate=False)
         else:
             self.pipeline.fail(message, status, describe_status(status))
+
+    def _empty_id(self, now: float) -> None:
+        """The carrier accepted a part without an id (SMPP 3.4 4.4.2 says it gives one):
+        no receipt can ever be matched to it, so the message waits for its receipt until
+        ``receipt_timeout_hours``. Said at most once a minute (a carrier that does it
+        does it to every message), counted in :meth:`statistics`."""
+        self._counts["empty_ids"] += 1
+        if self._empty_id_logged_at is None or now - self._empty_id_logged_at >= 60.0:
+            self._empty_id_logged_at = now
+            self.log.warning(
+                "carrier accepted a part without a message id: its receipt cannot be matched",
+                so_far=self._counts["empty_ids"],
+            )
 
     def _part_pdu(self, message: OutboundMessage, part_no: int) -> SubmitSm:
         if self._shape_of is not self.settings:
@@ -513,6 +532,7 @@ class CarrierClient:
             window_size=self.settings.window * len(self._links),
             latency_sum=self._latency_sum,
             latency_count=c["lat_n"],
+            empty_ids=c["empty_ids"],
         )
 
 

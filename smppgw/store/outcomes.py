@@ -167,10 +167,12 @@ def record_carrier_refs(
     """Write the carrier references (how receipts find their message); returns per
     message what one update a row, in order, would leave on it: ``[id, the last SMSC
     named, the carrier id of the last part 0 (None: none)]``."""
+    # A part accepted without an id has no reference a receipt could find; one row for
+    # it would be replaced by the next such part's (the key is the id).
     insert_rows(
         conn,
         "INSERT OR REPLACE INTO carrier_ref (smsc, carrier_id, message_id, part_no, submitted_at)",
-        [(u.smsc, u.carrier_id, u.message_id, u.part_no, t) for u in updates],
+        [(u.smsc, u.carrier_id, u.message_id, u.part_no, t) for u in updates if u.carrier_id],
     )
     latest: dict[int, list[object]] = {}
     for u in updates:
