@@ -172,3 +172,19 @@ def test_every_part_carries_the_partner_s_protocol_id_not_its_reference(
         pdu = part_pdu(message, part_no, shape, NOW)
         assert pdu.protocol_id == 0x41
         assert pdu.tlv_int(Tag.USER_MESSAGE_REFERENCE) is None
+
+
+def test_a_carrier_s_dropped_tlvs_are_left_out_of_every_part() -> None:
+    ports = (Tlv(Tag.DESTINATION_PORT, b"\x0b\x84"), Tlv(Tag.MS_VALIDITY, b"\x01"))
+    message = _message(b"x" * 300, DC_DEFAULT)
+    message.tlvs = ports
+    for shape, kept in (
+        (CarrierShape(), ports),
+        (CarrierShape(drop_tlvs=frozenset({Tag.MS_VALIDITY})), ports[:1]),
+    ):
+        for part_no in range(len(message.parts)):
+            assert part_pdu(message, part_no, shape, NOW).tlvs == kept
+    # The sar_* TLVs a sar carrier gets are the gateway's, after the drop.
+    shape = CarrierShape(sar=True, drop_tlvs=frozenset({Tag.DESTINATION_PORT, Tag.MS_VALIDITY}))
+    tags = [t.tag for t in part_pdu(message, 0, shape, NOW).tlvs]
+    assert tags == [Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM]

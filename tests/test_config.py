@@ -188,6 +188,12 @@ def test_duplicate_keys_are_errors() -> None:
     assert lines == ["t.yaml:8: default_route: duplicate key (first at line 7)"]
 
 
+def test_drop_tlvs_take_names_and_tags() -> None:
+    text = MINIMAL + "    drop_tlvs: [ms_validity, ' Callback_Num ', 0x020B]\n"
+    config = load_config_text(text, "t.yaml")
+    assert config.carriers[0].drop_tlvs == (0x1204, 0x0381, 0x020B)
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
@@ -206,6 +212,8 @@ def test_duplicate_keys_are_errors() -> None:
         ("split: udh16", "carriers[0].split: udh16 is not offered"),
         ("validity_format: local", "carriers[0].validity_format: Input should be 'absolute'"),
         ("service_type: CMTABC", "carriers[0].service_type: String should have at most 5"),
+        ("drop_tlvs: [ms_validity, nope]", "carriers[0].drop_tlvs: 'nope' is not an SMPP 3.4"),
+        ("drop_tlvs: [0]", "carriers[0].drop_tlvs: 0 is not a TLV tag"),
         ("service_type: 'C\u00e9'", "carriers[0].service_type: use printable ASCII"),
         ("address_range: '" + "8" * 41 + "'", "carriers[0].address_range: String should have"),
         ("reconnect: {initial: 10, max: 5}", "carriers[0].reconnect: max (5.0) is below initial"),

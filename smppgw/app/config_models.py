@@ -63,6 +63,7 @@ from smppgw.protocol.framer import DEFAULT_MAX_COMMAND_LENGTH
 from smppgw.protocol.message_id import IdFormat
 from smppgw.protocol.smpp_time import ValidityFormat
 from smppgw.protocol.text.parts import SplitMode
+from smppgw.protocol.tlv import Tag
 from smppgw.store.config import Durability, StoreConfig
 
 __all__ = [
@@ -252,6 +253,10 @@ class CarrierSettings(_Model):
     #: The ``service_type`` of every submit_sm (``CMT``, ``WAP``, or the carrier's own
     #: billing value); empty: the SMSC's default.
     service_type: str = Field(default="", max_length=MAX_SERVICE_TYPE)
+    #: TLVs (names such as ``ms_validity``, or tag numbers) this carrier is never sent:
+    #: partners' TLVs go with their messages, and an SMSC that refuses one of them would
+    #: fail every message carrying it.
+    drop_tlvs: tuple[int, ...] = ()
     bind_mode: BindMode = BindMode.TRANSCEIVER
     binds: int = Field(default=1, ge=1, le=64)
     window: int = Field(default=10, ge=1, le=1024)
@@ -306,6 +311,23 @@ class CarrierSettings(_Model):
         if not (value.isascii() and value.isprintable()):
             raise ValueError("use printable ASCII (an SMPP C-octet string)")
         return value
+
+    @field_validator("drop_tlvs", mode="before")
+    @classmethod
+    def _tlv_tags(cls, value: object) -> object:
+        if not isinstance(value, list | tuple):
+            return value
+        tags = []
+        for item in value:
+            if isinstance(item, str):
+                try:
+                    item = int(Tag[item.strip().upper()])
+                except KeyError:
+                    raise ValueError(f"{item!r} is not an SMPP 3.4 TLV name") from None
+            if not isinstance(item, int) or isinstance(item, bool) or not 0 < item <= 0xFFFF:
+                raise ValueError(f"{item!r} is not a TLV tag (a name or 1..0xFFFF)")
+            tags.append(item)
+        return tuple(tags)
 
     @field_validator("source_npi", "dest_npi")
     @classmethod

@@ -29,6 +29,9 @@ over, only after it was journaled, so only the bind that sends it knows the carr
   leave the message cut short.
 - **service_type**: the carrier's, on every part (some bill or route by it); the
   partner's own is not passed on. **protocol_id** is the partner's (admission allowed it).
+- **drop_tlvs**: the partner's TLVs go with every part (``gateway/submit_tlvs.py``),
+  but one carrier may refuse a tag (``ESME_ROPTPARNOTALLWD``, failing the message): the
+  tags listed are left out for it.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class CarrierShape:
     allow_latin1: bool = False
     validity: ValidityFormat = ValidityFormat.ABSOLUTE
     service_type: str = ""
+    #: TLV tags this carrier is not sent (one that refuses a TLV partners may send).
+    drop_tlvs: frozenset[int] = frozenset()
 
     @property
     def plain(self) -> bool:
@@ -79,6 +84,8 @@ def part_pdu(message: _Message, part_no: int, shape: CarrierShape, now: float) -
     esm_class = message.esm_class | (_UDHI if len(message.parts) > 1 else 0)
     data_coding = message.data_coding
     tlvs = message.tlvs
+    if tlvs and shape.drop_tlvs:
+        tlvs = tuple(t for t in tlvs if t.tag not in shape.drop_tlvs)
     if not shape.plain:
         short_message, esm_class, data_coding, tlvs = _reshaped(
             message, short_message, esm_class, data_coding, tlvs, shape

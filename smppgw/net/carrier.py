@@ -548,4 +548,5 @@ def carrier_shape(settings: CarrierSettings) -> CarrierShape:
         allow_latin1=settings.data_coding.allow_latin1,
         validity=settings.validity_format,
         service_type=settings.service_type,
+        drop_tlvs=frozenset(settings.drop_tlvs),
     )
