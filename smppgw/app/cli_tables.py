@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
     from smppgw.app.config import Config
 
-__all__ = ["TIME_KEYS", "cell", "guarded", "local_tz", "readonly", "show_rows"]
+__all__ = ["TIME_KEYS", "cell", "guarded", "local_tz", "readonly", "show_rows", "table_lines"]
 
 #: Columns shown as times (in the scenarios' UTC offset); the JSON keeps seconds.
 TIME_KEYS = frozenset(
@@ -111,9 +111,17 @@ def show_rows(
         (c.partition(":")[0], c.partition(":")[2] or c.partition(":")[0]) for c in columns.split()
     ]
     cells = [[cell(k, r.get(k), config) for k, _ in spec] for r in rows]
-    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, (_, h) in enumerate(spec)]
-    for line in [[h for _, h in spec], *cells]:
-        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
+    for line in table_lines([h for _, h in spec], cells):
+        print(line)
     if not rows:
         print("(none)")
     return 0
+
+
+def table_lines(header: Sequence[str], cells: Sequence[Sequence[str]]) -> list[str]:
+    """A header and rows of text as left-aligned columns two spaces apart."""
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
+        for line in [list(header), *cells]
+    ]

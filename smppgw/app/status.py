@@ -17,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from smppgw import __version__
+from smppgw.app.cli_tables import table_lines
 
 if TYPE_CHECKING:
     import sqlite3
@@ -70,7 +71,8 @@ async def snapshot(
             }
         )
     mt = pipeline.statistics()
-    counts = server.statistics().partners if server is not None else {}
+    served = server.statistics() if server is not None else None
+    counts = served.partners if served is not None else {}
     partner_rows = []
     for system_id in partners:
         p = counts.get(system_id)
@@ -100,9 +102,7 @@ async def snapshot(
             "receipts_unmatched": mt.receipts_unmatched,
         },
         "partners": partner_rows,
-        "server": None
-        if server is None
-        else {"sessions": server.statistics().sessions, "bound": server.statistics().bound},
+        "server": None if served is None else {"sessions": served.sessions, "bound": served.bound},
     }
 
 
@@ -158,10 +158,4 @@ def format_status(status: Mapping[str, Any]) -> str:
 def _table(rows: list[dict[str, Any]]) -> list[str]:
     if not rows:
         return ["(none)"]
-    keys = list(rows[0])
-    cells = [[str(r[k]) for k in keys] for r in rows]
-    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
-    return [
-        "  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip()
-        for line in [keys, *cells]
-    ]
+    return table_lines(list(rows[0]), [[str(v) for v in r.values()] for r in rows])
