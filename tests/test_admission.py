@@ -568,3 +568,20 @@ def test_tlvs_that_shape_delivery_are_journaled_for_the_carrier() -> None:
     message = _admitted(_admission().check("acme", _submit(tlvs=(ref, port)), 0.0)).message
     assert unpack_tlvs(message.tlvs) == (port,)
     assert _admitted(_admission().check("acme", _submit(tlvs=(ref,)), 0.0)).message.tlvs == b""
+
+
+@pytest.mark.parametrize(
+    ("fields", "key"),
+    [
+        ({}, "84912345678"),  # marketing, the default: checked
+        ({"traffic_class": "transactional"}, None),  # OTPs go regardless
+        ({"traffic_class": "transactional", "opt_out": True}, "84912345678"),
+        ({"opt_out": False}, None),
+    ],
+)
+def test_which_partners_messages_the_opt_out_list_checks(
+    fields: dict[str, object], key: str | None
+) -> None:
+    admission = Admission(partner_map((_partner(**fields),)), clock=lambda: WALL, country_code="84")
+    national = _submit(destination_addr="0912345678", dest_addr_ton=2)
+    assert _admitted(admission.check("acme", national, 0.0)).message.opt_out_key == key

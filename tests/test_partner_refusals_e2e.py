@@ -20,6 +20,7 @@ from partner_fixtures import PASSWORD, partner_daemon
 from smppgw.net import partner_server
 from smppgw.protocol.status import CommandStatus as S
 from smppgw.store import NewOrder, OrderKind
+from smppgw.store.opt_out import ALL_PARTNERS, add_opt_outs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -194,3 +195,42 @@ async def test_full_backlog_answers_queue_full(tmp_path: Path, pending: int) -> 
             functools.partial(_submit_statuses, port, "acme", [GOOD] * 6, one_by_one=True)
         )
         assert got == [S.ESME_ROK] * pending + [S.ESME_RMSGQFUL] * (6 - pending)
+
+
+async def test_marketing_to_an_opted_out_number_is_refused_otps_still_go(
+    tmp_path: Path,
+) -> None:
+    """The opt-out list, end to end: acme is a marketing partner (the default), otp a
+    transactional one. The number is refused however acme writes it, the OTP goes, and a
+    number opted out of beta's marketing alone still gets acme's."""
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await _order_for_acme(daemon)
+        store = daemon.store
+        assert store is not None
+        assert daemon.server is not None
+
+        def listed(conn: Any) -> int:
+            rows = [("84912345678", ALL_PARTNERS), ("84900000009", "beta")]
+            return add_opt_outs(conn, rows, "test", 0.0)
+
+        assert await store.run_in_transaction(listed) == 2
+        national = {
+            "destination_addr": "0912345678",
+            "dest_addr_ton": smpplib.consts.SMPP_TON_NATNL,
+        }
+        acme = [GOOD, {**GOOD, **national}, {**GOOD, "destination_addr": "84900000009"}]
+        got = await trio.to_thread.run_sync(functools.partial(_submit_statuses, port, "acme", acme))
+        assert got == [S.ESME_RX_P_APPN, S.ESME_RX_P_APPN, S.ESME_ROK]
+        otp = [{**GOOD, "source_addr": "OTP"}]
+        got = await trio.to_thread.run_sync(functools.partial(_submit_statuses, port, "otp", otp))
+        assert got == [S.ESME_ROK]
+        assert daemon.server.statistics().partners["acme"].opted_out == 2
+
+        def journaled(conn: Any) -> list[tuple[str, str]]:
+            sql = "SELECT partner, destination_addr FROM mt_message ORDER BY id"
+            return [tuple(r) for r in conn.execute(sql)]
+
+        assert await store.run_in_transaction(journaled) == [
+            ("acme", "84900000009"),
+            ("otp", "84912345678"),
+        ]

@@ -261,7 +261,7 @@ class Daemon:
                     failures_before_delay=cfg.server.bind_failures_before_delay,
                     delay_max=cfg.server.bind_failure_delay_max,
                 ),
-                admission=Admission(partners),
+                admission=Admission(partners, country_code=cfg.server.country_code),
             )
             pipeline.on_receipts = server.receipts_queued
             self.metrics.add_server(server)

@@ -304,6 +304,7 @@ _REFUSED_HELP = "Messages refused, by the command_status answered."
 _PARTNER_BINDS: Final = "smppgw_partner_binds"
 _PARTNER_OUTCOMES: Final = "smppgw_partner_submit_outcomes"
 _PARTNER_THROTTLED: Final = "smppgw_partner_throttled"
+_PARTNER_OPTED_OUT: Final = "smppgw_partner_opted_out"
 _PARTNER_CONTENT: Final = "smppgw_partner_content_filtered"
 _PARTNER_COMMANDS: Final = "smppgw_partner_commands"
 _PARTNER_QUOTA: Final = "smppgw_partner_quota_remaining"
@@ -339,6 +340,11 @@ def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
     throttled = CounterMetricFamily(
         _PARTNER_THROTTLED, "Messages refused ESME_RTHROTTLED, by partner.", labels=["partner"]
     )
+    opted_out = CounterMetricFamily(
+        _PARTNER_OPTED_OUT,
+        "Marketing messages refused (ESME_RX_P_APPN): the number is on the opt-out list.",
+        labels=["partner"],
+    )
     content = CounterMetricFamily(
         _PARTNER_CONTENT,
         "Messages breaking the content policy, by partner and action (rejected, held).",
@@ -360,6 +366,7 @@ def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
         outcomes.add_metric([name, "held"], p.held)
         outcomes.add_metric([name, "refused"], p.refused)
         throttled.add_metric([name], p.throttled)
+        opted_out.add_metric([name], p.opted_out)
         content.add_metric([name, "rejected"], p.content_rejected)
         content.add_metric([name, "held"], p.content_held)
         for (command, result), count in sorted(p.commands.items()):
@@ -379,14 +386,20 @@ def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
     if s.answer_latency:
         buckets = cumulative_buckets(ANSWER_LATENCY_BUCKETS, s.answer_latency)
         answer.add_metric([], buckets, s.answer_latency_sum)
-    yield from (binds, outcomes, throttled, content, commands, quota, latency, answer)
+    yield from (binds, outcomes, throttled, opted_out, content, commands, quota, latency, answer)
 
 
 def _partner_descriptions() -> Iterator[Metric]:
     """The per-partner families without samples (for ``describe``)."""
     yield GaugeMetricFamily(_PARTNER_BINDS, "")
     yield GaugeMetricFamily(_PARTNER_QUOTA, "")
-    for name in (_PARTNER_OUTCOMES, _PARTNER_THROTTLED, _PARTNER_CONTENT, _PARTNER_COMMANDS):
+    for name in (
+        _PARTNER_OUTCOMES,
+        _PARTNER_THROTTLED,
+        _PARTNER_OPTED_OUT,
+        _PARTNER_CONTENT,
+        _PARTNER_COMMANDS,
+    ):
         yield CounterMetricFamily(name, "")
     yield HistogramMetricFamily(_PARTNER_LATENCY, "")
     yield HistogramMetricFamily(_PARTNER_ANSWER, "")

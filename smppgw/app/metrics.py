@@ -102,6 +102,7 @@ and ``transactional`` (priority >= 1).
 | partner_binds                     | gauge     | partner       | bound sessions of the partner    |
 | partner_submit_outcomes_total     | counter   | partner, outcome | accepted / held / refused     |
 | partner_throttled_total           | counter   | partner       | refused ESME_RTHROTTLED          |
+| partner_opted_out_total           | counter   | partner       | refused: number opted out        |
 | partner_content_filtered_total    | counter   | partner, action | content policy: rejected/held  |
 | partner_commands_total            | counter   | partner, command, result | query/cancel/replace  |
 | partner_quota_remaining           | gauge     | partner, order | an active order's remaining     |

@@ -173,6 +173,10 @@ class ServerSettings(_Model):
     #: A batch is then taken about as fast as the carriers send it, instead of at the
     #: gateway's full speed, which left OTPs waiting for the CPU. 0: no such limit.
     marketing_backlog: int = Field(default=0, ge=0, le=100_000_000)
+    #: The country code of national numbers (a leading 0, or destination TON 2): the
+    #: opt-out list keeps international digits, so that "0912..." and "84912..." are
+    #: the same subscriber.
+    country_code: str = Field(default="84", pattern=r"^[1-9][0-9]{0,3}$")
     #: Failed binds from one address answered at once; later ones wait 1, 2, 4... s.
     bind_failures_before_delay: int = Field(default=3, ge=0, le=1000)
     bind_failure_delay_max: float = Field(default=30.0, ge=0, le=3600)
@@ -221,6 +225,9 @@ class PartnerSettings(_Model):
     content: ContentPolicy = ContentPolicy()
     moderation: Moderation = Moderation.NONE
     traffic_class: TrafficClass = TrafficClass.MARKETING
+    #: Whether its messages are refused to numbers on the opt-out list (``smppgw
+    #: optout``); unset: a marketing partner's are, a transactional one's (OTPs) not.
+    opt_out: bool | None = None
     billing: Billing = Billing.PREPAID
     #: Refused when set: a postpaid partner's credit limit is its postpaid orders' limit
     #: (``smppgw order add P --kind postpaid``); kept as a key to say so, not ignored.

@@ -76,6 +76,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from smppgw.gateway.content import ContentFilter, ContentRules, ContentVerdict
+from smppgw.gateway.opt_out import opt_out_key
 from smppgw.gateway.submit_tlvs import forwarded_tlvs, tlv_refusal
 from smppgw.gateway.throttle import TokenBucket
 from smppgw.protocol.concat import SegmentError, concat_udh, incoming_part, split_message
@@ -156,6 +157,8 @@ class AdmissionPolicy(Protocol):
     def default_registered_delivery(self) -> int: ...
     @property
     def protocol_ids(self) -> Sequence[int]: ...
+    @property
+    def opt_out(self) -> bool | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +211,8 @@ class _Partner:
     sources: frozenset[str]
     content: ContentFilter
     bucket: TokenBucket | None = None
+    #: Its messages are checked against the opt-out list (``gateway/opt_out.py``).
+    opt_out: bool = False
 
 
 @dataclass(slots=True)  # internal, one per submit: not frozen, for speed
@@ -232,6 +237,7 @@ class Admission:
     Args:
         partners: partner settings by ``system_id``.
         clock: wall-clock epoch seconds, for the journal's absolute times.
+        country_code: of national destinations, for the opt-out list's key.
 
     Raises:
         ContentPolicyError: a partner's content policy does not compile (the config
@@ -239,9 +245,14 @@ class Admission:
     """
 
     def __init__(
-        self, partners: Mapping[str, AdmissionPolicy], *, clock: Callable[[], float] = time.time
+        self,
+        partners: Mapping[str, AdmissionPolicy],
+        *,
+        clock: Callable[[], float] = time.time,
+        country_code: str = "84",
     ) -> None:
         self._clock = clock
+        self.country_code = country_code
         self._partners: dict[str, _Partner] = {}
         self._reference = 0
         self._admitted = 0
@@ -258,11 +269,15 @@ class Admission:
             bucket = old.bucket if old is not None else None
             if bucket is not None:
                 bucket.reconfigure(settings.tps)
+            opt_out = settings.opt_out
+            if opt_out is None:  # the default: marketing is checked, transactional not
+                opt_out = settings.traffic_class != "transactional"
             fresh[system_id] = _Partner(
                 settings,
                 frozenset(s.casefold() for s in settings.sources),
                 ContentFilter.compile(settings.content),
                 bucket,
+                opt_out,
             )
         self._partners = fresh
 
@@ -338,6 +353,9 @@ class Admission:
             protocol_id=pdu.protocol_id,
             user_ref=pdu.tlv_int(Tag.USER_MESSAGE_REFERENCE) if pdu.tlvs else None,
             tlvs=forwarded_tlvs(pdu.tlvs) if pdu.tlvs else b"",
+            opt_out_key=opt_out_key(shape.destination, pdu.dest_addr_ton, self.country_code)
+            if partner.opt_out
+            else None,
         )
         return Admitted(system_id, message, shape.count, hold, shape.text, verdict)
 

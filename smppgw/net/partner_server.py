@@ -82,7 +82,7 @@ from smppgw.protocol.session import SmppConnection, make_response
 from smppgw.protocol.states import Role
 from smppgw.protocol.status import CommandStatus
 from smppgw.protocol.tlv import Tag, Tlv
-from smppgw.store import NewReceipt, QuotaRefusal, Store, StoreError
+from smppgw.store import NewReceipt, QuotaRefusal, RefusalReason, Store, StoreError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -234,6 +234,7 @@ class PartnerServer:
         self.partners = dict(partners)
         self._short_codes = _short_code_owners(partners)
         self.auth.reconfigure(partners)
+        self.admission.country_code = getattr(settings, "country_code", "84")
         self.admission.reconfigure(partners)
 
     async def _on_connection(self, stream: trio.SocketStream | trio.SSLStream[Any]) -> None:
@@ -423,6 +424,11 @@ class PartnerServer:
         counts = self.counters.partner(system_id)
         for (item, verdict), result in zip(admitted, results, strict=True):
             if isinstance(result, QuotaRefusal):
+                if result.reason is RefusalReason.OPTED_OUT:
+                    # A marketing message to a number that refused it: permanent.
+                    counts.opted_out += 1
+                    self._reject(link, item, CommandStatus.ESME_RX_P_APPN, system_id)
+                    continue
                 # No active order, or not enough left: the message cannot be paid for.
                 self._reject(link, item, CommandStatus.ESME_RX_R_APPN, system_id)
                 continue

@@ -57,8 +57,9 @@ class PartnerStatistics:
     """One partner's counts since start (``binds`` is a gauge).
 
     ``accepted`` will be sent, ``held`` waits for moderation, ``refused`` got an error
-    status (``throttled`` and ``content_rejected`` are among them); ``content_held`` are
-    the held ones whose content broke the policy. ``commands`` counts query_sm, cancel_sm
+    status (``throttled``, ``content_rejected`` and ``opted_out``, marketing to a number
+    on the opt-out list, are among them); ``content_held`` are the held ones whose
+    content broke the policy. ``commands`` counts query_sm, cancel_sm
     and replace_sm by ``(command, "ok" | "failed")``. ``receipt_latency`` holds one count
     per bucket of :data:`RECEIPT_LATENCY_BUCKETS` plus ``+Inf`` (not cumulative).
     """
@@ -70,6 +71,7 @@ class PartnerStatistics:
     throttled: int = 0
     content_rejected: int = 0
     content_held: int = 0
+    opted_out: int = 0
     commands: Mapping[tuple[str, str], int] = field(default_factory=dict)
     receipt_latency: tuple[int, ...] = ()
     receipt_latency_sum: float = 0.0
@@ -110,6 +112,7 @@ class PartnerCounts:
     throttled: int = 0
     content_rejected: int = 0
     content_held: int = 0
+    opted_out: int = 0
     commands: dict[tuple[str, str], int] = field(default_factory=dict)
     latency: list[int] = field(default_factory=lambda: [0] * (len(RECEIPT_LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
@@ -131,6 +134,7 @@ class PartnerCounts:
             throttled=self.throttled,
             content_rejected=self.content_rejected,
             content_held=self.content_held,
+            opted_out=self.opted_out,
             commands=dict(self.commands),
             receipt_latency=tuple(self.latency),
             receipt_latency_sum=self.latency_sum,

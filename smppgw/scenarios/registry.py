@@ -37,6 +37,7 @@ BUILTIN: dict[str, str] = {
     "points": "smppgw.scenarios.builtin.points:Points",
     "redemption": "smppgw.scenarios.builtin.redemption:Redemption",
     "airtime": "smppgw.scenarios.builtin.airtime:AirtimeAdvance",
+    "optout": "smppgw.scenarios.builtin.optout:OptOutHandler",
     "echo": "smppgw.scenarios.builtin.echo:Echo",
 }
 

@@ -13,10 +13,11 @@ cost of group commit at a few microseconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from smppgw.store.bulk import insert_rows
+from smppgw.store.opt_out import ALL_PARTNERS, opted_out
 from smppgw.store.quota import paying_orders, reserve, settle
 from smppgw.store.quota_batch import reserve_run
 from smppgw.store.records import (
@@ -120,7 +121,15 @@ def admit(
     ``payers[i]``, when given, is whose orders may pay for message ``i``, in order (a
     sub-partner, then its parent...): the first of them with an active order pays or
     refuses; one with no order at all passes to the next.
+
+    A message with an ``opt_out_key`` whose number opted out of its payers' marketing
+    (or every partner's) is refused first (``RefusalReason.OPTED_OUT``): nothing is
+    reserved or journaled for it.
     """
+    if any(m.opt_out_key for m in msgs):
+        blocked = _opted_out(conn, msgs, payers)
+        if blocked:
+            return _admit_except(conn, state, msgs, quota_parts, now, payers, blocked)
     out: list[int | QuotaRefusal] = []
     accepted: list[tuple[NewMessage, int | None, int | None]] = []
     slots: list[int] = []
@@ -149,6 +158,53 @@ def admit(
     [ids] = _insert(state, conn, [(accepted, now)])
     for slot, message_id in zip(slots, ids, strict=True):
         out[slot] = message_id
+    return out
+
+
+def _opted_out(
+    conn: sqlite3.Connection,
+    msgs: Sequence[NewMessage],
+    payers: Sequence[Sequence[str]] | None,
+) -> set[int]:
+    """Indexes of the messages whose number opted out of their payers' marketing."""
+    lists = opted_out(conn, (m.opt_out_key for m in msgs if m.opt_out_key))
+    if not lists:
+        return set()
+    blocked: set[int] = set()
+    for i, msg in enumerate(msgs):
+        scopes = lists.get(msg.opt_out_key) if msg.opt_out_key else None
+        if scopes is None:
+            continue
+        chain = payers[i] if payers is not None else (msg.partner,)
+        if ALL_PARTNERS in scopes or not scopes.isdisjoint(chain):
+            blocked.add(i)
+    return blocked
+
+
+def _admit_except(
+    conn: sqlite3.Connection,
+    state: JournalState,
+    msgs: Sequence[NewMessage],
+    quota_parts: Sequence[int | None],
+    now: float,
+    payers: Sequence[Sequence[str]] | None,
+    blocked: set[int],
+) -> list[int | QuotaRefusal]:
+    """:func:`admit` of the messages not in ``blocked``; the blocked ones refused."""
+    keep = [i for i in range(len(msgs)) if i not in blocked]
+    out: list[int | QuotaRefusal] = [QuotaRefusal(RefusalReason.OPTED_OUT)] * len(msgs)
+    if not keep:
+        return out
+    results = admit(
+        conn,
+        state,
+        [replace(msgs[i], opt_out_key=None) for i in keep],  # checked: not again
+        [quota_parts[i] for i in keep],
+        now,
+        None if payers is None else [payers[i] for i in keep],
+    )
+    for i, result in zip(keep, results, strict=True):
+        out[i] = result
     return out
 
 

@@ -113,6 +113,11 @@ class NewMessage:
     protocol_id: int = 0
     #: The partner's ``user_message_reference`` TLV, echoed in its receipt.
     user_ref: int | None = None
+    #: The destination in international digits when the opt-out list applies (a
+    #: marketing message): admission refuses it if the number opted out of its
+    #: partner's (or a parent's, or every partner's) marketing. None: not checked.
+    #: Not journaled.
+    opt_out_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -336,12 +341,18 @@ class Reservation:
 
 
 class RefusalReason(enum.StrEnum):
+    """Why the journal refused a message at admission (``journal.admit``)."""
+
     NO_ORDER = "no_order"  # no order of this partner is active now
     EXHAUSTED = "exhausted"  # active orders exist, none has enough left
+    OPTED_OUT = "opted_out"  # a marketing message to a number on the opt-out list
 
 
 @dataclass(frozen=True, slots=True)
 class QuotaRefusal:
+    """A message the journal refused at admission: no order could pay for it, or (the
+    one reason that is not about quota) its destination opted out of marketing."""
+
     reason: RefusalReason
 
 

@@ -438,6 +438,19 @@ ALTER TABLE mt_message ADD COLUMN protocol_id INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE mt_message ADD COLUMN user_ref INTEGER;
 """
 
+# Numbers whose subscribers refused marketing (``store/opt_out.py``): scope '' is every
+# partner's marketing, else one partner's. Keyed by number first: admission looks up a
+# batch's destinations at once. WITHOUT ROWID: the key is the row.
+_V13_OPT_OUT = """
+CREATE TABLE opt_out (
+    msisdn     TEXT    NOT NULL,
+    scope      TEXT    NOT NULL,
+    source     TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (msisdn, scope)
+) WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
@@ -453,6 +466,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(10, "a cancelled order is told from an expired one", _V10_ORDER_CANCELLED),
     Migration(11, "drop mt_message_by_order, an index no query uses", _V11_DROP_ORDER_INDEX),
     Migration(12, "MT keeps protocol_id and user_message_reference", _V12_PROTOCOL_ID_USER_REF),
+    Migration(13, "the opt-out list of marketing messages", _V13_OPT_OUT),
 )
 
 #: The version this code writes; a file above it is refused.
