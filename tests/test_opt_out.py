@@ -79,6 +79,8 @@ def test_rows_are_added_once_listed_counted_and_removed(tmp_path: Path) -> None:
     assert add_opt_outs(conn, [("849", ""), ("849", "acme"), ("849", "")], "cli", NOW) == 2
     assert add_opt_outs(conn, [("849", ""), ("848", "")], "mo:8055", NOW + 1) == 1
     assert opted_out(conn, ["849", "848", "847"]) == {"849": {"", "acme"}, "848": {""}}
+    many = [f"85{n:03d}" for n in range(20)]  # past the one-by-one lookups: one statement
+    assert opted_out(conn, [*many, "849"]) == {"849": {"", "acme"}}
     assert count_opt_outs(conn) == {"": 2, "acme": 1}
     rows = list_opt_outs(conn)
     assert [(r.msisdn, r.scope, r.source) for r in rows] == [

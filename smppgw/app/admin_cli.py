@@ -1,5 +1,5 @@
-"""``smppgw order|partner|member|codes|gifts|events``: the operator's records from a
-shell.
+"""``smppgw order|partner|member|optout|codes|gifts|events``: the operator's records
+from a shell.
 
 Safe while the daemon runs: a command that writes goes through the daemon's admin
 socket (``admin_socket`` in the config) when a daemon answers there, and the daemon
@@ -42,7 +42,8 @@ _Usage = UsageError
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Register ``order``, ``partner``, ``member``, ``codes``, ``gifts`` and ``events``."""
+    """Register ``order``, ``partner``, ``member``, ``optout``, ``codes``, ``gifts`` and
+    ``events``."""
 
     def group(name: str, help_text: str) -> argparse._SubParsersAction[argparse.ArgumentParser]:
         parser = commands.add_parser(name, help=help_text, description=__doc__)
@@ -103,6 +104,20 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p = action(members, "delete", _member_delete, "delete a member and its points history")
     p.add_argument("member_id")
     p.add_argument("--yes", action="store_true", help="do not ask")
+
+    optouts = group("optout", "the opt-out list: numbers that refused marketing messages")
+    for verb, what in (("add", "put numbers on the list"), ("remove", "take numbers off it")):
+        p = action(optouts, verb, _optout_change, what)
+        p.add_argument("msisdn", nargs="*", help="numbers (national form is fine)")
+        p.add_argument("--file", default=None, help=".csv or .xlsx with an msisdn column")
+        p.add_argument("--partner", default=None, help="that partner's marketing only")
+        if verb == "remove":
+            p.add_argument("--everywhere", action="store_true", help="every partner's rows")
+        p.set_defaults(verb=verb)
+    p = action(optouts, "list", _optout_list, "numbers on the list, newest first")
+    p.add_argument("--msisdn", default=None)
+    p.add_argument("--partner", default=None, help="rows of that partner ('all': every one's)")
+    p.add_argument("--limit", type=int, default=100)
 
     for name, handler, what in (
         ("codes", _codes_list, "scratch-card codes of a campaign"),
@@ -200,11 +215,14 @@ def _answer(args: argparse.Namespace, answer: dict[str, Any], done: Callable[[],
     return 0 if answer.get("ok") else 1
 
 
-def _msisdn(text: str) -> str:
+def _msisdn(text: str, config: Config | None = None) -> str:
     from smppgw.imports.records import ValidationOptions, parse_msisdn
 
+    options = ValidationOptions()
+    if config is not None:
+        options = ValidationOptions(country_code=config.server.country_code)
     try:
-        return parse_msisdn(text, ValidationOptions())
+        return parse_msisdn(text, options)
     except ValueError as exc:
         raise _Usage(f"msisdn: {exc}") from None
 
@@ -387,6 +405,86 @@ def _member_delete(args: argparse.Namespace, config: Config) -> int:
             return 1
     answer = _write(config, {"cmd": "member.delete", "member_id": args.member_id})
     return _answer(args, answer, lambda: f"member {args.member_id} deleted")
+
+
+# ---------------------------------------------------------------------- opt-out list
+
+
+def _optout_change(args: argparse.Namespace, config: Config) -> int:
+    from smppgw.app.admin_records import MAX_OPT_OUT_NUMBERS
+
+    numbers = [_msisdn(n, config) for n in args.msisdn]
+    if args.file is not None:
+        numbers += _numbers_in(Path(args.file), config)
+    if not numbers:
+        raise _Usage("give numbers, or --file")
+    everywhere = bool(getattr(args, "everywhere", False))
+    if everywhere and args.partner is not None:
+        raise _Usage("--partner and --everywhere: one or the other")
+    numbers = list(dict.fromkeys(numbers))
+    source = f"file:{Path(args.file).name}" if args.file else "cli"
+    changed = 0
+    for start in range(0, len(numbers), MAX_OPT_OUT_NUMBERS):
+        request = {
+            "cmd": f"optout.{args.verb}",
+            "msisdns": numbers[start : start + MAX_OPT_OUT_NUMBERS],
+            "scope": args.partner or "",
+            "source": source,
+            "everywhere": everywhere,
+        }
+        answer = _write(config, request)
+        if not answer.get("ok"):
+            return _answer(args, answer, str)
+        changed += int(answer["changed"])
+    whose = f"{args.partner}'s marketing" if args.partner else "every partner's marketing"
+    if everywhere:
+        whose = "every scope"
+    if args.verb == "add":
+        text = f"{changed} of {len(numbers)} number(s) added to the opt-out list ({whose})"
+        if changed < len(numbers):
+            text += f"; {len(numbers) - changed} were on it already"
+    else:
+        text = f"{changed} row(s) of {len(numbers)} number(s) off the opt-out list ({whose})"
+    summary = {"ok": True, "numbers": len(numbers), "changed": changed}
+    return _answer(args, summary, lambda: text)
+
+
+def _numbers_in(path: Path, config: Config) -> list[str]:
+    """The ``msisdn`` column of an operator's file (every bad line named at once)."""
+    from smppgw.imports.records import ValidationOptions, parse_msisdn
+    from smppgw.imports.tabular import TabularError, read_rows
+
+    options = ValidationOptions(country_code=config.server.country_code)
+    numbers: list[str] = []
+    problems: list[str] = []
+    try:
+        for row in read_rows(path):
+            if "msisdn" not in row.values:
+                raise _Usage(f"{path.name}: no msisdn column")
+            try:
+                numbers.append(parse_msisdn(row.values["msisdn"], options))
+            except ValueError as exc:
+                problems.append(f"{path.name}:{row.line}: msisdn: {exc}")
+    except (TabularError, OSError) as exc:
+        raise _Usage(str(exc)) from None
+    if problems:
+        shown = "\n".join(problems[:20])
+        more = f"\n... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        raise _Usage(f"nothing changed: {len(problems)} bad line(s)\n{shown}{more}")
+    return numbers
+
+
+def _optout_list(args: argparse.Namespace, config: Config) -> int:
+    from smppgw.store.opt_out import ALL_PARTNERS, list_opt_outs
+
+    scope = (
+        None if args.partner is None else ALL_PARTNERS if args.partner == "all" else args.partner
+    )
+    msisdn = _msisdn(args.msisdn, config) if args.msisdn else None
+    with _readonly(config) as conn:
+        rows = list_opt_outs(conn, msisdn=msisdn, scope=scope, limit=args.limit)
+    columns = "msisdn scope:partner source created_at:since"
+    return _show(args, [r.as_dict() for r in rows], columns, config)
 
 
 # ---------------------------------------------------------------------- read-only lists

@@ -1,4 +1,4 @@
-"""Admin socket commands that change orders, partner accounts and members.
+"""Admin socket commands that change orders, partner accounts, members and the opt-out list.
 
 Why through the socket: while the daemon runs, its store has the file's only writer,
 so ``smppgw order add`` (and the others) send a request here and the daemon writes in
@@ -17,6 +17,10 @@ Commands (answers carry ``ok``; a refusal is ``{"ok": false, "error": ...}``):
   travels: the CLI hashes the password it read from a prompt or stdin.
 - ``member.edit`` ``{member_id, set: {name: value}}`` (keys other than name, province
   and msisdn go into the member's ``fields``), ``member.delete`` ``{member_id}``.
+- ``optout.add`` / ``optout.remove`` ``{msisdns: [international digits], scope, source,
+  everywhere}`` -> ``changed`` (rows added or removed): the opt-out list
+  (``store/opt_out.py``); ``scope`` a partner's system_id, empty for every partner's
+  marketing; ``everywhere`` removes a number's rows of every scope.
 
 A partner change is checked by merging it with the config's partners and the other
 accounts (``partner_accounts.merge_partners``, strict) inside the write: a change that
@@ -43,6 +47,7 @@ from smppgw.store.admin_queries import (
     save_partner_account,
 )
 from smppgw.store.members import delete_member, member_by_id, update_member
+from smppgw.store.opt_out import ALL_PARTNERS, add_opt_outs, remove_opt_outs
 from smppgw.store.records import NewOrder, OrderKind
 
 if TYPE_CHECKING:
@@ -60,6 +65,10 @@ log = structlog.get_logger("smppgw.admin")
 #: ``password_hash`` (or the enable/disable commands), never from ``settings``.
 _OWN_FIELDS = frozenset({"system_id", "password_hash", "enabled"})
 _MEMBER_COLUMNS = frozenset({"name", "province", "msisdn"})
+#: Numbers one ``optout.add``/``optout.remove`` request takes (the CLI sends a file's
+#: numbers in requests of this size: one transaction each, the daemon's writer free
+#: for traffic in between).
+MAX_OPT_OUT_NUMBERS = 5000
 
 
 class CommandRegistry(Protocol):
@@ -278,6 +287,46 @@ class _Records:
         self.log.info("member deleted", member_id=member_id)
         return {"ok": True, "member_id": member_id, "deleted": True}
 
+    # ------------------------------------------------------------------ opt-out list
+
+    async def optout_change(self, request: dict[str, Any], add: bool) -> dict[str, Any]:
+        """Numbers on or off the opt-out list for ``scope`` (a partner, or "" for every
+        partner's marketing); ``everywhere`` removes a number's rows of every scope."""
+        msisdns = request.get("msisdns")
+        if (
+            not isinstance(msisdns, list)
+            or not msisdns
+            or len(msisdns) > MAX_OPT_OUT_NUMBERS
+            or not all(isinstance(m, str) and m.isascii() and m.isdigit() for m in msisdns)
+        ):
+            raise ValueError(
+                f"msisdns: 1 to {MAX_OPT_OUT_NUMBERS} numbers in international digits are needed"
+            )
+        scope = request.get("scope") or ALL_PARTNERS
+        if not isinstance(scope, str):
+            raise ValueError("scope: a partner's system_id, or empty for every partner")
+        source = str(request.get("source") or "cli")[:64]
+        everywhere = bool(request.get("everywhere")) and not add
+        known = {p.system_id for p in self.config_partners()}
+
+        def write(conn: sqlite3.Connection) -> int:
+            if scope and scope not in known | {a.system_id for a in partner_accounts(conn)}:
+                raise ValueError(f"scope: no partner {scope!r}")
+            if add:
+                return add_opt_outs(conn, [(m, scope) for m in msisdns], source, self.clock())
+            return remove_opt_outs(conn, msisdns, None if everywhere else scope)
+
+        changed = await self.store.run_in_transaction(write)
+        self.log.info(
+            "opt-out list changed",
+            action="add" if add else "remove",
+            scope=scope or "all",
+            numbers=len(msisdns),
+            changed=changed,
+            source=source,
+        )
+        return {"ok": True, "changed": changed}
+
 
 def partner_rows(
     config_partners: Sequence[PartnerSettings], stored: Sequence[PartnerAccount]
@@ -344,8 +393,16 @@ def register_record_commands(
     async def enable(request: dict[str, Any]) -> dict[str, Any]:
         return await records.partner_enable(request, True)
 
+    async def optout_add(request: dict[str, Any]) -> dict[str, Any]:
+        return await records.optout_change(request, True)
+
+    async def optout_remove(request: dict[str, Any]) -> dict[str, Any]:
+        return await records.optout_change(request, False)
+
     table["partner.disable"] = disable
     table["partner.enable"] = enable
+    table["optout.add"] = optout_add
+    table["optout.remove"] = optout_remove
     names = sorted([*table, "admin.records"])
 
     async def probe(request: dict[str, Any]) -> dict[str, Any]:
