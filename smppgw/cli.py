@@ -187,6 +187,9 @@ def _moderation(args: argparse.Namespace) -> int:
     else:
         key = {"approve": "approved", "reject": "rejected"}[args.action]
         print(f"{key}: {', '.join(map(str, answer.get(key, []))) or 'none (not held)'}")
+        if answer.get("opted_out"):
+            ids = ", ".join(map(str, answer["opted_out"]))
+            print(f"rejected instead, the number opted out of marketing meanwhile: {ids}")
     return 0
 
 

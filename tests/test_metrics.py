@@ -67,6 +67,7 @@ MT = MtStatistics(
     unroutable=17,
     flush_errors=18,
     expired_unsent=19,
+    opted_out=20,
 )
 STORE = StoreStatistics(
     queue_depth=5,
@@ -315,6 +316,7 @@ def test_pipeline_metrics_exact(registry: CollectorRegistry) -> None:
         "smppgw_mt_failed_total 12.0",
         "smppgw_mt_retried_total 13.0",
         "smppgw_mt_expired_unsent_total 19.0",
+        "smppgw_mt_opted_out_total 20.0",
         "smppgw_mt_possible_duplicates_total 14.0",
         "smppgw_mt_receipts_matched_total 90.0",
         "smppgw_mt_receipts_unmatched_total 15.0",

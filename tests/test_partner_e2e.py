@@ -422,7 +422,7 @@ async def test_moderation_approve_sends_and_reject_finalises(tmp_path: Path) -> 
         approved = await trio.to_thread.run_sync(
             admin_request, sock, {"cmd": "moderation.approve", "ids": [ids[0]]}
         )
-        assert approved == {"ok": True, "approved": [ids[0]]}
+        assert approved == {"ok": True, "approved": [ids[0]], "opted_out": []}
         sim = daemon.simulator
         assert isinstance(sim, SimulatedSmsc)
         await wait_for(lambda: len(sim.submits) == 1)

@@ -117,6 +117,7 @@ class _Partner:
     max_message_parts = 10
     default_registered_delivery = 0
     protocol_ids: tuple[int, ...] = ()
+    opt_out: bool | None = None
 
     class content:  # a settings object stand-in
         templates: tuple[str, ...] = ()

@@ -88,12 +88,17 @@ class AdminCommands:
         ids = [int(i) for i in request.get("ids", [])]
         if cmd == "moderation.approve":
             released = await self.store.release_held(ids)
+            approved = []
             for message_id in released:
                 stored = await self.store.get_message(message_id)
                 if stored is not None:
-                    self.pipeline.enqueue(outbound_from_stored(stored))
-            log.info("moderation approved", ids=released)
-            return {"ok": True, "approved": released}
+                    approved.append(outbound_from_stored(stored))
+            # A number may have opted out while its message waited for the moderator.
+            opted_out = await self.pipeline.release(approved)
+            if opted_out:
+                await self.pipeline.flush()
+            log.info("moderation approved", ids=released, opted_out=opted_out)
+            return {"ok": True, "approved": released, "opted_out": opted_out}
         if cmd == "moderation.reject":
             reason = str(request.get("reason") or "rejected by moderation")
             rejected = []

@@ -62,6 +62,7 @@ from smppgw.app.systemd import Notifier
 from smppgw.gateway.admission import Admission
 from smppgw.gateway.auth import Authenticator
 from smppgw.gateway.mt import MtPipeline
+from smppgw.gateway.opt_out import ReleaseCheck
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier import CarrierClient
@@ -264,6 +265,13 @@ class Daemon:
                 admission=Admission(partners, country_code=cfg.server.country_code),
             )
             pipeline.on_receipts = server.receipts_queued
+            admission = server.admission
+            pipeline.release_check = ReleaseCheck(
+                admission.opt_out_applies,
+                server.payers,
+                lambda: admission.country_code,
+                self.store,
+            )
             self.metrics.add_server(server)
             await services.start(server.run)
         if cfg.admin_socket is not None:

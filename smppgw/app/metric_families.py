@@ -217,6 +217,12 @@ _MT: Final[tuple[_Spec[MtStatistics], ...]] = (
         lambda s: s.expired_unsent,
     ),
     _Spec(
+        "smppgw_mt_opted_out_total",
+        "counter",
+        "Messages that waited (schedule, moderator) refused when due: the number opted out.",
+        lambda s: s.opted_out,
+    ),
+    _Spec(
         "smppgw_mt_possible_duplicates_total",
         "counter",
         "Messages sent again whose previous answer was lost.",

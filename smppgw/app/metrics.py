@@ -71,6 +71,7 @@ and ``transactional`` (priority >= 1).
 | mt_failed_total                   | counter   |               | messages failed for good         |
 | mt_retried_total                  | counter   |               | messages to be sent again later  |
 | mt_expired_unsent_total           | counter   |               | validity passed before sending   |
+| mt_opted_out_total                | counter   |               | opted out while it waited        |
 | mt_possible_duplicates_total      | counter   |               | re-sent after a lost answer      |
 | mt_receipts_matched_total         | counter   |               | receipts matched to a message    |
 | mt_receipts_unmatched_total       | counter   |               | receipts matching no message     |

@@ -281,6 +281,11 @@ class Admission:
             )
         self._partners = fresh
 
+    def opt_out_applies(self, system_id: str) -> bool:
+        """Whether the opt-out list refuses this partner's messages (see ``_Partner``)."""
+        partner = self._partners.get(system_id)
+        return partner is not None and partner.opt_out
+
     def statistics(self) -> AdmissionStatistics:
         """Counts since start: admitted (held included), held, their parts, refusals."""
         return AdmissionStatistics(self._admitted, self._held, self._parts, dict(self._refused))

@@ -35,6 +35,7 @@ import structlog
 import trio
 
 from smppgw.gateway.delayed import DelayedMessages
+from smppgw.gateway.opt_out import OPTED_OUT_ERROR, refused_on_release
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
 from smppgw.gateway.pending_outcomes import PendingOutcomes
 from smppgw.gateway.receipt_state import (
@@ -43,6 +44,7 @@ from smppgw.gateway.receipt_state import (
     info_from_outbound,
     info_from_stored,
     overall_state,
+    stale_outcome,
 )
 from smppgw.gateway.recovery import recovered_outbound
 from smppgw.gateway.routing import NoRoute, PrefixRouter
@@ -59,7 +61,7 @@ from smppgw.store import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Awaitable, Callable, Iterable, Sequence
 
     from smppgw.gateway.partner_receipts import MessageInfo
     from smppgw.protocol.receipt import MessageState as ReceiptState
@@ -71,6 +73,11 @@ log = structlog.get_logger("smppgw.mt")
 #: Messages awaiting a carrier receipt kept in memory at most (about 300 bytes each).
 TRACKED_MAX = 200_000
 FINALIZED_MAX = 50_000
+#: What the pipeline counts (:meth:`MtPipeline.statistics`).
+_COUNTS = (
+    *("submitted", "failed", "retried", "dups", "matched", "unmatched", "held"),
+    *("unroutable", "flush_errors", "receipt_timeouts", "expired_unsent", "opted_out"),
+)
 #: How often messages past their carrier's receipt timeout are looked for.
 STALE_SWEEP_INTERVAL = 60.0
 
@@ -92,6 +99,8 @@ class MtStatistics:
     flush_errors: int
     #: Messages whose validity_period passed before their first part was sent.
     expired_unsent: int = 0
+    #: Waiting messages refused when due: their number had opted out meanwhile.
+    opted_out: int = 0
 
 
 class MtPipeline:
@@ -154,22 +163,13 @@ class MtPipeline:
         self.receipt_timeouts: dict[str, float] = {}
         #: One flush at a time: flush() must not return while another is mid-write.
         self._flush_lock = trio.Lock()
-        self._counts = dict.fromkeys(
-            (
-                "submitted",
-                "failed",
-                "retried",
-                "dups",
-                "matched",
-                "unmatched",
-                "held",
-                "unroutable",
-                "flush_errors",
-                "receipt_timeouts",
-                "expired_unsent",
-            ),
-            0,
-        )
+        self._counts = dict.fromkeys(_COUNTS, 0)
+        #: ``check(messages)``: the ids of those that must not go after all, a
+        #: marketing message whose number opted out while it waited for its schedule or
+        #: a moderator (admission checked it when it came). None: none is checked. The
+        #: daemon sets it: the partner server knows whose messages the list applies to.
+        self.release_check: Callable[[Sequence[OutboundMessage]], Awaitable[set[int]]] | None
+        self.release_check = None
 
     # -- routing ---------------------------------------------------------------------
 
@@ -461,18 +461,7 @@ class MtPipeline:
                 if stored.id in self._finalized:
                     continue
                 self._tracked.pop(stored.id, None)
-                hours = timeout / 3600
-                error = f"no receipt from {carrier} within {hours:g} h"
-                self._add_final(
-                    FinalOutcome(
-                        stored.id,
-                        MessageState.EXPIRED,
-                        None,
-                        error,
-                        charge_parts=stored.part_count,
-                    ),
-                    info_from_stored(stored),
-                )
+                self._add_final(stale_outcome(stored, carrier, timeout), info_from_stored(stored))
                 count += 1
         if count:
             self._counts["receipt_timeouts"] += count
@@ -529,9 +518,29 @@ class MtPipeline:
             with trio.move_on_at(self._delayed.next_due()):
                 await self._delayed_changed.wait()
             self._delayed_changed = trio.Event()
+            waited: list[OutboundMessage] = []
             for message in self._delayed.pop_due(trio.current_time()):
                 message.not_before = None  # its time has come (the clocks may differ)
+                if message.untouched:  # a schedule (a retry was checked when it came)
+                    waited.append(message)
+                else:
+                    self.enqueue(message)
+            if waited:
+                await self.release(waited)
+
+    async def release(self, messages: Sequence[OutboundMessage]) -> list[int]:
+        """Queue messages that waited since admission (a schedule, a moderator), but
+        make final ``rejected`` those :attr:`release_check` refuses (nothing charged;
+        the partner's REJECTD receipt if it asked). Returns the refused ids
+        (``gateway/opt_out.py``)."""
+        refused = await refused_on_release(messages, self.release_check)
+        for message in messages:
+            if message.id in refused:
+                self._counts["opted_out"] += 1
+                self._final_unsent(message, MessageState.REJECTED, None, OPTED_OUT_ERROR)
+            else:
                 self.enqueue(message)
+        return sorted(refused)
 
     async def recover(self) -> int:
         """Queue every unfinished message from the journal (``gateway/recovery.py``);
@@ -578,4 +587,5 @@ class MtPipeline:
             unroutable=c["unroutable"],
             flush_errors=c["flush_errors"],
             expired_unsent=c["expired_unsent"],
+            opted_out=c["opted_out"],
         )

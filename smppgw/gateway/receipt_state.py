@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from smppgw.gateway.partner_receipts import MessageInfo
 from smppgw.protocol.receipt import MessageState as ReceiptState
 from smppgw.protocol.text import decode_text
-from smppgw.store import MessageState
+from smppgw.store import FinalOutcome, MessageState
 
 if TYPE_CHECKING:
     from smppgw.gateway.outbound import OutboundMessage
@@ -27,6 +27,7 @@ __all__ = [
     "info_from_outbound",
     "info_from_stored",
     "overall_state",
+    "stale_outcome",
 ]
 
 RECEIPT_TO_FINAL = {
@@ -99,3 +100,12 @@ def _text_head(payload: bytes, data_coding: int) -> str:
         return decode_text(payload[:40], data_coding)[:20]
     except Exception:  # a receipt's text is a courtesy: never fail a receipt for it
         return ""
+
+
+def stale_outcome(stored: StoredMessage, carrier: str, timeout: float) -> FinalOutcome:
+    """A message ``carrier`` took but sent no receipt for within ``timeout`` seconds:
+    final ``expired``, charged (the carrier took it), its error saying it is a guess."""
+    error = f"no receipt from {carrier} within {timeout / 3600:g} h"
+    return FinalOutcome(
+        stored.id, MessageState.EXPIRED, None, error, charge_parts=stored.part_count
+    )

@@ -161,7 +161,7 @@ class PartnerServer:
             store,
             pipeline,
             admission,
-            payers=self._payers,
+            payers=self.payers,
             metered=self._metered,
             counts=self.counters.partner,
         )
@@ -408,7 +408,7 @@ class PartnerServer:
             a.parts if self._metered(system_id) else None for _, a in admitted
         ]
         try:
-            chain = self._payers(system_id)
+            chain = self.payers(system_id)
             messages = [replace(a.message, held=True) if a.hold else a.message for _, a in admitted]
             results = await self.store.admit(
                 messages,
@@ -473,7 +473,7 @@ class PartnerServer:
         """Whether quota applies: every partner whose billing is not ``unmetered``."""
         return str(getattr(self.partners.get(system_id), "billing", "prepaid")) != "unmetered"
 
-    def _payers(self, system_id: str) -> tuple[str, ...]:
+    def payers(self, system_id: str) -> tuple[str, ...]:
         """Whose orders may pay: the partner, then its parent, and so on up (the
         config refuses cycles; the bound is a second guard)."""
         chain = [system_id]

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from smppgw.store.bulk import insert_rows
-from smppgw.store.opt_out import ALL_PARTNERS, opted_out
+from smppgw.store.opt_out import opted_out, refuses
 from smppgw.store.quota import paying_orders, reserve, settle
 from smppgw.store.quota_batch import reserve_run
 from smppgw.store.records import (
@@ -170,15 +170,12 @@ def _opted_out(
     lists = opted_out(conn, (m.opt_out_key for m in msgs if m.opt_out_key))
     if not lists:
         return set()
-    blocked: set[int] = set()
-    for i, msg in enumerate(msgs):
-        scopes = lists.get(msg.opt_out_key) if msg.opt_out_key else None
-        if scopes is None:
-            continue
-        chain = payers[i] if payers is not None else (msg.partner,)
-        if ALL_PARTNERS in scopes or not scopes.isdisjoint(chain):
-            blocked.add(i)
-    return blocked
+    return {
+        i
+        for i, msg in enumerate(msgs)
+        if msg.opt_out_key
+        and refuses(lists.get(msg.opt_out_key), payers[i] if payers is not None else (msg.partner,))
+    }
 
 
 def _admit_except(

@@ -28,6 +28,7 @@ __all__ = [
     "count_opt_outs",
     "list_opt_outs",
     "opted_out",
+    "refuses",
     "remove_opt_outs",
 ]
 
@@ -105,6 +106,14 @@ def opted_out(conn: sqlite3.Connection, msisdns: Iterable[str]) -> dict[str, set
     for msisdn, scope in select_rows(conn, _LOOKUP_SQL, (json_list(keys),)):
         found.setdefault(str(msisdn), set()).add(str(scope))
     return found
+
+
+def refuses(scopes: set[str] | None, payers: Sequence[str]) -> bool:
+    """Whether a number's opt-out ``scopes`` (:func:`opted_out`) refuse a message that
+    ``payers`` (its partner, then its parents) send: every partner's, or one of them."""
+    if not scopes:
+        return False
+    return ALL_PARTNERS in scopes or not scopes.isdisjoint(payers)
 
 
 def list_opt_outs(
