@@ -57,6 +57,7 @@ async def test_status_shows_binds_partners_and_the_receipts_they_owe(tmp_path: P
             "held": 0,
             "refused": 0,
             "throttled": 0,
+            "opted_out": 0,
             "receipts_owed": 0,
         }
         assert answer["store"] == {"available": True, "path": str(tmp_path / "gw.sqlite")}
@@ -69,7 +70,7 @@ async def test_status_shows_binds_partners_and_the_receipts_they_owe(tmp_path: P
         assert table[0].startswith("smppgw ")
         assert next(line.split() for line in table if line.startswith("sim"))[:2] == ["sim", "1/1"]
         acme = next(line.split() for line in table if line.startswith("acme"))
-        assert acme == ["acme", "0", "2", "0", "0", "0", "2"]
+        assert acme == ["acme", "0", "2", "0", "0", "0", "0", "2"]
         assert format_status(answer).splitlines()[2:] == table[2:]
 
 

@@ -84,6 +84,7 @@ async def snapshot(
                 "held": 0 if p is None else p.held,
                 "refused": 0 if p is None else p.refused,
                 "throttled": 0 if p is None else p.throttled,
+                "opted_out": 0 if p is None else p.opted_out,
                 "receipts_owed": owed.get(system_id, 0),
             }
         )
@@ -99,6 +100,7 @@ async def snapshot(
             "retrying": mt.delayed - pipeline.scheduled,
             "awaiting_receipts": mt.in_flight_receipts,
             "failed": mt.failed,
+            "opted_out_when_due": mt.opted_out,
             "receipts_unmatched": mt.receipts_unmatched,
         },
         "partners": partner_rows,
@@ -134,7 +136,8 @@ def format_status(status: Mapping[str, Any]) -> str:
         "",
         f"messages: {m['queued']} queued, {m['scheduled']} scheduled, {m['retrying']} to"
         f" retry, {m['awaiting_receipts']} awaiting receipts; since start {m['failed']}"
-        f" failed, {m['receipts_unmatched']} receipts unmatched",
+        f" failed, {m['opted_out_when_due']} opted out while waiting,"
+        f" {m['receipts_unmatched']} receipts unmatched",
     ]
     server = status["server"]
     if server is not None:
@@ -147,6 +150,7 @@ def format_status(status: Mapping[str, Any]) -> str:
                 "held": p["held"],
                 "refused": p["refused"],
                 "throttled": p["throttled"],
+                "opted out": p["opted_out"],
                 "receipts owed": p["receipts_owed"],
             }
             for p in status["partners"]
