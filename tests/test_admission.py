@@ -585,3 +585,15 @@ def test_which_partners_messages_the_opt_out_list_checks(
     admission = Admission(partner_map((_partner(**fields),)), clock=lambda: WALL, country_code="84")
     national = _submit(destination_addr="0912345678", dest_addr_ton=2)
     assert _admitted(admission.check("acme", national, 0.0)).message.opt_out_key == key
+
+
+def test_vendor_tlvs_are_journaled_only_when_some_carrier_takes_their_tag() -> None:
+    vendor = (Tlv(0x1401, b"\x01"), Tlv(0x1402, b"\x02"), Tlv(Tag.DESTINATION_PORT, b"\x0b\x84"))
+    submit = _submit(tlvs=vendor)
+    plain = _admitted(_admission().check("acme", submit, 0.0))
+    assert [t.tag for t in unpack_tlvs(plain.message.tlvs)] == [Tag.DESTINATION_PORT]
+    admission = Admission(
+        partner_map((_partner(),)), clock=lambda: WALL, vendor_tags=frozenset({0x1402})
+    )
+    taken = _admitted(admission.check("acme", submit, 0.0))
+    assert [t.tag for t in unpack_tlvs(taken.message.tlvs)] == [0x1402, Tag.DESTINATION_PORT]

@@ -188,3 +188,23 @@ def test_a_carrier_s_dropped_tlvs_are_left_out_of_every_part() -> None:
     shape = CarrierShape(sar=True, drop_tlvs=frozenset({Tag.DESTINATION_PORT, Tag.MS_VALIDITY}))
     tags = [t.tag for t in part_pdu(message, 0, shape, NOW).tlvs]
     assert tags == [Tag.SAR_MSG_REF_NUM, Tag.SAR_TOTAL_SEGMENTS, Tag.SAR_SEGMENT_SEQNUM]
+
+
+def test_a_partner_s_vendor_tlvs_go_only_to_the_carriers_that_list_them() -> None:
+    port = Tlv(Tag.DESTINATION_PORT, b"\x0b\x84")
+    charging, brand = Tlv(0x1401, b"\x01\x02"), Tlv(0x1402, b"ACME")
+    message = _message(b"x" * 300, DC_DEFAULT)
+    message.tlvs = (port, charging, brand)
+    for shape, kept in (
+        (CarrierShape(), (port,)),
+        (CarrierShape(vendor_tlvs=frozenset({0x1401})), (port, charging)),
+        (CarrierShape(vendor_tlvs=frozenset({0x1401, 0x1402})), (port, charging, brand)),
+        (
+            CarrierShape(
+                vendor_tlvs=frozenset({0x1402}), drop_tlvs=frozenset({Tag.DESTINATION_PORT})
+            ),
+            (brand,),
+        ),
+    ):
+        for part_no in range(len(message.parts)):
+            assert part_pdu(message, part_no, shape, NOW).tlvs == kept

@@ -188,6 +188,13 @@ def test_duplicate_keys_are_errors() -> None:
     assert lines == ["t.yaml:8: default_route: duplicate key (first at line 7)"]
 
 
+def test_vendor_tlvs_take_tag_numbers_and_admission_gets_their_union() -> None:
+    text = MINIMAL + "    vendor_tlvs: [0x1401, '0x1402', 5123]\n"
+    config = load_config_text(text, "t.yaml")
+    assert config.carriers[0].vendor_tlvs == (0x1401, 0x1402, 0x1403)
+    assert config.vendor_tlv_tags() == frozenset({0x1401, 0x1402, 0x1403})
+
+
 def test_drop_tlvs_take_names_and_tags() -> None:
     text = MINIMAL + "    drop_tlvs: [ms_validity, ' Callback_Num ', 0x020B]\n"
     config = load_config_text(text, "t.yaml")
@@ -214,6 +221,8 @@ def test_drop_tlvs_take_names_and_tags() -> None:
         ("service_type: CMTABC", "carriers[0].service_type: String should have at most 5"),
         ("drop_tlvs: [ms_validity, nope]", "carriers[0].drop_tlvs: 'nope' is not an SMPP 3.4"),
         ("drop_tlvs: [0]", "carriers[0].drop_tlvs: 0 is not a TLV tag"),
+        ("vendor_tlvs: [0x0204]", "carriers[0].vendor_tlvs: 516 is not a vendor TLV tag"),
+        ("vendor_tlvs: [abc]", "carriers[0].vendor_tlvs: 'abc' is not a tag number"),
         ("service_type: 'C\u00e9'", "carriers[0].service_type: use printable ASCII"),
         ("address_range: '" + "8" * 41 + "'", "carriers[0].address_range: String should have"),
         ("reconnect: {initial: 10, max: 5}", "carriers[0].reconnect: max (5.0) is below initial"),

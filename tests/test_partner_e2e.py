@@ -12,10 +12,10 @@ import smpplib.client
 import smpplib.consts
 import trio
 from carrier_fixtures import wait_for
-from partner_fixtures import PASSWORD, PartnerRun, partner_daemon, smpplib_partner
+from partner_fixtures import PASSWORD, PartnerRun, esme, partner_daemon, smpplib_partner
 
 from smppgw.net.link import SmppLink
-from smppgw.protocol.pdus import BindTransceiver, Pdu
+from smppgw.protocol.pdus import BindTransceiver, Pdu, SubmitSm
 from smppgw.protocol.receipt import parse_receipt
 from smppgw.protocol.session import SmppConnection
 from smppgw.protocol.smpp_time import parse_smpp_time
@@ -299,6 +299,31 @@ async def test_application_ports_reach_the_carrier_with_every_part(tmp_path: Pat
         for part in _sent_to(sim, "84910000000"):
             tlvs = {t.tag: t.value for t in part.tlvs}
             assert tlvs == {Tag.SOURCE_PORT: b"\x23\xf0", Tag.DESTINATION_PORT: b"\x0b\x84"}
+
+
+async def test_a_vendor_tlv_reaches_a_carrier_that_lists_its_tag(tmp_path: Path) -> None:
+    """carriers[].vendor_tlvs: a partner's vendor TLV (a charging code, say) goes to
+    the SMSC that asked for it; one nobody listed is not journaled or sent."""
+    extra = ", vendor_tlvs: [0x1401]"
+    async with partner_daemon(tmp_path, carrier_extra=extra) as (daemon, port):
+        await _order(daemon, "acme", 10)
+        async with esme(port) as link:
+            submit = SubmitSm(
+                source_addr_ton=5,
+                source_addr="ACME",
+                dest_addr_ton=1,
+                dest_addr_npi=1,
+                destination_addr="84910000000",
+                short_message=b"hello",
+                tlvs=(Tlv(0x1401, b"CHG7"), Tlv(0x1402, b"nobody's")),
+            )
+            resp = await link.request(submit)
+            assert resp.command_status == 0
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        await wait_for(lambda: len(_sent_to(sim, "84910000000")) == 1)
+        (sent,) = _sent_to(sim, "84910000000")
+        assert sent.tlvs == (Tlv(0x1401, b"CHG7"),)
 
 
 async def test_a_sar_carrier_gets_the_parts_with_sar_tlvs_and_the_partner_one_receipt(

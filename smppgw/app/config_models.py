@@ -63,7 +63,7 @@ from smppgw.protocol.framer import DEFAULT_MAX_COMMAND_LENGTH
 from smppgw.protocol.message_id import IdFormat
 from smppgw.protocol.smpp_time import ValidityFormat
 from smppgw.protocol.text.parts import SplitMode
-from smppgw.protocol.tlv import Tag
+from smppgw.protocol.tlv import Tag, is_vendor_tag
 from smppgw.store.config import Durability, StoreConfig
 
 __all__ = [
@@ -257,6 +257,10 @@ class CarrierSettings(_Model):
     #: partners' TLVs go with their messages, and an SMSC that refuses one of them would
     #: fail every message carrying it.
     drop_tlvs: tuple[int, ...] = ()
+    #: Vendor TLV tags (0x1400-0x3FFF) of partners' submits this carrier is sent: a
+    #: vendor tag means something to one SMSC only, so none goes unless listed here
+    #: (journaled with the message only when some carrier lists its tag).
+    vendor_tlvs: tuple[int, ...] = ()
     bind_mode: BindMode = BindMode.TRANSCEIVER
     binds: int = Field(default=1, ge=1, le=64)
     window: int = Field(default=10, ge=1, le=1024)
@@ -315,19 +319,12 @@ class CarrierSettings(_Model):
     @field_validator("drop_tlvs", mode="before")
     @classmethod
     def _tlv_tags(cls, value: object) -> object:
-        if not isinstance(value, list | tuple):
-            return value
-        tags = []
-        for item in value:
-            if isinstance(item, str):
-                try:
-                    item = int(Tag[item.strip().upper()])
-                except KeyError:
-                    raise ValueError(f"{item!r} is not an SMPP 3.4 TLV name") from None
-            if not isinstance(item, int) or isinstance(item, bool) or not 0 < item <= 0xFFFF:
-                raise ValueError(f"{item!r} is not a TLV tag (a name or 1..0xFFFF)")
-            tags.append(item)
-        return tuple(tags)
+        return _tag_list(value, vendor=False)
+
+    @field_validator("vendor_tlvs", mode="before")
+    @classmethod
+    def _vendor_tags(cls, value: object) -> object:
+        return _tag_list(value, vendor=True)
 
     @field_validator("source_npi", "dest_npi")
     @classmethod
@@ -520,6 +517,10 @@ class Config(_Model):
                 return carrier
         raise KeyError(name)
 
+    def vendor_tlv_tags(self) -> frozenset[int]:
+        """Vendor TLV tags some carrier takes: admission journals these with a message."""
+        return frozenset(tag for carrier in self.carriers for tag in carrier.vendor_tlvs)
+
     def route_table(self) -> dict[str, tuple[str, ...]]:
         """``{prefix: carriers}``, the shape :class:`smppgw.gateway.routing.PrefixRouter` takes."""
         return {route.prefix: route.carriers for route in self.routes}
@@ -536,6 +537,34 @@ class Config(_Model):
             f"simulator {self.simulator.listen if self.simulator.enabled else 'off'}",
         ]
         return "; ".join(parts)
+
+
+_VENDOR_TAG = "a vendor TLV tag (0x1400-0x3FFF)"
+_ANY_TAG = "a TLV tag (a name or 1..0xFFFF)"
+
+
+def _tag_list(value: object, *, vendor: bool) -> object:
+    """TLV tags as numbers (``0x1401``, ``"0x1401"``), or SMPP 3.4 names
+    (``ms_validity``) unless ``vendor`` (vendor tags, 0x1400-0x3FFF, have none)."""
+    if not isinstance(value, list | tuple):
+        return value
+    tags = []
+    for item in value:
+        if isinstance(item, str):
+            text = item.strip()
+            try:
+                item = int(text, 0) if vendor or text[:1].isdigit() else int(Tag[text.upper()])
+            except (KeyError, ValueError):
+                what = "a tag number (0x1400-0x3FFF)" if vendor else "an SMPP 3.4 TLV name"
+                raise ValueError(f"{item!r} is not {what}") from None
+        if not isinstance(item, int) or isinstance(item, bool):
+            valid = False
+        else:
+            valid = is_vendor_tag(item) if vendor else 0 < item <= 0xFFFF
+        if not valid:
+            raise ValueError(f"{item!r} is not {_VENDOR_TAG if vendor else _ANY_TAG}")
+        tags.append(item)
+    return tuple(tags)
 
 
 def _same_socket(a: Endpoint, b: Endpoint) -> bool:

@@ -262,7 +262,11 @@ class Daemon:
                     failures_before_delay=cfg.server.bind_failures_before_delay,
                     delay_max=cfg.server.bind_failure_delay_max,
                 ),
-                admission=Admission(partners, country_code=cfg.server.country_code),
+                admission=Admission(
+                    partners,
+                    country_code=cfg.server.country_code,
+                    vendor_tags=cfg.vendor_tlv_tags(),
+                ),
             )
             pipeline.on_receipts = server.receipts_queued
             admission = server.admission
@@ -437,6 +441,8 @@ class Daemon:
         # Partners: the new config's, with the accounts changed from the CLI; the
         # server's settings come along (self.config is the new one already).
         await self._apply_partners(await load_partners(self.store, new.partners))
+        if self.server is not None:
+            self.server.admission.vendor_tags = new.vendor_tlv_tags()
         if self.scenarios is not None:
             self.scenarios.reload(new.scenarios)
         if self.alerts is not None:

@@ -238,6 +238,8 @@ class Admission:
         partners: partner settings by ``system_id``.
         clock: wall-clock epoch seconds, for the journal's absolute times.
         country_code: of national destinations, for the opt-out list's key.
+        vendor_tags: vendor TLV tags some carrier takes (``carriers[].vendor_tlvs``):
+            journaled with the message; other vendor tags are not.
 
     Raises:
         ContentPolicyError: a partner's content policy does not compile (the config
@@ -250,9 +252,11 @@ class Admission:
         *,
         clock: Callable[[], float] = time.time,
         country_code: str = "84",
+        vendor_tags: frozenset[int] = frozenset(),
     ) -> None:
         self._clock = clock
         self.country_code = country_code
+        self.vendor_tags = vendor_tags
         self._partners: dict[str, _Partner] = {}
         self._reference = 0
         self._admitted = 0
@@ -357,7 +361,7 @@ class Admission:
             next_attempt_at=shape.next_attempt_at,
             protocol_id=pdu.protocol_id,
             user_ref=pdu.tlv_int(Tag.USER_MESSAGE_REFERENCE) if pdu.tlvs else None,
-            tlvs=forwarded_tlvs(pdu.tlvs) if pdu.tlvs else b"",
+            tlvs=forwarded_tlvs(pdu.tlvs, self.vendor_tags) if pdu.tlvs else b"",
             opt_out_key=opt_out_key(shape.destination, pdu.dest_addr_ton, self.country_code)
             if partner.opt_out
             else None,

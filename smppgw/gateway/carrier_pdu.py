@@ -31,7 +31,8 @@ over, only after it was journaled, so only the bind that sends it knows the carr
   partner's own is not passed on. **protocol_id** is the partner's (admission allowed it).
 - **drop_tlvs**: the partner's TLVs go with every part (``gateway/submit_tlvs.py``),
   but one carrier may refuse a tag (``ESME_ROPTPARNOTALLWD``, failing the message): the
-  tags listed are left out for it.
+  tags listed are left out for it. **vendor_tlvs**: a partner's vendor TLVs go only to
+  the carriers that list their tags.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING
 from smppgw.protocol.pdus import SubmitSm
 from smppgw.protocol.smpp_time import ValidityFormat, format_smpp_time, relative_until
 from smppgw.protocol.text import DC_DEFAULT, DC_LATIN1, DC_UCS2, gsm7, latin1, ucs2
-from smppgw.protocol.tlv import Tag, Tlv
+from smppgw.protocol.tlv import Tag, Tlv, is_vendor_tag
 from smppgw.protocol.udh import IEI_CONCAT_8BIT, UdhError, parse_udh
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ class CarrierShape:
     service_type: str = ""
     #: TLV tags this carrier is not sent (one that refuses a TLV partners may send).
     drop_tlvs: frozenset[int] = frozenset()
+    #: Vendor TLV tags this carrier is sent; a message's other vendor TLVs are not (they
+    #: were journaled for another carrier).
+    vendor_tlvs: frozenset[int] = frozenset()
 
     @property
     def plain(self) -> bool:
@@ -84,8 +88,8 @@ def part_pdu(message: _Message, part_no: int, shape: CarrierShape, now: float) -
     esm_class = message.esm_class | (_UDHI if len(message.parts) > 1 else 0)
     data_coding = message.data_coding
     tlvs = message.tlvs
-    if tlvs and shape.drop_tlvs:
-        tlvs = tuple(t for t in tlvs if t.tag not in shape.drop_tlvs)
+    if tlvs:
+        tlvs = _kept_tlvs(tlvs, shape)
     if not shape.plain:
         short_message, esm_class, data_coding, tlvs = _reshaped(
             message, short_message, esm_class, data_coding, tlvs, shape
@@ -113,6 +117,17 @@ def part_pdu(message: _Message, part_no: int, shape: CarrierShape, now: float) -
         validity_period=""
         if message.expires_at is None
         else _validity(message.expires_at, shape.validity, now),
+    )
+
+
+def _kept_tlvs(tlvs: tuple[Tlv, ...], shape: CarrierShape) -> tuple[Tlv, ...]:
+    """A message's TLVs this carrier is sent: not those it drops, nor the vendor tags it
+    does not list."""
+    drop, vendor = shape.drop_tlvs, shape.vendor_tlvs
+    if not drop and not any(is_vendor_tag(t.tag) for t in tlvs):
+        return tlvs
+    return tuple(
+        t for t in tlvs if t.tag not in drop and (t.tag in vendor or not is_vendor_tag(t.tag))
     )
 
 

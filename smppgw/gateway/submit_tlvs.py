@@ -16,7 +16,9 @@ Sans-I/O, used by admission. Why not forward everything, nor nothing:
 - ``ms_msg_wait_facilities`` sets a handset's message-waiting indicator, which
   admission refuses as data_coding too (0xC0-0xEF): ``ESME_ROPTPARNOTALLWD``.
 - A vendor tag (0x1400-0x3FFF) means something to one SMSC only, and the partner does
-  not know which carrier its message takes: not passed on. Nor are ``data_sm``'s own
+  not know which carrier its message takes: it is journaled only when some carrier
+  lists it (``carriers[].vendor_tlvs``), and sent only to the carriers that list it
+  (``gateway/carrier_pdu.py``). Nor are ``data_sm``'s own
   TLVs (network and bearer types, ``qos_time_to_live``, ``set_dpf``), which a
   ``submit_sm`` does not carry.
 
@@ -71,7 +73,8 @@ def tlv_refusal(tlvs: tuple[Tlv, ...]) -> tuple[int, str] | None:
     return None
 
 
-def forwarded_tlvs(tlvs: tuple[Tlv, ...]) -> bytes:
-    """The TLVs to journal and send with every part, packed (``b""``: none)."""
-    kept = tuple(t for t in tlvs if t.tag in FORWARDED_TAGS)
+def forwarded_tlvs(tlvs: tuple[Tlv, ...], vendor_tags: frozenset[int] = frozenset()) -> bytes:
+    """The TLVs to journal and send with every part, packed (``b""``: none):
+    the standard ones of :data:`FORWARDED_TAGS`, and the vendor tags some carrier takes."""
+    kept = tuple(t for t in tlvs if t.tag in FORWARDED_TAGS or t.tag in vendor_tags)
     return pack_tlvs(kept) if kept else b""

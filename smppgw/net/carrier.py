@@ -549,4 +549,5 @@ def carrier_shape(settings: CarrierSettings) -> CarrierShape:
         validity=settings.validity_format,
         service_type=settings.service_type,
         drop_tlvs=frozenset(settings.drop_tlvs),
+        vendor_tlvs=frozenset(settings.vendor_tlvs),
     )
