@@ -76,3 +76,38 @@ async def test_a_moderator_approval_after_the_number_opted_out_rejects_it(
         sim = daemon.simulator
         await wait_for(lambda: bool(_sent_to(sim, "84955555555")), within=5)  # type: ignore[arg-type]
         assert not _sent_to(sim, "84944444444")  # type: ignore[arg-type]
+
+
+async def test_tc_on_a_partner_s_short_code_is_the_list_s_and_the_rest_the_partner_s(
+    tmp_path: Path,
+) -> None:
+    """The opt-out scenario may list a short code a partner owns: its keywords are the
+    list's, every other MO still goes to the partner."""
+    from functools import partial
+
+    from partner_fixtures import smpplib_partner
+
+    from smppgw.sim.smsc import SimulatedSmsc
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "optout.yaml").write_text(
+        "name: optout\nshort_codes: ['8055']\nhandler: optout\n"
+        "commands: {stop: {keywords: [TC]}, start: {keywords: [NHANQC]}}\n"
+    )
+    async with partner_daemon(tmp_path) as (daemon, port):
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        await wait_for(lambda: sum(r.client.binds_up for r in daemon.carriers.values()) == 1)
+        sim.inject_mo("84912345678", "8055", "TC")
+        sim.inject_mo("84912345678", "8055", "HELLO")
+        run = await trio.to_thread.run_sync(
+            partial(smpplib_partner, port, bind="receiver", receipts=1, within=5)
+        )
+        assert [mo.short_message for mo in run.receipts] == [b"HELLO"]
+        assert daemon.store is not None
+        rows = await daemon.store.read(
+            lambda conn: conn.execute("SELECT msisdn, scope, source FROM opt_out").fetchall()
+        )
+        assert rows == [("84912345678", "", "mo:8055")]
+        await wait_for(lambda: bool(_sent_to(sim, "84912345678")), within=5)  # the reply
