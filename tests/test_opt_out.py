@@ -208,3 +208,18 @@ async def test_a_national_sender_is_listed_in_international_digits_for_one_partn
         await rig.mo("TC", msisdn="0912345678")
         rows = await rig.query("SELECT msisdn, scope FROM opt_out")
         assert rows == [("84912345678", "acme")]
+
+
+async def test_a_release_check_that_cannot_read_lets_the_messages_go() -> None:
+    """Admission let them in; a broken read of the list must not stop the pipeline's
+    release loop (nor hold the messages for ever)."""
+    import sqlite3 as sqlite
+
+    from smppgw.gateway.opt_out import refused_on_release
+
+    async def broken(messages: object) -> set[int]:
+        raise sqlite.OperationalError("disk I/O error")
+
+    assert await refused_on_release([object()], broken) == set()  # type: ignore[list-item]
+    assert await refused_on_release([], broken) == set()
+    assert await refused_on_release([object()], None) == set()  # type: ignore[list-item]

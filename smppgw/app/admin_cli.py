@@ -434,6 +434,8 @@ def _optout_change(args: argparse.Namespace, config: Config) -> int:
         }
         answer = _write(config, request)
         if not answer.get("ok"):
+            if changed:  # the requests before this one were committed
+                answer["error"] = f"{answer.get('error')} ({changed} row(s) changed before)"
             return _answer(args, answer, str)
         changed += int(answer["changed"])
     whose = f"{args.partner}'s marketing" if args.partner else "every partner's marketing"
@@ -477,9 +479,7 @@ def _numbers_in(path: Path, config: Config) -> list[str]:
 def _optout_list(args: argparse.Namespace, config: Config) -> int:
     from smppgw.store.opt_out import ALL_PARTNERS, list_opt_outs
 
-    scope = (
-        None if args.partner is None else ALL_PARTNERS if args.partner == "all" else args.partner
-    )
+    scope = ALL_PARTNERS if args.partner == "all" else args.partner
     msisdn = _msisdn(args.msisdn, config) if args.msisdn else None
     with _readonly(config) as conn:
         rows = list_opt_outs(conn, msisdn=msisdn, scope=scope, limit=args.limit)

@@ -66,6 +66,8 @@ if TYPE_CHECKING:
     from smppgw.gateway.partner_receipts import MessageInfo
     from smppgw.protocol.receipt import MessageState as ReceiptState
 
+    ReleaseCheckFn = Callable[[Sequence[OutboundMessage]], Awaitable[set[int]]]
+
 __all__ = ["MtPipeline", "MtStatistics"]
 
 log = structlog.get_logger("smppgw.mt")
@@ -168,8 +170,7 @@ class MtPipeline:
         #: marketing message whose number opted out while it waited for its schedule or
         #: a moderator (admission checked it when it came). None: none is checked. The
         #: daemon sets it: the partner server knows whose messages the list applies to.
-        self.release_check: Callable[[Sequence[OutboundMessage]], Awaitable[set[int]]] | None
-        self.release_check = None
+        self.release_check: ReleaseCheckFn | None = None
 
     # -- routing ---------------------------------------------------------------------
 

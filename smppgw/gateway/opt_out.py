@@ -10,6 +10,7 @@ number another way.
 
 from __future__ import annotations
 
+import sqlite3
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -104,6 +105,6 @@ async def refused_on_release(
         return set()
     try:
         return await check(messages)
-    except StoreError as exc:
+    except (StoreError, sqlite3.Error, RuntimeError) as exc:  # RuntimeError: readers closed
         log.warning("opt-out list unreadable: waiting messages sent", error=str(exc))
         return set()
