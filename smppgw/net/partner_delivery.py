@@ -2,7 +2,9 @@
 
 The pipeline journals each partner's receipts in the outbox and tells the server which
 partners have new ones (:meth:`ReceiptDelivery.queued`); the partner's deliverer sends
-them through any of its receiver/transceiver links, round robin, and acknowledges them
+them through any of its receiver/transceiver links that has room in its window
+(``_next_receiver``: a session that stopped answering holds back none of the others'
+receipts), and acknowledges them
 in the outbox (in batches) only after the partner's ``deliver_sm_resp``. Receipts of a
 partner that is not bound stay in the outbox and go out when it binds; a receipt that
 was refused or timed out is read back from the outbox after a pause (``RETRY_FIRST``,
@@ -273,10 +275,22 @@ class ReceiptDelivery:
                 live.acked_since_read.update(ids)
 
     def _next_receiver(self, live: _Partner) -> SmppLink | None:
+        """The link for the next receipt: the last one while its window has room, else
+        the next that has room (round robin), else the next (its window will free).
+
+        Why not plain round robin: receipts spread one by one over four sessions cost
+        four writes (and four reads of the answers) where one would do, and every
+        fourth receipt waited for a slow session's window while the others had room."""
         receivers = [link for link in live.receivers if not link.closed]
         if not receivers:
             return None
-        live.rr = (live.rr + 1) % len(receivers)
+        count = len(receivers)
+        for step in range(count):
+            index = (live.rr + step) % count
+            if receivers[index].connection.can_send_request:
+                live.rr = index
+                return receivers[index]
+        live.rr = (live.rr + 1) % count
         return receivers[live.rr]
 
 
