@@ -4,9 +4,9 @@ The pipeline journals each partner's receipts in the outbox and tells the server
 partners have new ones (:meth:`ReceiptDelivery.queued`); the partner's deliverer sends
 them through any of its receiver/transceiver links that has room in its window
 (``_next_receiver``: a session that stopped answering holds back none of the others'
-receipts), and acknowledges them
-in the outbox (in batches) only after the partner's ``deliver_sm_resp``. Receipts of a
-partner that is not bound stay in the outbox and go out when it binds; a receipt that
+receipts), and acknowledges them in the outbox (in batches) only after the partner's
+``deliver_sm_resp``. Receipts of a partner that is not bound stay in the outbox and go
+out when it binds; a receipt that
 was refused or timed out is read back from the outbox after a pause (``RETRY_FIRST``,
 doubling up to ``RETRY_MAX``; at once when the partner binds again), and one refused
 with an error that says "never" (``ESME_RX_P_APPN``, ``ESME_RX_R_APPN``) is dropped. A
