@@ -145,6 +145,7 @@ class _Link:
     """A partner's receiver link that keeps each deliver_sm until the test answers it."""
 
     closed = False
+    window_free = True
 
     def __init__(self) -> None:
         self.sent: list[tuple[Pdu, Callable[[Pdu, Pdu | BaseException], None]]] = []

@@ -226,6 +226,11 @@ class SmppLink:
         return self._closed
 
     @property
+    def window_free(self) -> bool:
+        """Whether a request can be sent now without waiting for the window."""
+        return self.connection.can_send_request
+
+    @property
     def close_reason(self) -> str:
         return self._close_reason
 

@@ -287,7 +287,7 @@ class ReceiptDelivery:
         count = len(receivers)
         for step in range(count):
             index = (live.rr + step) % count
-            if receivers[index].connection.can_send_request:
+            if receivers[index].window_free:
                 live.rr = index
                 return receivers[index]
         live.rr = (live.rr + 1) % count
