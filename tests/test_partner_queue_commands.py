@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+import trio
+
 from smppgw.gateway.admission import Admission, Admitted, Refused
 from smppgw.gateway.mt import MtPipeline
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
@@ -40,6 +42,30 @@ def test_queue_remove_takes_only_untouched_messages() -> None:
     assert removed is not None
     assert removed.id == 4
     assert [m.id for m in queue.drain()] == [1, 2, 3]
+
+
+async def test_every_waiting_sender_gets_messages_not_only_the_last_one() -> None:
+    """A carrier's binds each wait in ``get`` when the queue runs dry; every one of them
+    must wake for the next messages (each making its own event left all but the last
+    waiter asleep for ever)."""
+    queue = CarrierQueue("c1")
+    got: dict[str, list[int]] = {"a": [], "b": [], "c": []}
+
+    async def sender(name: str) -> None:
+        while True:
+            got[name].append((await queue.get()).id)
+            await trio.sleep(0.01)  # busy with it: the next message is another's
+
+    async with trio.open_nursery() as nursery:
+        for name in got:
+            nursery.start_soon(sender, name)
+        await trio.sleep(0.01)  # all three wait on the empty queue
+        for message_id in range(1, 7):
+            queue.put(_outbound(message_id))
+        await trio.sleep(0.1)
+        nursery.cancel_scope.cancel()
+    assert sorted(i for ids in got.values() for i in ids) == [1, 2, 3, 4, 5, 6]
+    assert all(ids for ids in got.values()), got
 
 
 async def test_pipeline_withdraw_searches_every_carrier_queue(tmp_path: Path) -> None:

@@ -155,11 +155,16 @@ class CarrierQueue:
         return None
 
     async def get(self) -> OutboundMessage:
+        """The next message, waiting for one. Several binds' senders wait here at once:
+        they share one event, renewed only once it was set. (Each waiter making its own
+        left all but the last one asleep for ever: a put sets only the newest event, so
+        a carrier's other binds stopped taking messages after the first idle moment.)"""
         while True:
             message = self.get_nowait()
             if message is not None:
                 return message
-            self._nonempty = trio.Event()
+            if self._nonempty.is_set():
+                self._nonempty = trio.Event()
             await self._nonempty.wait()
 
     def remove(self, message_id: int) -> OutboundMessage | None:
