@@ -40,6 +40,7 @@ class FakeSmsc:
     drop_after: int = 0  # close the connection after this many submits (once)
     fail_status: int = 0  # answer every submit with this status instead
     silent_first: int = 0  # never answer the first N submits (response timeouts)
+    silent_binds: int = 0  # the first N sessions to bind never answer a submit (hung)
     receipts: bool = True
     empty_ids: bool = False  # accept submits with an empty message_id (a broken SMSC)
     submits: list[SubmitSm] = field(default_factory=list)
@@ -50,6 +51,7 @@ class FakeSmsc:
     port: int = 0
     _count: int = 0
     _dropped: bool = False
+    _silent: list[SmppLink] = field(default_factory=list)
     _nursery: trio.Nursery | None = None
 
     async def handler(self, link: SmppLink, batch: Sequence[Pdu]) -> None:
@@ -61,11 +63,13 @@ class FakeSmsc:
                     self.refuse_binds -= 1
                     link.respond(make_response(pdu, CommandStatus.ESME_RBINDFAIL))
                 else:
+                    if len(self._silent) < self.silent_binds:
+                        self._silent.append(link)
                     link.respond(make_response(pdu, system_id="FAKE"))
             elif isinstance(pdu, SubmitSm):
                 self._count += 1
                 self.submits.append(pdu)
-                if self._count <= self.silent_first:
+                if self._count <= self.silent_first or link in self._silent:
                     continue
                 if self.fail_status:
                     link.respond(make_response(pdu, self.fail_status))

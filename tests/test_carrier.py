@@ -391,3 +391,24 @@ async def test_a_message_journaled_for_later_waits_for_its_time(
     assert rig.smsc.submits[-1].destination_addr == "84910000000"
     await rig.pipeline.flush()
     assert await store_states(rig.store, [later]) == ["sent"]
+
+
+async def test_a_hung_bind_holds_no_message_its_siblings_could_send(
+    rig: Rig, nursery: trio.Nursery
+) -> None:
+    """Two binds, the SMSC's side of the first one hung (it answers nothing): once its
+    window is full it takes no more messages, so every other message goes out on the
+    second bind at once instead of one waiting out the 30 s response timeout."""
+    rig.smsc.silent_binds = 1
+    settings = rig.client.settings.model_copy(
+        update={"binds": 2, "window": 2, "response_timeout": 30.0}
+    )
+    client = CarrierClient(settings, rig.pipeline, rig.store)
+    await nursery.start(client.run)
+    await wait_for(lambda: client.binds_up == 2)
+    await rig.send(20, receipts=False)
+    # The two binds take messages in turn until the hung one's window (2) is full; it
+    # holds those two, and the other 18 are accepted now.
+    await wait_for(lambda: len(rig.smsc.accepted) == 18, within=3)
+    assert len(rig.smsc.submits) == 20
+    assert rig.pipeline.statistics().queued == 0

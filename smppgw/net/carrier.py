@@ -401,6 +401,13 @@ class CarrierClient:
         """
         queue = self.pipeline.queues[self.name]
         while True:
+            # Room first, then a message: a bind whose SMSC stopped answering holds no
+            # message while its window stays full (an OTP taken here waited out the
+            # response timeout while the carrier's other binds were free).
+            try:
+                await link.wait_window()
+            except LinkClosed:
+                return
             message = await queue.get()
             if link.closed:
                 self.pipeline.put_back(message)
