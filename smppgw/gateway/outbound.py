@@ -126,7 +126,7 @@ class CarrierQueue:
     def __init__(self, name: str) -> None:
         self.name = name
         self._lanes: tuple[deque[OutboundMessage], ...] = tuple(deque() for _ in range(LANES))
-        self._nonempty = trio.Event()
+        self._waiting = trio.lowlevel.ParkingLot()
         self._put = 0
         self._taken = 0
 
@@ -140,12 +140,12 @@ class CarrierQueue:
     def put(self, message: OutboundMessage) -> None:
         self._lanes[message.lane].append(message)
         self._put += 1
-        self._nonempty.set()
+        self._waiting.unpark()
 
     def put_front(self, message: OutboundMessage) -> None:
         """Put back a message that was being sent: it goes first in its lane."""
         self._lanes[message.lane].appendleft(message)
-        self._nonempty.set()
+        self._waiting.unpark()
 
     def get_nowait(self) -> OutboundMessage | None:
         for lane in reversed(self._lanes):
@@ -155,17 +155,18 @@ class CarrierQueue:
         return None
 
     async def get(self) -> OutboundMessage:
-        """The next message, waiting for one. Several binds' senders wait here at once:
-        they share one event, renewed only once it was set. (Each waiter making its own
-        left all but the last one asleep for ever: a put sets only the newest event, so
-        a carrier's other binds stopped taking messages after the first idle moment.)"""
+        """The next message, waiting for one. Several binds' senders wait here at once;
+        each message put wakes one of them (a parking lot: an event woke them all, and
+        all but one went back to sleep; an event per waiter left all but the newest
+        asleep for ever, so a carrier's other binds stopped taking messages after the
+        first idle moment). A woken sender that finds the message gone (another took it
+        first) waits again; one that is cancelled with a message puts it back, which
+        wakes the next."""
         while True:
             message = self.get_nowait()
             if message is not None:
                 return message
-            if self._nonempty.is_set():
-                self._nonempty = trio.Event()
-            await self._nonempty.wait()
+            await self._waiting.park()
 
     def remove(self, message_id: int) -> OutboundMessage | None:
         """Take message ``message_id`` out of its lane if it waits here untouched (no part
