@@ -41,6 +41,9 @@ class FakeSmsc:
     fail_status: int = 0  # answer every submit with this status instead
     silent_first: int = 0  # never answer the first N submits (response timeouts)
     silent_binds: int = 0  # the first N sessions to bind never answer a submit (hung)
+    throttle_first: int = 0  # answer the first N submits ESME_RTHROTTLED
+    #: (index of the session in ``links``, trio time) of every submit, in order
+    submit_log: list[tuple[int, float]] = field(default_factory=list)
     receipts: bool = True
     empty_ids: bool = False  # accept submits with an empty message_id (a broken SMSC)
     submits: list[SubmitSm] = field(default_factory=list)
@@ -69,9 +72,12 @@ class FakeSmsc:
             elif isinstance(pdu, SubmitSm):
                 self._count += 1
                 self.submits.append(pdu)
+                self.submit_log.append((self.links.index(link), trio.current_time()))
                 if self._count <= self.silent_first or link in self._silent:
                     continue
-                if self.fail_status:
+                if self._count <= self.throttle_first:
+                    link.respond(make_response(pdu, CommandStatus.ESME_RTHROTTLED))
+                elif self.fail_status:
                     link.respond(make_response(pdu, self.fail_status))
                 elif self.throttle_every and self._count % self.throttle_every == 0:
                     link.respond(make_response(pdu, CommandStatus.ESME_RTHROTTLED))

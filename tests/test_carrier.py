@@ -412,3 +412,23 @@ async def test_a_hung_bind_holds_no_message_its_siblings_could_send(
     await wait_for(lambda: len(rig.smsc.accepted) == 18, within=3)
     assert len(rig.smsc.submits) == 20
     assert rig.pipeline.statistics().queued == 0
+
+
+async def test_a_throttled_bind_sends_nothing_during_its_pause(
+    rig: Rig, nursery: trio.Nursery
+) -> None:
+    """The SMSC answers a bind ESME_RTHROTTLED: that bind pauses (THROTTLE_PAUSE), and
+    no message goes out on it meanwhile; the carrier's other bind sends them all."""
+    from smppgw.net.carrier import THROTTLE_PAUSE
+
+    rig.smsc.throttle_first = 1
+    settings = rig.client.settings.model_copy(update={"binds": 2, "window": 1})
+    client = CarrierClient(settings, rig.pipeline, rig.store)
+    await nursery.start(client.run)
+    await wait_for(lambda: client.binds_up == 2)
+    await rig.send(6, receipts=False)
+    await wait_for(lambda: len(rig.smsc.accepted) == 6, within=THROTTLE_PAUSE * 0.8)
+    (throttled_on, throttled_at), *later = rig.smsc.submit_log
+    assert all(
+        at - throttled_at >= THROTTLE_PAUSE * 0.9 for index, at in later if index == throttled_on
+    ), rig.smsc.submit_log

@@ -379,6 +379,13 @@ class CarrierClient:
 
     # -- MT --------------------------------------------------------------------------
 
+    async def _unpaused(self, index: int) -> None:
+        """Wait out a throttling answer's pause of bind ``index`` (one extended meanwhile
+        is caught by the sender's check after it takes a message)."""
+        paused = self._paused_until.get(index, 0.0)
+        if paused > trio.current_time():
+            await trio.sleep_until(paused)
+
     async def _throttle(self, index: int, parts: int) -> None:
         while True:
             now = trio.current_time()
@@ -401,17 +408,23 @@ class CarrierClient:
         """
         queue = self.pipeline.queues[self.name]
         while True:
-            # Room first, then a message: a bind whose SMSC stopped answering holds no
-            # message while its window stays full (an OTP taken here waited out the
-            # response timeout while the carrier's other binds were free).
+            # Room and no throttling pause first, then a message: a bind whose SMSC
+            # stopped answering, or asked it to slow down, holds no message meanwhile
+            # (an OTP taken here waited out the response timeout while the carrier's
+            # other binds were free; and a message taken before a throttling answer
+            # went out on the paused bind the moment its window freed).
             try:
                 await link.wait_window()
             except LinkClosed:
                 return
+            await self._unpaused(index)
             message = await queue.get()
             if link.closed:
                 self.pipeline.put_back(message)
                 return
+            if self._paused_until.get(index, 0.0) > trio.current_time():
+                self.pipeline.put_back(message)  # throttled while this sender waited
+                continue
             # (expires_at first: most messages have none, and then no clock is read)
             if message.expires_at is not None and message.expired(self._clock()):
                 self.pipeline.expire(message)
