@@ -379,13 +379,6 @@ class CarrierClient:
 
     # -- MT --------------------------------------------------------------------------
 
-    async def _unpaused(self, index: int) -> None:
-        """Wait out a throttling answer's pause of bind ``index`` (one extended meanwhile
-        is caught by the sender's check after it takes a message)."""
-        paused = self._paused_until.get(index, 0.0)
-        if paused > trio.current_time():
-            await trio.sleep_until(paused)
-
     async def _throttle(self, index: int, parts: int) -> None:
         while True:
             now = trio.current_time()
@@ -417,12 +410,14 @@ class CarrierClient:
                 await link.wait_window()
             except LinkClosed:
                 return
-            await self._unpaused(index)
+            paused = self._paused_until  # empty unless the SMSC throttled a bind
+            if paused and paused.get(index, 0.0) > trio.current_time():
+                await trio.sleep_until(paused[index])
             message = await queue.get()
             if link.closed:
                 self.pipeline.put_back(message)
                 return
-            if self._paused_until.get(index, 0.0) > trio.current_time():
+            if paused and paused.get(index, 0.0) > trio.current_time():
                 self.pipeline.put_back(message)  # throttled while this sender waited
                 continue
             # (expires_at first: most messages have none, and then no clock is read)
