@@ -464,3 +464,25 @@ async def test_moderation_approve_sends_and_reject_finalises(tmp_path: Path) -> 
         )
         assert again["approved"] == []  # no longer held
         assert len(sim.submits) == 1
+
+
+async def test_a_carrier_s_binds_all_send_after_an_idle_moment(tmp_path: Path) -> None:
+    """A carrier with two binds: after the queue has been empty (both binds' senders
+    waiting), a burst larger than one bind's window (32) goes out on both, not only on
+    the last sender to wait. The SMSC answers after 50 ms, so one bind cannot keep up."""
+    async with partner_daemon(tmp_path, carrier_extra=", binds: 2") as (daemon, port):
+        await _order(daemon, "acme", 200)
+        await wait_for(lambda: sum(r.client.binds_up for r in daemon.carriers.values()) == 2)
+        sim = daemon.simulator
+        assert isinstance(sim, SimulatedSmsc)
+        sim.faults.response_delay = 0.05
+        for burst in range(2):
+            before = len(sim.submits)
+            run = await trio.to_thread.run_sync(
+                partial(smpplib_partner, port, count=80, registered_delivery=0)
+            )
+            assert [r.status for r in run.responses] == [0] * 80
+            await wait_for(lambda: len(sim.submits) == before + 80)  # noqa: B023
+            sessions = {s.session for s in list(sim.submits)[before:]}
+            assert len(sessions) == 2, (burst, sessions)
+            await trio.sleep(0.3)  # idle: both senders wait on the empty queue
