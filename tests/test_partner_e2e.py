@@ -13,9 +13,10 @@ import smpplib.consts
 import trio
 from carrier_fixtures import wait_for
 from partner_fixtures import PASSWORD, PartnerRun, esme, partner_daemon, smpplib_partner
+from test_partner_commands import _submit
 
 from smppgw.net.link import SmppLink
-from smppgw.protocol.pdus import BindTransceiver, Pdu, SubmitSm
+from smppgw.protocol.pdus import BindTransceiver, Pdu
 from smppgw.protocol.receipt import parse_receipt
 from smppgw.protocol.session import SmppConnection
 from smppgw.protocol.smpp_time import parse_smpp_time
@@ -308,16 +309,8 @@ async def test_a_vendor_tlv_reaches_a_carrier_that_lists_its_tag(tmp_path: Path)
     async with partner_daemon(tmp_path, carrier_extra=extra) as (daemon, port):
         await _order(daemon, "acme", 10)
         async with esme(port) as link:
-            submit = SubmitSm(
-                source_addr_ton=5,
-                source_addr="ACME",
-                dest_addr_ton=1,
-                dest_addr_npi=1,
-                destination_addr="84910000000",
-                short_message=b"hello",
-                tlvs=(Tlv(0x1401, b"CHG7"), Tlv(0x1402, b"nobody's")),
-            )
-            resp = await link.request(submit)
+            tlvs = (Tlv(0x1401, b"CHG7"), Tlv(0x1402, b"nobody's"))
+            resp = await link.request(_submit(destination="84910000000", tlvs=tlvs))
             assert resp.command_status == 0
         sim = daemon.simulator
         assert isinstance(sim, SimulatedSmsc)

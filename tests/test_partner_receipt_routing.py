@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING
 import trio
 from carrier_fixtures import wait_for
 from partner_fixtures import PASSWORD, esme, partner_daemon
+from test_partner_commands import _submit
 
 from smppgw.net.link import SmppLink
-from smppgw.protocol.pdus import BindTransceiver, DeliverSm, Pdu, SubmitSm
+from smppgw.protocol.pdus import BindTransceiver, DeliverSm, Pdu
 from smppgw.protocol.session import SmppConnection, make_response
 from smppgw.protocol.states import Role
 from smppgw.store import NewOrder, OrderKind
@@ -54,15 +55,7 @@ async def test_a_stuck_receiver_does_not_hold_back_the_others(tmp_path: Path) ->
             good = await receiver(nursery, port, answer)
             async with esme(port) as sender:
                 for i in range(COUNT):
-                    submit = SubmitSm(
-                        source_addr_ton=5,
-                        source_addr="ACME",
-                        dest_addr_ton=1,
-                        dest_addr_npi=1,
-                        destination_addr=f"8491{i:07d}",
-                        short_message=b"hello",
-                        registered_delivery=1,
-                    )
+                    submit = _submit(destination=f"8491{i:07d}", registered_delivery=1)
                     assert (await sender.request(submit)).command_status == 0
             # At most a window's worth waits on the stuck session; the rest arrive on
             # the other one long before the stuck one's requests time out (10 s).

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from smppgw import __version__
 from smppgw.app.cli_tables import table_lines
+from smppgw.net.partner_stats import PartnerStatistics
 
 if TYPE_CHECKING:
     import sqlite3
@@ -75,16 +76,16 @@ async def snapshot(
     counts = served.partners if served is not None else {}
     partner_rows = []
     for system_id in partners:
-        p = counts.get(system_id)
+        p = counts.get(system_id) or PartnerStatistics()  # never bound: all zero
         partner_rows.append(
             {
                 "system_id": system_id,
-                "binds": 0 if p is None else p.binds,
-                "accepted": 0 if p is None else p.accepted,
-                "held": 0 if p is None else p.held,
-                "refused": 0 if p is None else p.refused,
-                "throttled": 0 if p is None else p.throttled,
-                "opted_out": 0 if p is None else p.opted_out,
+                "binds": p.binds,
+                "accepted": p.accepted,
+                "held": p.held,
+                "refused": p.refused,
+                "throttled": p.throttled,
+                "opted_out": p.opted_out,
                 "receipts_owed": owed.get(system_id, 0),
             }
         )

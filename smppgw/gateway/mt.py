@@ -61,12 +61,11 @@ from smppgw.store import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
+    from smppgw.gateway.opt_out import ReleaseCheckFn
     from smppgw.gateway.partner_receipts import MessageInfo
     from smppgw.protocol.receipt import MessageState as ReceiptState
-
-    ReleaseCheckFn = Callable[[Sequence[OutboundMessage]], Awaitable[set[int]]]
 
 __all__ = ["MtPipeline", "MtStatistics"]
 

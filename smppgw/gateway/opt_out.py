@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from smppgw.gateway.routing import normalise_msisdn
 from smppgw.store import StoreError
 from smppgw.store.opt_out import opted_out, refuses
 
@@ -24,6 +25,9 @@ if TYPE_CHECKING:
 
     from smppgw.gateway.outbound import OutboundMessage
     from smppgw.store import Store
+
+    #: ``MtPipeline.release_check``: the ids of the messages that must not go.
+    ReleaseCheckFn = Callable[[Sequence[OutboundMessage]], Awaitable[set[int]]]
 
 __all__ = ["NATIONAL_TON", "OPTED_OUT_ERROR", "ReleaseCheck", "opt_out_key", "refused_on_release"]
 
@@ -39,15 +43,13 @@ NATIONAL_TON = 2
 def opt_out_key(destination: str, ton: int, country_code: str) -> str | None:
     """``destination`` in international digits; None when it is not a phone number
     (an alphanumeric address cannot opt out)."""
-    digits = destination.strip().replace(" ", "")
-    if digits.startswith("+"):
-        digits = digits[1:]
-    elif digits.startswith("00"):
-        digits = digits[2:]
-    elif digits.startswith("0"):
-        digits = country_code + digits[1:]
-    elif ton == NATIONAL_TON:
-        digits = country_code + digits
+    written = destination.strip().replace(" ", "")
+    digits = normalise_msisdn(written)  # "+" and "00" dropped, as routing does
+    if digits == written:  # no international prefix: national forms
+        if digits.startswith("0"):
+            digits = country_code + digits[1:]
+        elif ton == NATIONAL_TON:
+            digits = country_code + digits
     if not digits or not digits.isascii() or not digits.isdigit():
         return None
     return digits
@@ -96,7 +98,7 @@ class ReleaseCheck:
 
 async def refused_on_release(
     messages: Sequence[OutboundMessage],
-    check: Callable[[Sequence[OutboundMessage]], Awaitable[set[int]]] | None,
+    check: ReleaseCheckFn | None,
 ) -> set[int]:
     """The ids ``check`` (a :class:`ReleaseCheck`) refuses among ``messages``; none when
     there is no check or it cannot read the journal: they go, as admission let them in

@@ -379,14 +379,19 @@ class CarrierClient:
 
     # -- MT --------------------------------------------------------------------------
 
+    def _pause_end(self, index: int) -> float:
+        """When bind ``index``'s pause after a throttling answer ends; 0 when it is not
+        paused (the map is empty until an SMSC throttles: no clock read then)."""
+        end = self._paused_until.get(index, 0.0) if self._paused_until else 0.0
+        return end if end > trio.current_time() else 0.0
+
     async def _throttle(self, index: int, parts: int) -> None:
         while True:
-            now = trio.current_time()
-            paused = self._paused_until.get(index, 0.0)
-            if paused > now:
+            paused = self._pause_end(index)
+            if paused:
                 await trio.sleep_until(paused)
                 continue
-            wait = self.bucket.try_take(parts, now)
+            wait = self.bucket.try_take(parts, trio.current_time())
             if wait == 0:
                 return
             await trio.sleep(wait)
@@ -410,14 +415,14 @@ class CarrierClient:
                 await link.wait_window()
             except LinkClosed:
                 return
-            paused = self._paused_until  # empty unless the SMSC throttled a bind
-            if paused and paused.get(index, 0.0) > trio.current_time():
-                await trio.sleep_until(paused[index])
+            paused = self._pause_end(index)
+            if paused:
+                await trio.sleep_until(paused)
             message = await queue.get()
             if link.closed:
                 self.pipeline.put_back(message)
                 return
-            if paused and paused.get(index, 0.0) > trio.current_time():
+            if self._pause_end(index):
                 self.pipeline.put_back(message)  # throttled while this sender waited
                 continue
             # (expires_at first: most messages have none, and then no clock is read)
