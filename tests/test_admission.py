@@ -17,7 +17,7 @@ from smppgw.protocol.codec import unpack_tlvs
 from smppgw.protocol.concat import Reassembler, incoming_part
 from smppgw.protocol.pdus import SubmitSm
 from smppgw.protocol.status import CommandStatus as S
-from smppgw.protocol.text import choose_encoding, decode_text
+from smppgw.protocol.text import SplitMode, choose_encoding, decode_text
 from smppgw.protocol.tlv import Tag, Tlv
 from smppgw.protocol.udh import parse_udh
 
@@ -398,6 +398,22 @@ def test_long_payload_is_split_with_udh() -> None:
     assert [h.seq for h in headers if h] == [1, 2, 3, 4]
     assert len({h.reference for h in headers if h}) == 1
     assert _reassemble(admitted) == payload
+
+
+def test_a_udh16_carrier_makes_long_messages_cut_one_octet_shorter() -> None:
+    """``cut_room`` UDH16 (some carrier wants the 16-bit reference): 306 GSM septets,
+    two parts of 153 with an 8-bit UDH, take three of at most 152, and quota counts
+    three; the journaled parts still carry the 8-bit UDH (udh8 carriers send them as
+    they are)."""
+    submit = _submit(short_message=b"", tlvs=(Tlv(Tag.MESSAGE_PAYLOAD, b"a" * 306),))
+    assert _admitted(_admission().check("acme", submit, 0.0)).parts == 2
+    admission = _admission()
+    admission.cut_room = SplitMode.UDH16
+    admitted = _admitted(admission.check("acme", submit, 0.0))
+    assert admitted.parts == len(admitted.message.parts) == 3
+    assert all(len(part) <= 6 + 152 for part in admitted.message.parts)
+    assert {part[:3] for part in admitted.message.parts} == {bytes([5, 0, 3])}
+    assert _reassemble(admitted) == b"a" * 306
 
 
 def test_long_short_message_is_split_and_references_differ() -> None:

@@ -22,11 +22,19 @@ _GSM_CHARS = [c for i, c in enumerate(BASIC_TABLE) if i != ESCAPE] + list(EXTENS
 gsm_text = st.text(alphabet=_GSM_CHARS, min_size=1, max_size=500)
 
 
-def _message(payload: bytes, data_coding: int, *, reference: int = 7, **kw: int) -> OutboundMessage:
-    segments = split_message(payload, data_coding, SplitMode.UDH8, reference=reference)
+def _message(
+    payload: bytes,
+    data_coding: int,
+    *,
+    reference: int = 7,
+    room: SplitMode = SplitMode.UDH8,
+    message_id: int = 1,
+    **kw: int,
+) -> OutboundMessage:
+    segments = split_message(payload, data_coding, SplitMode.UDH8, reference=reference, room=room)
     parts = tuple(s.short_message for s in segments) if len(segments) > 1 else ()
     return OutboundMessage.of(
-        1,
+        message_id,
         NewMessage(
             partner="acme",
             source_addr="ACME",
@@ -70,6 +78,52 @@ def test_sar_parts_are_what_a_sar_split_of_the_text_gives(text: str, reference: 
             Tlv.of_int(Tag.SAR_TOTAL_SEGMENTS, segment.sar_total or 0),
             Tlv.of_int(Tag.SAR_SEGMENT_SEQNUM, segment.sar_seq or 0),
         )
+
+
+texts = st.one_of(
+    gsm_text.map(lambda t: (gsm7.encode(t), DC_DEFAULT)),
+    st.text(min_size=1, max_size=300).map(lambda t: (ucs2.encode(t), DC_UCS2)),
+    st.binary(min_size=1, max_size=600).map(lambda b: (b, 0x04)),
+)
+
+
+@given(texts, st.integers(min_value=1, max_value=1 << 40))
+def test_udh16_parts_are_what_a_udh16_split_of_the_text_gives(
+    text: tuple[bytes, int], message_id: int
+) -> None:
+    """Cut to UDH16's room at admission (``Admission.cut_room``) and journaled with the
+    8-bit UDH, a udh16 carrier gets the 16-bit split of the same payload (reference:
+    the message id's low 16 bits); a udh8 carrier the parts as they are; each one SMS."""
+    payload, dc = text
+    message = _message(payload, dc, room=SplitMode.UDH16, message_id=message_id)
+    count = len(message.parts)
+    expected = split_message(payload, dc, SplitMode.UDH16, reference=message_id & 0xFFFF)
+    wide = [part_pdu(message, n, CarrierShape(udh16=True), NOW) for n in range(count)]
+    narrow = [part_pdu(message, n, CarrierShape(), NOW) for n in range(count)]
+    assert [p.short_message for p in narrow] == list(message.parts)
+    if count == 1:
+        assert wide[0].short_message == payload
+        assert not wide[0].esm_class & 0x40
+        return
+    assert [p.short_message for p in wide] == [s.short_message for s in expected]
+    assert all(p.esm_class & 0x40 and p.data_coding == dc for p in wide)
+
+
+def test_udh16_leaves_a_part_that_would_not_fit_and_a_partners_own_udh() -> None:
+    """A message cut before a reload added udh16 (153 septets a part) keeps its 8-bit
+    UDH, which any SMSC takes; so does a partner's own part (one message here)."""
+    full = _message(b"a" * 306, DC_DEFAULT)  # two full UDH8 parts
+    assert [len(p) for p in full.parts] == [6 + 153, 6 + 153]
+    for n in range(2):
+        assert part_pdu(full, n, CarrierShape(udh16=True), NOW).short_message == full.parts[n]
+    body = bytes([5, 0, 3, 9, 2, 1]) + b"hello"
+    own = OutboundMessage.of(
+        3,
+        NewMessage(
+            partner="acme", source_addr="ACME", destination_addr="8491", body=body, esm_class=0x40
+        ),
+    )
+    assert part_pdu(own, 0, CarrierShape(udh16=True), NOW).short_message == body
 
 
 def test_sar_keeps_a_udh_that_carries_more_than_concatenation() -> None:

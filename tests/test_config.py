@@ -56,6 +56,18 @@ def test_minimal_config_takes_defaults() -> None:
     assert config.default_route == ()
 
 
+def test_a_udh16_carrier_makes_every_long_message_cut_to_its_room() -> None:
+    """One cut fits all: admission cuts parts one octet shorter while any carrier wants
+    the 16-bit reference (the parts quota counts are the parts every carrier gets)."""
+    assert load_config_text(MINIMAL, "t.yaml").cut_room() is SplitMode.UDH8
+    second = "  - {name: mf, host: h, port: 1, system_id: a, password: p, split: udh16}\n"
+    config = load_config_text(MINIMAL + second, "t.yaml")
+    assert config.carrier("mf").split is SplitMode.UDH16
+    assert config.cut_room() is SplitMode.UDH16
+    sar = load_config_text(MINIMAL + second.replace("udh16", "sar"), "t.yaml")
+    assert sar.cut_room() is SplitMode.UDH8
+
+
 def test_embedded_default_file_equals_default_config() -> None:
     assert load_config(ROOT / "config/smppgw.yaml") == default_config()
     config = default_config()
@@ -216,7 +228,6 @@ def test_drop_tlvs_take_names_and_tags() -> None:
         ("message_id_format: base64", "carriers[0].message_id_format: Input should be 'string'"),
         ("split: udh32", "carriers[0].split: Input should be 'udh8', 'udh16', 'sar' or 'payload'"),
         ("split: payload", "carriers[0].split: payload is not offered: long messages are cut"),
-        ("split: udh16", "carriers[0].split: udh16 is not offered"),
         ("validity_format: local", "carriers[0].validity_format: Input should be 'absolute'"),
         ("service_type: CMTABC", "carriers[0].service_type: String should have at most 5"),
         ("drop_tlvs: [ms_validity, nope]", "carriers[0].drop_tlvs: 'nope' is not an SMPP 3.4"),

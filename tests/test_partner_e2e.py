@@ -319,26 +319,47 @@ async def test_a_vendor_tlv_reaches_a_carrier_that_lists_its_tag(tmp_path: Path)
         assert sent.tlvs == (Tlv(0x1401, b"CHG7"),)
 
 
-async def test_a_sar_carrier_gets_the_parts_with_sar_tlvs_and_the_partner_one_receipt(
-    tmp_path: Path,
-) -> None:
-    text = b"Long message " + b"x" * 300
-    async with partner_daemon(tmp_path, carrier_extra=", split: sar") as (daemon, port):
+LONG_TEXT = b"Long message " + b"x" * 300
+
+
+async def _long_message_parts(tmp_path: Path, split: str) -> tuple[int, list[SubmitRecord]]:
+    """An smpplib partner's long message through a carrier with ``split``: the
+    gateway's message id, once the partner has its one DELIVRD receipt, and the parts
+    the SMSC got."""
+    async with partner_daemon(tmp_path, carrier_extra=f", split: {split}") as (daemon, port):
         await _order(daemon, "acme", 10)
-        run = await trio.to_thread.run_sync(_long_message_partner, port, text)
+        run = await trio.to_thread.run_sync(_long_message_partner, port, LONG_TEXT)
         (resp,) = run.responses
         assert resp.status == 0
         (receipt,) = run.receipts
         assert parse_receipt(receipt.short_message).stat == "DELIVRD"
         sim = daemon.simulator
         assert isinstance(sim, SimulatedSmsc)
-        parts = [s for s in sim.submits if s.destinations == ("84912345678",)]
-        assert b"".join(p.short_message for p in parts) == text  # no UDH left in them
-        assert not any(p.esm_class & 0x40 for p in parts)
-        sar = [{t.tag: int.from_bytes(t.value, "big") for t in p.tlvs} for p in parts]
-        assert [s[Tag.SAR_SEGMENT_SEQNUM] for s in sar] == [1, 2, 3]
-        assert {s[Tag.SAR_TOTAL_SEGMENTS] for s in sar} == {3}
-        assert len({s[Tag.SAR_MSG_REF_NUM] for s in sar}) == 1
+        return int(resp.message_id), _sent_to(sim, "84912345678")
+
+
+async def test_a_sar_carrier_gets_the_parts_with_sar_tlvs_and_the_partner_one_receipt(
+    tmp_path: Path,
+) -> None:
+    _, parts = await _long_message_parts(tmp_path, "sar")
+    assert b"".join(p.short_message for p in parts) == LONG_TEXT  # no UDH left in them
+    assert not any(p.esm_class & 0x40 for p in parts)
+    sar = [{t.tag: int.from_bytes(t.value, "big") for t in p.tlvs} for p in parts]
+    assert [s[Tag.SAR_SEGMENT_SEQNUM] for s in sar] == [1, 2, 3]
+    assert {s[Tag.SAR_TOTAL_SEGMENTS] for s in sar} == {3}
+    assert len({s[Tag.SAR_MSG_REF_NUM] for s in sar}) == 1
+
+
+async def test_a_udh16_carrier_gets_the_parts_with_a_16_bit_reference(tmp_path: Path) -> None:
+    """carriers[].split: udh16: the parts carry ``06 08 04 ref ref total seq``, the
+    reference the message id's low 16 bits, one SMS each; the partner gets one receipt."""
+    message_id, parts = await _long_message_parts(tmp_path, "udh16")
+    reference = message_id & 0xFFFF
+    assert [p.short_message[:7] for p in parts] == [
+        bytes([6, 8, 4, reference >> 8, reference & 0xFF, 3, seq]) for seq in (1, 2, 3)
+    ]
+    assert all(p.esm_class & 0x40 and len(p.short_message) <= 7 + 152 for p in parts)
+    assert b"".join(p.short_message[7:] for p in parts) == LONG_TEXT
 
 
 async def test_reload_adds_a_partner_without_dropping_live_binds(tmp_path: Path) -> None:

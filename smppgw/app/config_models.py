@@ -302,10 +302,10 @@ class CarrierSettings(_Model):
     @field_validator("split")
     @classmethod
     def _split(cls, value: SplitMode) -> SplitMode:
-        if value not in (SplitMode.UDH8, SplitMode.SAR):
+        if value is SplitMode.PAYLOAD:
             raise ValueError(
-                f"{value.value} is not offered: long messages are cut at admission, where"
-                " quota counts their parts, with an 8-bit UDH; use udh8 or sar"
+                "payload is not offered: long messages are cut at admission, where quota"
+                " counts their parts, and go as parts; use udh8, udh16 or sar"
             )
         return value
 
@@ -520,6 +520,14 @@ class Config(_Model):
     def vendor_tlv_tags(self) -> frozenset[int]:
         """Vendor TLV tags some carrier takes: admission journals these with a message."""
         return frozenset(tag for carrier in self.carriers for tag in carrier.vendor_tlvs)
+
+    def cut_room(self) -> SplitMode:
+        """How long the parts of a long message are cut at admission: ``UDH16``'s room
+        (one octet less) when some carrier wants a 16-bit reference, so that one cut
+        fits every carrier; else ``UDH8``'s (``sar`` parts get the same room)."""
+        if any(carrier.split is SplitMode.UDH16 for carrier in self.carriers):
+            return SplitMode.UDH16
+        return SplitMode.UDH8
 
     def route_table(self) -> dict[str, tuple[str, ...]]:
         """``{prefix: carriers}``, the shape :class:`smppgw.gateway.routing.PrefixRouter` takes."""

@@ -234,6 +234,7 @@ class Daemon:
             scenarios = self.scenarios = ScenarioService(
                 cfg.scenarios, self.store, self._submit_replies
             )
+            scenarios.engine.cut_room = cfg.cut_room()
             self.registry.register(ScenarioMetrics(scenarios))
             await services.start(scenarios.run)
         # Receipts journaled but not applied when the daemon died (found by the chaos
@@ -266,6 +267,7 @@ class Daemon:
                     partners,
                     country_code=cfg.server.country_code,
                     vendor_tags=cfg.vendor_tlv_tags(),
+                    cut_room=cfg.cut_room(),
                 ),
             )
             pipeline.on_receipts = server.receipts_queued
@@ -443,8 +445,10 @@ class Daemon:
         await self._apply_partners(await load_partners(self.store, new.partners))
         if self.server is not None:
             self.server.admission.vendor_tags = new.vendor_tlv_tags()
+            self.server.admission.cut_room = new.cut_room()
         if self.scenarios is not None:
             self.scenarios.reload(new.scenarios)
+            self.scenarios.engine.cut_room = new.cut_room()
         if self.alerts is not None:
             self.alerts.reconfigure(new.alerts.plan())
         await self._stop_carriers(changed + removed)

@@ -57,7 +57,10 @@ Long messages:
   of a text, so such parts get the block checks only
   (:meth:`~smppgw.gateway.content.ContentFilter.check_fragment`);
 - a ``message_payload`` or a ``short_message`` longer than one SMS is split here
-  (8-bit UDH, the reference from a counter) into :attr:`NewMessage.parts`.
+  (8-bit UDH, the reference from a counter) into :attr:`NewMessage.parts`, each part
+  as long as :attr:`Admission.cut_room` allows: ``UDH16``'s (one octet less) when some
+  carrier wants a 16-bit reference (``carriers[].split: udh16``), so that the parts
+  quota counted fit every carrier the message may fail over to.
 
 Held messages (``moderation: all``, ``moderation: unmatched`` with no template matched,
 or a violation under ``on_violation: hold``) are admitted with ``hold=True``: the server
@@ -84,9 +87,9 @@ from smppgw.protocol.smpp_time import SmppTimeError, parse_smpp_time, resolve_sm
 from smppgw.protocol.status import CommandStatus as S
 from smppgw.protocol.text import (
     SplitMode,
-    UnitKind,
     count_parts,
     decode_text,
+    fits_one_sms,
     unit_kind,
 )
 from smppgw.protocol.tlv import Tag
@@ -125,8 +128,6 @@ _NUMERIC_TONS = frozenset({0, 1, 2})
 _UDHI = 0x40
 _GSM_FEATURES = 0xC0  # UDHI and reply path: kept; the messaging mode is ours to choose
 _STORE_AND_FORWARD_MODES = frozenset({0, 3})  # default, store and forward
-_SMS_OCTETS = 140
-_SMS_SEPTETS = 160
 
 
 class ContentSettings(ContentRules, Protocol):
@@ -240,6 +241,8 @@ class Admission:
         country_code: of national destinations, for the opt-out list's key.
         vendor_tags: vendor TLV tags some carrier takes (``carriers[].vendor_tlvs``):
             journaled with the message; other vendor tags are not.
+        cut_room: the room of the parts long messages are cut into: ``UDH8``, or
+            ``UDH16`` when some carrier wants a 16-bit reference.
 
     Raises:
         ContentPolicyError: a partner's content policy does not compile (the config
@@ -253,10 +256,12 @@ class Admission:
         clock: Callable[[], float] = time.time,
         country_code: str = "84",
         vendor_tags: frozenset[int] = frozenset(),
+        cut_room: SplitMode = SplitMode.UDH8,
     ) -> None:
         self._clock = clock
         self.country_code = country_code
         self.vendor_tags = vendor_tags
+        self.cut_room = cut_room
         self._partners: dict[str, _Partner] = {}
         self._reference = 0
         self._admitted = 0
@@ -449,7 +454,7 @@ class Admission:
         fragment = udhi
         kind = unit_kind(dc)
         if udhi:
-            if not _fits_one_sms(len(payload) - len(user), len(user), kind):
+            if not fits_one_sms(len(payload) - len(user), len(user), kind):
                 raise _Refusal(S.ESME_RINVMSGLEN, "a part with UDH larger than one SMS")
         elif any(v is not None for v in sar):
             try:
@@ -458,21 +463,23 @@ class Admission:
                 )
             except SegmentError as exc:
                 raise _Refusal(S.ESME_RINVOPTPARAMVAL, str(exc)) from None
-            wide = part.reference > 0xFF and _fits_one_sms(7, len(payload), kind)
+            wide = part.reference > 0xFF and fits_one_sms(7, len(payload), kind)
             reference = part.reference if wide else part.reference & 0xFF
             udh = concat_udh(reference, part.total, part.seq, wide=wide)
-            if not _fits_one_sms(len(udh), len(payload), kind):
+            if not fits_one_sms(len(udh), len(payload), kind):
                 raise _Refusal(S.ESME_RINVMSGLEN, "a sar_* part larger than one SMS")
             body, esm_out, fragment = udh + payload, esm_out | _UDHI, True
         else:
-            count = count_parts(payload, dc, SplitMode.UDH8)
+            count = count_parts(payload, dc, self.cut_room)
             if count > settings.max_message_parts:
                 raise _Refusal(
                     S.ESME_RINVMSGLEN,
                     f"{count} parts, more than the {settings.max_message_parts} allowed",
                 )
             if count > 1:
-                segments = split_message(payload, dc, SplitMode.UDH8, reference=self._next_ref())
+                segments = split_message(
+                    payload, dc, SplitMode.UDH8, reference=self._next_ref(), room=self.cut_room
+                )
                 parts = tuple(s.short_message for s in segments)
         return _Shape(
             body=body,
@@ -534,10 +541,3 @@ def _destination(address: str, ton: int) -> str:
             raise _Refusal(S.ESME_RINVDSTADR, f"destination {address!r} is not a number")
         return digits
     return address
-
-
-def _fits_one_sms(header_octets: int, user_octets: int, kind: UnitKind) -> bool:
-    """Whether a UDH and user data of these sizes (SMPP encoding) fit one SMS."""
-    if kind is UnitKind.SEPTET:
-        return -(-header_octets * 8 // 7) + user_octets <= _SMS_SEPTETS
-    return header_octets + user_octets <= _SMS_OCTETS

@@ -15,8 +15,14 @@ over, only after it was journaled, so only the bind that sends it knows the carr
   same parts with the UDH taken off and the three TLVs carrying its reference, total and
   sequence (the room is the same: the SMSC puts the 8-bit UDH back on the air). A UDH
   holding more than the concatenation element (application ports...) stays as it is:
-  TLVs cannot carry the rest. ``udh16`` and ``payload`` would cut the text elsewhere
-  than quota counted, so the config refuses them.
+  TLVs cannot carry the rest. ``udh16``: the same parts with the 16-bit concatenation
+  element instead (``06 08 04``), its reference the message id's low 16 bits (fewer
+  clashes in a handset than 256 references); admission cuts the parts one octet shorter
+  while some carrier has ``udh16`` (``Admission.cut_room``), so they fit. Only the
+  gateway's own cut is rewritten: a partner's own parts (each one message here) keep
+  their UDH, as does a part that would not fit (cut before a reload added ``udh16``).
+  ``payload`` would leave the cut to the SMSC, elsewhere than quota counted, so the
+  config refuses it.
 - **data_coding** ``default_alphabet: latin1``: an SMSC that reads data_coding 0 as
   Latin-1 gets GSM text (data_coding 0) rewritten in Latin-1 (a character Latin-1 lacks,
   such as the euro sign or a Greek capital, becomes ``?``), else "@" and "_" arrive as
@@ -41,9 +47,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from smppgw.protocol.concat import concat_udh
 from smppgw.protocol.pdus import SubmitSm
 from smppgw.protocol.smpp_time import ValidityFormat, format_smpp_time, relative_until
-from smppgw.protocol.text import DC_DEFAULT, DC_LATIN1, DC_UCS2, gsm7, latin1, ucs2
+from smppgw.protocol.text import (
+    DC_DEFAULT,
+    DC_LATIN1,
+    DC_UCS2,
+    fits_one_sms,
+    gsm7,
+    latin1,
+    ucs2,
+    unit_kind,
+)
 from smppgw.protocol.tlv import Tag, Tlv, is_vendor_tag
 from smppgw.protocol.udh import IEI_CONCAT_8BIT, UdhError, parse_udh
 
@@ -66,6 +82,7 @@ class CarrierShape:
     dest_ton: int = 0
     dest_npi: int = 0
     sar: bool = False
+    udh16: bool = False
     latin1_default: bool = False
     allow_latin1: bool = False
     validity: ValidityFormat = ValidityFormat.ABSOLUTE
@@ -79,7 +96,7 @@ class CarrierShape:
     @property
     def plain(self) -> bool:
         """Whether parts go as they are journaled (the common case: no rewriting)."""
-        return not (self.sar or self.latin1_default or self.allow_latin1)
+        return not (self.sar or self.udh16 or self.latin1_default or self.allow_latin1)
 
 
 def part_pdu(message: _Message, part_no: int, shape: CarrierShape, now: float) -> SubmitSm:
@@ -156,19 +173,24 @@ def _reshaped(
             return short_message, esm_class, data_coding, tlvs
         header = short_message[: len(short_message) - len(user)]
         concat = udh.concat
+        # Only a UDH that is nothing but the 8-bit concatenation element is rewritten.
         if (
-            shape.sar
-            and concat is not None
+            concat is not None
             and not concat.wide
             and [e.iei for e in udh.elements] == [IEI_CONCAT_8BIT]
         ):
-            header, esm_class = b"", esm_class & ~_UDHI
-            tlvs = (
-                *tlvs,
-                Tlv.of_int(Tag.SAR_MSG_REF_NUM, concat.reference),
-                Tlv.of_int(Tag.SAR_TOTAL_SEGMENTS, concat.total),
-                Tlv.of_int(Tag.SAR_SEGMENT_SEQNUM, concat.seq),
-            )
+            if shape.sar:
+                header, esm_class = b"", esm_class & ~_UDHI
+                tlvs = (
+                    *tlvs,
+                    Tlv.of_int(Tag.SAR_MSG_REF_NUM, concat.reference),
+                    Tlv.of_int(Tag.SAR_TOTAL_SEGMENTS, concat.total),
+                    Tlv.of_int(Tag.SAR_SEGMENT_SEQNUM, concat.seq),
+                )
+            elif shape.udh16 and len(message.parts) > 1:
+                wide = concat_udh(message.id & 0xFFFF, concat.total, concat.seq, wide=True)
+                if fits_one_sms(len(wide), len(user), unit_kind(data_coding)):
+                    header = wide
     if data_coding == DC_DEFAULT and shape.latin1_default:
         user = gsm7.decode(user).encode("latin-1", errors="replace")
     elif data_coding == DC_UCS2 and shape.allow_latin1 and _latin1_not_gsm(message):

@@ -564,6 +564,7 @@ def carrier_shape(settings: CarrierSettings) -> CarrierShape:
         dest_ton=settings.dest_ton,
         dest_npi=settings.dest_npi,
         sar=settings.split is SplitMode.SAR,
+        udh16=settings.split is SplitMode.UDH16,
         latin1_default=settings.data_coding.default_alphabet is DefaultAlphabet.LATIN1,
         allow_latin1=settings.data_coding.allow_latin1,
         validity=settings.validity_format,

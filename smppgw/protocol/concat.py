@@ -130,7 +130,12 @@ class Segment:
 
 
 def split_message(
-    payload: bytes, data_coding: int, mode: SplitMode = SplitMode.UDH8, *, reference: int = 0
+    payload: bytes,
+    data_coding: int,
+    mode: SplitMode = SplitMode.UDH8,
+    *,
+    reference: int = 0,
+    room: SplitMode | None = None,
 ) -> tuple[Segment, ...]:
     """Cut an encoded payload into the segments to submit.
 
@@ -142,6 +147,9 @@ def split_message(
         data_coding: its data_coding, which decides capacities and safe cut points.
         mode: UDH with an 8- or 16-bit reference, ``sar_*`` TLVs, or ``message_payload``.
         reference: the concatenation reference: 0..255 for ``UDH8``, 0..65535 otherwise.
+        room: cut as parts of this mode hold (default: ``mode``'s own room). The gateway
+            journals parts with an 8-bit UDH cut to ``UDH16``'s room when some carrier
+            wants a 16-bit reference, so that one cut fits every carrier.
 
     Raises:
         ConcatError: more than 255 parts, a payload over 65535 octets in ``PAYLOAD``
@@ -152,7 +160,7 @@ def split_message(
             raise ConcatError(f"payload of {len(payload)} octets exceeds {MAX_PAYLOAD}")
         return (Segment(b"", message_payload=payload),)
     _check_reference(reference, 0xFF if mode is SplitMode.UDH8 else 0xFFFF)
-    bounds = part_bounds(payload, unit_kind(data_coding), mode)
+    bounds = part_bounds(payload, unit_kind(data_coding), room or mode)
     total = len(bounds)
     if total == 1:
         return (Segment(payload),)

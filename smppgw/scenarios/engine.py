@@ -125,6 +125,8 @@ class ScenarioEngine:
         #: (scenario or "-", outcome) -> count, for the metrics.
         self.outcomes: Counter[tuple[str, str]] = Counter()
         self.duplicates = 0
+        #: The room of a long reply's parts (``Admission.cut_room``: set by the daemon).
+        self.cut_room = SplitMode.UDH8
 
     def reconfigure(self, table: KeywordTable, settings: EngineSettings) -> None:
         """Swap the scenario set (SIGHUP); steps in flight finish with the old one."""
@@ -413,7 +415,11 @@ class ScenarioEngine:
         if encoded.parts > 1:
             reference = self._rng.randrange(256)
             segments = split_message(
-                encoded.payload, encoded.data_coding, SplitMode.UDH8, reference=reference
+                encoded.payload,
+                encoded.data_coding,
+                SplitMode.UDH8,
+                reference=reference,
+                room=self.cut_room,
             )
             parts = tuple(s.short_message for s in segments)
         alnum = not source.isdigit()

@@ -40,6 +40,7 @@ __all__ = [
     "SplitMode",
     "UnitKind",
     "count_parts",
+    "fits_one_sms",
     "multi_capacity",
     "part_bounds",
     "single_capacity",
@@ -103,6 +104,14 @@ _MULTI_UDH16 = {UnitKind.SEPTET: 152, UnitKind.UCS2: 132, UnitKind.OCTET: 133}
 def single_capacity(kind: UnitKind) -> int:
     """Payload octets (unpacked septets) of a message that is not concatenated."""
     return _SINGLE[kind]
+
+
+def fits_one_sms(header_octets: int, user_octets: int, kind: UnitKind) -> bool:
+    """Whether a UDH and user data of these sizes (SMPP encoding: GSM unpacked) fit one
+    SMS: septets after a header start at a septet boundary (the fill bits)."""
+    if kind is UnitKind.SEPTET:
+        return -(-header_octets * 8 // 7) + user_octets <= _SINGLE[kind]
+    return header_octets + user_octets <= _SINGLE[UnitKind.OCTET]
 
 
 def multi_capacity(kind: UnitKind, mode: SplitMode) -> int:
