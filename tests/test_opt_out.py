@@ -7,10 +7,16 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import trio
+from daemon_fixtures import free_port
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from partner_fixtures import write_partner_config
 from scenario_fixtures import SUBSCRIBER, scenario, scenario_rig
+from structlog.testing import capture_logs
 
+from smppgw.app.config import load_config
+from smppgw.app.daemon import Daemon
 from smppgw.gateway.opt_out import opt_out_key
 from smppgw.store import journal, quota, schema
 from smppgw.store.journal import JournalState
@@ -223,3 +229,24 @@ async def test_a_release_check_that_cannot_read_lets_the_messages_go() -> None:
     assert await refused_on_release([object()], broken) == set()  # type: ignore[list-item]
     assert await refused_on_release([], broken) == set()
     assert await refused_on_release([object()], None) == set()  # type: ignore[list-item]
+
+
+async def test_an_opt_out_scenario_for_an_unknown_partner_is_warned_of(tmp_path: Path) -> None:
+    """``settings.partner`` naming no partner (a typo) would list subscribers for
+    nobody's marketing: the daemon says so at start (and at a reload)."""
+    path = write_partner_config(tmp_path, sim_port=free_port(), server_port=free_port())
+    (tmp_path / "scenarios").mkdir()
+    for name, partner in (("ghost", "acme-typo"), ("acme", "acme"), ("all", None)):
+        (tmp_path / "scenarios" / f"{name}.yaml").write_text(
+            f"name: optout-{name}\nshort_codes: ['80{len(name)}{len(name)}']\nhandler: optout\n"
+            "commands: {stop: {keywords: [TC]}, start: {keywords: [NHANQC]}}\n"
+            f"settings: {{partner: {partner or 'null'}}}\n"
+        )
+    daemon = Daemon(load_config(path), path, handle_signals=False, grace=1.0)
+    with capture_logs() as logs:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(daemon.run)
+            assert await daemon.reload()
+            daemon.request_stop()
+    warned = [(e["scenario"], e["partner"]) for e in logs if "unknown partner" in e["event"]]
+    assert warned == [("optout-ghost", "acme-typo")] * 2

@@ -67,6 +67,7 @@ from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
 from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier import CarrierClient
 from smppgw.net.partner_server import PartnerServer
+from smppgw.scenarios.builtin.optout import partner_scopes
 from smppgw.store import Store
 from smppgw.store.inbound import unprocessed_inbound
 
@@ -249,6 +250,7 @@ class Daemon:
         # The config's partners with the accounts changed from the CLI (partner_account).
         self.partners = await load_partners(self.store, cfg.partners)
         self._check_alert_contacts()
+        self._check_opt_out_scopes()
         if cfg.server.enabled:
             # Last: partners' work is taken only once the journal, the pipeline and the
             # carriers are in place.
@@ -336,6 +338,21 @@ class Daemon:
             log.warning(
                 "alert contacts for an unknown partner", key=".".join(map(str, key)), reason=reason
             )
+
+    def _check_opt_out_scopes(self) -> None:
+        """An opt-out scenario's ``settings.partner`` naming no partner: a typo, and its
+        subscribers' ``TC`` would list them for nobody's marketing. Warned, not refused,
+        for the reason above."""
+        if self.scenarios is None:
+            return
+        known = {p.system_id for p in self.partners}
+        for scenario, partner in partner_scopes(self.scenarios.engine.table.scenarios.values()):
+            if partner not in known:
+                log.warning(
+                    "opt-out scenario names an unknown partner: its list refuses nobody's messages",
+                    scenario=scenario,
+                    partner=partner,
+                )
 
     def _submit_replies(self, ids: list[int], messages: list[NewMessage]) -> None:
         """Journaled scenario replies go out like any accepted message."""
@@ -449,6 +466,7 @@ class Daemon:
         if self.scenarios is not None:
             self.scenarios.reload(new.scenarios)
             self.scenarios.engine.cut_room = new.cut_room()
+            self._check_opt_out_scopes()
         if self.alerts is not None:
             self.alerts.reconfigure(new.alerts.plan())
         await self._stop_carriers(changed + removed)

@@ -16,7 +16,7 @@ Settings::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,7 +24,10 @@ from smppgw.gateway.opt_out import opt_out_key
 from smppgw.scenarios.handler import Context, Handler, Mo, Outcome
 from smppgw.store.opt_out import ALL_PARTNERS, add_opt_outs, remove_opt_outs
 
-__all__ = ["OptOutHandler", "OptOutSettings"]
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+__all__ = ["OptOutHandler", "OptOutSettings", "partner_scopes"]
 
 #: International TON: an MO's sender is written as the network gives it.
 _INTERNATIONAL = 1
@@ -35,6 +38,17 @@ class OptOutSettings(BaseModel):
 
     partner: str | None = Field(default=None, min_length=1)
     country_code: str = Field(default="84", pattern=r"^[1-9][0-9]{0,3}$")
+
+
+def partner_scopes(scenarios: Iterable[Any]) -> list[tuple[str, str]]:
+    """``(scenario, partner)`` of every loaded opt-out scenario that lists numbers for one
+    partner's marketing only (``settings.partner``): the daemon warns of a partner it
+    does not know (a typo would list subscribers for nobody)."""
+    return [
+        (scenario.name, scenario.handler.scope)
+        for scenario in scenarios
+        if isinstance(scenario.handler, OptOutHandler) and scenario.handler.scope != ALL_PARTNERS
+    ]
 
 
 class OptOutHandler(Handler):
