@@ -111,10 +111,11 @@ def test_udh16_parts_are_what_a_udh16_split_of_the_text_gives(
 
 def test_udh16_leaves_a_part_that_would_not_fit_and_a_partners_own_udh() -> None:
     """A message cut before a reload added udh16 (153 septets a part) keeps its 8-bit
-    UDH, which any SMSC takes; so does a partner's own part (one message here)."""
-    full = _message(b"a" * 306, DC_DEFAULT)  # two full UDH8 parts
-    assert [len(p) for p in full.parts] == [6 + 153, 6 + 153]
-    for n in range(2):
+    UDH on every part, the short last one included (a handset joins the parts of one
+    message by one kind of reference); so does a partner's own part (one message here)."""
+    full = _message(b"a" * 310, DC_DEFAULT)  # cut at UDH8's room: 153, 153 and 4
+    assert [len(p) for p in full.parts] == [6 + 153, 6 + 153, 6 + 4]
+    for n in range(3):  # the short last part too: one kind of reference a message
         assert part_pdu(full, n, CarrierShape(udh16=True), NOW).short_message == full.parts[n]
     body = bytes([5, 0, 3, 9, 2, 1]) + b"hello"
     own = OutboundMessage.of(

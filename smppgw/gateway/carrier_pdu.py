@@ -20,7 +20,8 @@ over, only after it was journaled, so only the bind that sends it knows the carr
   clashes in a handset than 256 references); admission cuts the parts one octet shorter
   while some carrier has ``udh16`` (``Admission.cut_room``), so they fit. Only the
   gateway's own cut is rewritten: a partner's own parts (each one message here) keep
-  their UDH, as does a part that would not fit (cut before a reload added ``udh16``).
+  their UDH, as do the parts of a message one of whose parts would not fit (cut before
+  a reload added ``udh16``: all or none, a handset joins parts by one reference kind).
   ``payload`` would leave the cut to the SMSC, elsewhere than quota counted, so the
   config refuses it.
 - **data_coding** ``default_alphabet: latin1``: an SMSC that reads data_coding 0 as
@@ -187,15 +188,21 @@ def _reshaped(
                     Tlv.of_int(Tag.SAR_TOTAL_SEGMENTS, concat.total),
                     Tlv.of_int(Tag.SAR_SEGMENT_SEQNUM, concat.seq),
                 )
-            elif shape.udh16 and len(message.parts) > 1:
-                wide = concat_udh(message.id & 0xFFFF, concat.total, concat.seq, wide=True)
-                if fits_one_sms(len(wide), len(user), unit_kind(data_coding)):
-                    header = wide
+            elif shape.udh16 and len(message.parts) > 1 and _wide_fits(message, len(header)):
+                header = concat_udh(message.id & 0xFFFF, concat.total, concat.seq, wide=True)
     if data_coding == DC_DEFAULT and shape.latin1_default:
         user = gsm7.decode(user).encode("latin-1", errors="replace")
     elif data_coding == DC_UCS2 and shape.allow_latin1 and _latin1_not_gsm(message):
         user, data_coding = latin1.encode(ucs2.decode(user)), DC_LATIN1
     return header + user, esm_class, data_coding, tlvs
+
+
+def _wide_fits(message: _Message, header_octets: int) -> bool:
+    """Whether every part of the gateway's cut fits one SMS with the 16-bit element (one
+    octet more): all of them change, or none (a handset joins the parts of one message
+    by one kind of reference)."""
+    longest = max(len(part) for part in message.parts) - header_octets
+    return fits_one_sms(header_octets + 1, longest, unit_kind(message.data_coding))
 
 
 def _latin1_not_gsm(message: _Message) -> bool:
