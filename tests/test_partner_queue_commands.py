@@ -4,7 +4,8 @@ and the journal's conditional cancel and replace with their quota effects."""
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, cast
 
 import trio
 
@@ -18,6 +19,8 @@ from smppgw.store import MessageState, NewMessage, NewOrder, OrderKind, QuotaRef
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from smppgw.store import StoredMessage
 
 MSG = NewMessage(partner="acme", source_addr="ACME", destination_addr="8491", body=b"one")
 
@@ -74,10 +77,11 @@ async def test_pipeline_withdraw_searches_every_carrier_queue(tmp_path: Path) ->
         pipeline.enqueue(_outbound(1))
         pipeline.enqueue(replace(_outbound(2), destination_addr="1555"))
         assert pipeline.queued == 2
-        taken = pipeline.withdraw(1)
+        row = cast("StoredMessage", SimpleNamespace(id=1))  # withdraw reads its id only here
+        taken = pipeline.withdraw(row)
         assert taken is not None
         assert taken.carrier == "c2"
-        assert pipeline.withdraw(1) is None
+        assert pipeline.withdraw(row) is None
         assert pipeline.queued == 1
 
 

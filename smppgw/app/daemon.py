@@ -225,6 +225,7 @@ class Daemon:
         pipeline = self.pipeline = MtPipeline(
             self.store, PrefixRouter(cfg.route_table(), cfg.default_route), names
         )
+        pipeline.max_pending = cfg.server.max_pending_messages
         self.metrics.add_pipeline(pipeline)
         await services.start(pipeline.run)
         recovered = await pipeline.recover()
@@ -455,6 +456,7 @@ class Daemon:
         removed = [n for n in old if n not in fresh]
         added = [n for n in fresh if n not in old]
         self.pipeline.router = PrefixRouter(new.route_table(), new.default_route)
+        self.pipeline.max_pending = new.server.max_pending_messages
         self.config = new
         assert self.store is not None
         # Partners: the new config's, with the accounts changed from the CLI; the

@@ -167,7 +167,9 @@ class ServerSettings(_Model):
     max_pending_messages: int = Field(default=100_000, ge=1, le=100_000_000)
     #: Messages waiting for their partner's schedule_delivery_time, counted apart from
     #: max_pending_messages (a campaign for tomorrow must not stop today's traffic).
-    max_scheduled_messages: int = Field(default=100_000, ge=0, le=100_000_000)
+    #: Those due more than a minute ahead wait as their id only, 8 bytes each
+    #: (``gateway/far_ahead.py``), so a million is a few megabytes.
+    max_scheduled_messages: int = Field(default=1_000_000, ge=0, le=100_000_000)
     #: Marketing messages waiting for a carrier above which marketing partners' submits
     #: get ESME_RTHROTTLED (they retry later); transactional partners are not held back.
     #: A batch is then taken about as fast as the carriers send it, instead of at the

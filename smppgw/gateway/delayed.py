@@ -5,14 +5,15 @@ Sans-I/O: a heap ordered by due time (the caller's clock; the pipeline uses trio
 first come first out among equals. The pipeline's release task sleeps until
 :meth:`DelayedMessages.next_due` and queues what :meth:`DelayedMessages.pop_due` gives.
 
-Why in memory and not read back from the journal when due: every message here is in
-the journal already (a restart finds it there and waits again for what is left of its
-time, ``MtPipeline.recover``), and a read per due time would have to tell the messages
-it finds from those already released whose new state is not yet flushed. The price is
-memory, so it is bounded: scheduled messages by the server's ``max_scheduled_messages``
-(counted apart, :attr:`DelayedMessages.scheduled`, so that one partner's campaign for
-tomorrow does not fill the ``max_pending_messages`` that today's traffic needs), retries
-within ``max_pending_messages``; beyond, partners are answered ``ESME_RMSGQFUL``.
+Held whole here: retries, and messages scheduled less than a minute ahead. Those due
+further ahead wait as their journal id only and are read back when due
+(``gateway/far_ahead.py``); reading back by id, not by a scan for what is due, never
+confuses a message with one already released whose new state is not yet flushed. The
+price of holding whole is memory, so it is bounded: scheduled messages (these and the
+far-ahead ids together) by the server's ``max_scheduled_messages`` (counted apart,
+:attr:`DelayedMessages.scheduled`, so that one partner's campaign for tomorrow does not
+fill the ``max_pending_messages`` that today's traffic needs), retries within
+``max_pending_messages``; beyond, partners are answered ``ESME_RMSGQFUL``.
 """
 
 from __future__ import annotations

@@ -28,13 +28,14 @@ from __future__ import annotations
 import math
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
 import trio
 
 from smppgw.gateway.delayed import DelayedMessages
+from smppgw.gateway.far_ahead import FarAhead
+from smppgw.gateway.mt_statistics import MtStatistics
 from smppgw.gateway.opt_out import OPTED_OUT_ERROR, refused_on_release
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
 from smppgw.gateway.pending_outcomes import PendingOutcomes
@@ -46,7 +47,7 @@ from smppgw.gateway.receipt_state import (
     overall_state,
     stale_outcome,
 )
-from smppgw.gateway.recovery import recovered_outbound
+from smppgw.gateway.recovery import outbound_from_stored, recovered_outbound
 from smppgw.gateway.routing import NoRoute, PrefixRouter
 from smppgw.store import (
     FINAL_STATES,
@@ -81,27 +82,6 @@ _COUNTS = (
 )
 #: How often messages past their carrier's receipt timeout are looked for.
 STALE_SWEEP_INTERVAL = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class MtStatistics:
-    queued: int
-    #: Waiting for their schedule or a retry.
-    delayed: int
-    in_flight_receipts: int
-    submitted_parts: int
-    failed: int
-    retried: int
-    possible_duplicates: int
-    receipts_matched: int
-    receipts_unmatched: int
-    receipts_held: int
-    unroutable: int
-    flush_errors: int
-    #: Messages whose validity_period passed before their first part was sent.
-    expired_unsent: int = 0
-    #: Waiting messages refused when due: their number had opted out meanwhile.
-    opted_out: int = 0
 
 
 class MtPipeline:
@@ -152,6 +132,10 @@ class MtPipeline:
         #: Scheduled messages and retries, by trio time (``gateway/delayed.py``).
         self._delayed = DelayedMessages()
         self._delayed_changed = trio.Event()
+        #: Scheduled further ahead: ids only, read back when due (``gateway/far_ahead.py``).
+        self._far = FarAhead(store.messages_by_id, self.release, self._room, clock)
+        #: ``server.max_pending_messages``: far-ahead messages are read back within it.
+        self.max_pending: float = math.inf
         self._recent: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
         self._recent_max = recent_receipt_keys
         # OrderedDicts: dropping the oldest is popitem(last=False), O(1); on a dict,
@@ -183,8 +167,9 @@ class MtPipeline:
         if message.not_before is not None:
             wait = message.not_before - self._clock()
             if wait > 0:
-                scheduled = not message.attempts  # else a retry recovered from the journal
-                self._delayed.push(trio.current_time() + wait, message, scheduled=scheduled)
+                if not self._far.takes(message, wait):
+                    scheduled = not message.attempts  # else a retry recovered from the journal
+                    self._delayed.push(trio.current_time() + wait, message, scheduled=scheduled)
                 self._delayed_changed.set()
                 return
             message.not_before = None
@@ -310,16 +295,20 @@ class MtPipeline:
         else:
             queue.put_front(message)
 
-    def withdraw(self, message_id: int) -> OutboundMessage | None:
+    def withdraw(self, stored: StoredMessage) -> OutboundMessage | None:
         """Take a message out of the carrier queues before any part of it was sent (a
         partner's cancel or replace); None when it is not waiting untouched in a queue
         or for its schedule: being sent, waiting for a retry, or gone. Synchronous, so
-        no sender can take it between the look and the removal."""
+        no sender can take it between the look and the removal. ``stored``: its journal
+        row, which is what one scheduled far ahead was kept as."""
         for queue in self.queues.values():
-            message = queue.remove(message_id)
+            message = queue.remove(stored.id)
             if message is not None:
                 return message
-        return self._delayed.remove(message_id)
+        message = self._delayed.remove(stored.id)
+        if message is None and self._far.remove(stored.id):
+            message = outbound_from_stored(stored)
+        return message
 
     # -- receipts ----------------------------------------------------------------------
 
@@ -513,9 +502,13 @@ class MtPipeline:
         if queued and self.on_receipts is not None:
             self.on_receipts(queued)
 
+    def _room(self) -> float:
+        return self.max_pending - self.pending
+
     async def _release_delayed(self) -> None:
         while True:
-            with trio.move_on_at(self._delayed.next_due()):
+            far = trio.current_time() + max(0.0, self._far.next_look() - self._clock())
+            with trio.move_on_at(min(self._delayed.next_due(), far)):
                 await self._delayed_changed.wait()
             self._delayed_changed = trio.Event()
             waited: list[OutboundMessage] = []
@@ -527,6 +520,8 @@ class MtPipeline:
                     self.enqueue(message)
             if waited:
                 await self.release(waited)
+            while await self._far.release_due():
+                pass
 
     async def release(self, messages: Sequence[OutboundMessage]) -> list[int]:
         """Queue messages that waited since admission (a schedule, a moderator), but
@@ -545,10 +540,14 @@ class MtPipeline:
     async def recover(self) -> int:
         """Queue every unfinished message from the journal (``gateway/recovery.py``);
         returns how many."""
-        messages = await recovered_outbound(self.store)
+        far_after = self._clock() + self._far.far_ahead
+        far = await self.store.far_scheduled(far_after)  # ids only: a campaign for tomorrow
+        for due, message_id in far:
+            self._far.keep(due, message_id)
+        messages = await recovered_outbound(self.store, far_after)
         for message in messages:
             self.enqueue(message)
-        return len(messages)
+        return len(messages) + len(far)
 
     @property
     def queued(self) -> int:
@@ -564,7 +563,7 @@ class MtPipeline:
     @property
     def scheduled(self) -> int:
         """Messages waiting for their partner's schedule (``max_scheduled_messages``)."""
-        return self._delayed.scheduled
+        return self._delayed.scheduled + len(self._far)
 
     @property
     def queued_marketing(self) -> int:
@@ -575,7 +574,7 @@ class MtPipeline:
         c = self._counts
         return MtStatistics(
             queued=self.queued,
-            delayed=len(self._delayed),
+            delayed=len(self._delayed) + len(self._far),
             in_flight_receipts=len(self._tracked),
             submitted_parts=c["submitted"],
             failed=c["failed"],

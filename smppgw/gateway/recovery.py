@@ -27,9 +27,10 @@ def outbound_from_stored(m: StoredMessage) -> OutboundMessage:
     return OutboundMessage.of(m.id, m)
 
 
-async def recovered_outbound(store: Store) -> list[OutboundMessage]:
-    """The unfinished messages of the journal, ready to queue (see the module)."""
-    recovery = await store.recover()
+async def recovered_outbound(store: Store, far_after: float | None = None) -> list[OutboundMessage]:
+    """The unfinished messages of the journal, ready to queue (see the module); with
+    ``far_after``, not those scheduled after it (read as ids: ``Store.far_scheduled``)."""
+    recovery = await store.recover(far_after)
     out = [
         outbound_from_stored(stored)
         for stored in recovery.messages

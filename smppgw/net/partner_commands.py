@@ -284,7 +284,7 @@ class MessageCommands:
             return make_response(pdu, S.ESME_RCANCELFAIL)
         outbound = None
         if stored.state is MessageState.ACCEPTED:
-            outbound = self.pipeline.withdraw(stored.id)
+            outbound = self.pipeline.withdraw(stored)
             if outbound is None:  # being sent, tried already, or not queued
                 return make_response(pdu, S.ESME_RCANCELFAIL)
         try:
@@ -340,7 +340,7 @@ class MessageCommands:
         )
         outbound = None
         if stored.state is MessageState.ACCEPTED:
-            outbound = self.pipeline.withdraw(stored.id)
+            outbound = self.pipeline.withdraw(stored)
             if outbound is None:
                 return make_response(pdu, S.ESME_RREPLACEFAIL)
         try:

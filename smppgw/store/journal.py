@@ -1,4 +1,5 @@
-"""The SQL of the MT journal (inbound and receipts are in ``inbound.py``).
+"""The SQL of the MT journal (inbound and receipts are in ``inbound.py``, reading
+messages back in ``message_reads.py``).
 
 Plain synchronous functions of a ``sqlite3.Connection``: the write functions run inside
 the writer's batch transaction (see ``writer.py``), the read functions on a reader
@@ -14,7 +15,7 @@ cost of group commit at a few microseconds.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from smppgw.store.bulk import insert_rows
 from smppgw.store.opt_out import opted_out, refuses
@@ -22,13 +23,11 @@ from smppgw.store.quota import paying_orders, reserve, settle
 from smppgw.store.quota_batch import reserve_run
 from smppgw.store.records import (
     FINAL_STATES,
-    CarrierLookup,
     MessageState,
     NewMessage,
     QuotaRefusal,
     RefusalReason,
     Reservation,
-    StoredMessage,
 )
 
 if TYPE_CHECKING:
@@ -42,15 +41,11 @@ __all__ = [
     "admit",
     "admit_many",
     "cancel_queued",
-    "get_message",
-    "held_messages",
-    "lookup_carrier",
     "ms",
     "opt_ms",
     "release_held",
     "replace_queued",
     "sec",
-    "unfinished_messages",
 ]
 
 _UNFINISHED = ("accepted", "submitted")
@@ -341,128 +336,6 @@ def _insert(
     insert_rows(conn, _INSERT_MESSAGE, rows)
     insert_rows(conn, _INSERT_PART, parts)
     return out
-
-
-_MESSAGE_COLUMNS = (
-    "m.id, m.partner, m.source_addr, m.source_ton, m.source_npi, m.destination_addr,"
-    " m.dest_ton, m.dest_npi, m.data_coding, m.esm_class, m.registered_delivery, m.priority,"
-    " m.body, m.part_count, m.state, m.smsc, m.carrier_id, m.attempts, m.order_id,"
-    " m.reservation_id, m.created_at, m.updated_at, m.next_attempt_at, m.expires_at,"
-    " m.final_status, m.error, m.tlvs, m.protocol_id, m.user_ref"
-)
-
-
-def _parts_of(conn: sqlite3.Connection, message_id: int) -> tuple[bytes, ...]:
-    rows = conn.execute(
-        "SELECT payload FROM mt_part WHERE message_id = ? ORDER BY part_no", (message_id,)
-    ).fetchall()
-    return tuple(bytes(r[0]) for r in rows)
-
-
-def _message(conn: sqlite3.Connection, r: Any) -> StoredMessage:
-    part_count = int(r[13])
-    msg_id = int(r[0])
-    return StoredMessage(
-        id=msg_id,
-        partner=str(r[1]),
-        source_addr=str(r[2]),
-        source_ton=int(r[3]),
-        source_npi=int(r[4]),
-        destination_addr=str(r[5]),
-        dest_ton=int(r[6]),
-        dest_npi=int(r[7]),
-        data_coding=int(r[8]),
-        esm_class=int(r[9]),
-        registered_delivery=int(r[10]),
-        priority=int(r[11]),
-        body=bytes(r[12]),
-        parts=_parts_of(conn, msg_id) if part_count > 1 else (),
-        part_count=part_count,
-        state=MessageState(r[14]),
-        smsc=None if r[15] is None else str(r[15]),
-        carrier_id=None if r[16] is None else str(r[16]),
-        attempts=int(r[17]),
-        order_id=None if r[18] is None else int(r[18]),
-        reservation_id=None if r[19] is None else int(r[19]),
-        created_at=int(r[20]) / 1000,
-        updated_at=int(r[21]) / 1000,
-        next_attempt_at=sec(r[22]),
-        expires_at=sec(r[23]),
-        final_status=None if r[24] is None else int(r[24]),
-        error=None if r[25] is None else str(r[25]),
-        tlvs=b"" if r[26] is None else bytes(r[26]),
-        protocol_id=int(r[27]),
-        user_ref=None if r[28] is None else int(r[28]),
-    )
-
-
-def get_message(conn: sqlite3.Connection, message_id: int) -> StoredMessage | None:
-    r = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m WHERE m.id = ?", (message_id,)
-    ).fetchone()
-    return None if r is None else _message(conn, r)
-
-
-def lookup_carrier(conn: sqlite3.Connection, smsc: str, carrier_id: str) -> CarrierLookup | None:
-    """Map a carrier's message id (from a receipt) back to our message and part."""
-    r = conn.execute(
-        f"SELECT c.part_no, {_MESSAGE_COLUMNS} FROM carrier_ref c"
-        " JOIN mt_message m ON m.id = c.message_id"
-        " WHERE c.smsc = ? AND c.carrier_id = ?",
-        (smsc, carrier_id),
-    ).fetchone()
-    if r is None:
-        return None
-    return CarrierLookup(message=_message(conn, r[1:]), part_no=int(r[0]))
-
-
-def unfinished_messages(conn: sqlite3.Connection) -> list[StoredMessage]:
-    """Every message not in a final state, highest priority first, then oldest first."""
-    rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m"
-        " WHERE m.state IN ('accepted', 'submitted') ORDER BY m.priority DESC, m.id"
-    ).fetchall()
-    return [_message(conn, r) for r in rows]
-
-
-def stale_submitted(
-    conn: sqlite3.Connection, smsc: str, before: float, limit: int
-) -> list[StoredMessage]:
-    """Messages at carrier ``smsc`` still waiting for a receipt since before ``before``
-    (oldest first, at most ``limit``)."""
-    rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m WHERE m.state = 'submitted'"
-        " AND m.smsc = ? AND m.updated_at < ? ORDER BY m.updated_at LIMIT ?",
-        (smsc, ms(before), limit),
-    ).fetchall()
-    return [_message(conn, r) for r in rows]
-
-
-def part_states(
-    conn: sqlite3.Connection, message_ids: Sequence[int]
-) -> dict[int, dict[int, str | None]]:
-    """Per message, its parts the carrier accepted and each part's receipt state so
-    far (None: no final receipt yet): ``{message_id: {part_no: state}}``."""
-    out: dict[int, dict[int, str | None]] = {}
-    for start in range(0, len(message_ids), 500):
-        chunk = list(message_ids[start : start + 500])
-        marks = ",".join("?" * len(chunk))
-        for message_id, part_no, state in conn.execute(
-            "SELECT message_id, part_no, receipt_state FROM carrier_ref"
-            f" WHERE message_id IN ({marks})",
-            chunk,
-        ):
-            out.setdefault(int(message_id), {})[int(part_no)] = state
-    return out
-
-
-def held_messages(conn: sqlite3.Connection, limit: int) -> list[StoredMessage]:
-    """Messages waiting for moderation, oldest first."""
-    rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m WHERE m.state = 'held' ORDER BY m.id LIMIT ?",
-        (limit,),
-    ).fetchall()
-    return [_message(conn, r) for r in rows]
 
 
 def release_held(conn: sqlite3.Connection, ids: Sequence[int], now: float) -> list[int]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
-from smppgw.store import inbound, journal, quota, scenario_tx
+from smppgw.store import inbound, journal, message_reads, quota, scenario_tx
 from smppgw.store import outcomes as outcome_writes
 from smppgw.store.checkpointer import Checkpointer
 from smppgw.store.config import StoreConfig
@@ -204,7 +204,7 @@ class Store:
 
     async def held_messages(self, limit: int = 100) -> list[StoredMessage]:
         """Messages waiting for moderation, oldest first."""
-        return await self._readers.run(partial(journal.held_messages, limit=limit))
+        return await self._readers.run(partial(message_reads.held_messages, limit=limit))
 
     async def release_held(self, ids: Sequence[int], *, nowait: bool = False) -> list[int]:
         """Moderation approved these: they become ``accepted``; returns those that were held."""
@@ -229,11 +229,20 @@ class Store:
         return await self._writer.submit(fn, rows=len(items), nowait=nowait)
 
     async def get_message(self, message_id: int) -> StoredMessage | None:
-        return await self._readers.run(partial(journal.get_message, message_id=message_id))
+        return await self._readers.run(partial(message_reads.get_message, message_id=message_id))
+
+    async def far_scheduled(self, far_after: float) -> list[tuple[float, int]]:
+        """``(due, id)`` of the untouched messages scheduled after ``far_after``."""
+        return await self._readers.run(partial(message_reads.far_scheduled, far_after=far_after))
+
+    async def messages_by_id(self, message_ids: Sequence[int]) -> list[StoredMessage]:
+        """The messages of ``message_ids`` that exist, in the order given."""
+        fn = partial(message_reads.messages_by_id, message_ids=list(message_ids))
+        return await self._readers.run(fn)
 
     async def lookup_carrier(self, smsc: str, carrier_id: str) -> CarrierLookup | None:
         """Our message (and part) behind a carrier's message id, for a receipt."""
-        fn = partial(journal.lookup_carrier, smsc=smsc, carrier_id=carrier_id)
+        fn = partial(message_reads.lookup_carrier, smsc=smsc, carrier_id=carrier_id)
         return await self._readers.run(fn)
 
     async def cancel_queued(
@@ -278,12 +287,12 @@ class Store:
         self, smsc: str, before: float, limit: int = 1000
     ) -> list[StoredMessage]:
         """Messages at ``smsc`` waiting for a receipt since before ``before``."""
-        fn = partial(journal.stale_submitted, smsc=smsc, before=before, limit=limit)
+        fn = partial(message_reads.stale_submitted, smsc=smsc, before=before, limit=limit)
         return await self._readers.run(fn)
 
     async def part_states(self, message_ids: Sequence[int]) -> dict[int, dict[int, str | None]]:
         """Per message in parts: the parts a carrier accepted and their receipt states."""
-        return await self._readers.run(partial(journal.part_states, message_ids=message_ids))
+        return await self._readers.run(partial(message_reads.part_states, message_ids=message_ids))
 
     async def apply_outcomes(
         self, batch: outcome_writes.OutcomeBatch, *, nowait: bool = False
@@ -417,10 +426,12 @@ class Store:
 
     # ------------------------------------------------------------------ recovery
 
-    async def recover(self) -> Recovery:
-        """Collect unfinished work at start-up (call before sessions start admitting)."""
+    async def recover(self, far_after: float | None = None) -> Recovery:
+        """Collect unfinished work at start-up (call before sessions start admitting);
+        with ``far_after``, not the messages :meth:`far_scheduled` gives."""
         released = await self._writer.submit(partial(quota.release_orphans, now=self._clock()))
-        messages = await self._readers.run(journal.unfinished_messages)
+        read = partial(message_reads.unfinished_messages, far_after=far_after)
+        messages = await self._readers.run(read)
         pending_inbound = await self._readers.run(inbound.unprocessed_inbound)
         return Recovery(messages, pending_inbound, released)
 
