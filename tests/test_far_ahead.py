@@ -204,6 +204,25 @@ async def test_far_ahead_messages_are_read_back_as_the_queues_drain(
     assert await _states(rig, ids) == ["sent"] * 12
 
 
+async def test_a_restart_sends_a_far_ahead_message_when_due(
+    rig: Rig,  # noqa: F811
+    nursery: trio.Nursery,
+) -> None:
+    """Recovered as an id while the release task already runs (the daemon starts the
+    pipeline, then recovers): the task must look again, or the message waits for ever
+    (found by a kill -9 of the embedded daemon with a campaign scheduled)."""
+    await _start(rig, nursery)
+    rig.pipeline._far.far_ahead = 0.2
+    base = NewMessage(partner="p1", source_addr="ACME", destination_addr="8491", body=b"x")
+    [later] = await rig.store.journal_accept([replace(base, next_attempt_at=time.time() + 0.6)])
+    await trio.sleep(0.05)  # the release task is waiting, with nothing to wait for
+    assert await rig.pipeline.recover() == 1
+    assert len(rig.pipeline._far) == 1
+    await wait_for(lambda: len(rig.smsc.accepted) == 1, within=5)
+    await rig.pipeline.flush()
+    assert await _states(rig, [later]) == ["sent"]
+
+
 async def _states(setup: Rig, ids: list[int]) -> list[str]:
     rows = await setup.store.messages_by_id(ids)
     assert [r.id for r in rows] == ids

@@ -544,6 +544,7 @@ class MtPipeline:
         far = await self.store.far_scheduled(far_after)  # ids only: a campaign for tomorrow
         for due, message_id in far:
             self._far.keep(due, message_id)
+        self._delayed_changed.set()  # the release task looks again (it may run already)
         messages = await recovered_outbound(self.store, far_after)
         for message in messages:
             self.enqueue(message)
