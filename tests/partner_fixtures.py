@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import smpplib.client
 import smpplib.consts
 import trio
+from carrier_fixtures import wait_for
 from daemon_fixtures import free_port
 
 from smppgw.app.config import load_config
@@ -19,6 +21,7 @@ from smppgw.net.link import SmppLink
 from smppgw.protocol.pdus import BindTransceiver, BindTransmitter
 from smppgw.protocol.session import SmppConnection
 from smppgw.protocol.states import Role
+from smppgw.sim.smsc import SimulatedSmsc
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -188,6 +191,23 @@ def smpplib_partner(
     finally:
         client.disconnect()
     return run
+
+
+async def mo_to_receiver(
+    daemon: Daemon, port: int, *mos: tuple[str, str, str]
+) -> tuple[SimulatedSmsc, PartnerRun]:
+    """Inject ``(from, to, text)`` MO at the daemon's simulator once its carrier is bound;
+    the simulator, and what one smpplib receiver session of acme took (one MO awaited,
+    at most 5 s)."""
+    sim = daemon.simulator
+    assert isinstance(sim, SimulatedSmsc)
+    await wait_for(lambda: sum(r.client.binds_up for r in daemon.carriers.values()) == 1)
+    for source, short_code, text in mos:
+        sim.inject_mo(source, short_code, text)
+    run = await trio.to_thread.run_sync(
+        partial(smpplib_partner, port, bind="receiver", receipts=1, within=5)
+    )
+    return sim, run
 
 
 def config_without_daemon(tmp_path: Path) -> str:

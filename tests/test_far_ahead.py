@@ -167,8 +167,7 @@ async def test_a_message_scheduled_far_ahead_waits_as_its_id_and_goes_when_due(
     rig: Rig,  # noqa: F811
     nursery: trio.Nursery,
 ) -> None:
-    await _start(rig, nursery)
-    rig.pipeline._far.far_ahead = 0.2  # "far" in a test's time
+    await _start_far(rig, nursery)
     far_ids = await rig.send(3, receipts=False, not_before=time.time() + 0.8)
     await rig.send(1, receipts=False)
     await wait_for(lambda: len(rig.smsc.accepted) == 1)
@@ -186,8 +185,7 @@ async def test_far_ahead_messages_are_read_back_as_the_queues_drain(
     nursery: trio.Nursery,
 ) -> None:
     """A campaign due at once is read back within max_pending_messages, not whole."""
-    await _start(rig, nursery)
-    rig.pipeline._far.far_ahead = 0.2
+    await _start_far(rig, nursery)
     rig.pipeline.max_pending = 2
     biggest = [0]
 
@@ -211,8 +209,7 @@ async def test_a_restart_sends_a_far_ahead_message_when_due(
     """Recovered as an id while the release task already runs (the daemon starts the
     pipeline, then recovers): the task must look again, or the message waits for ever
     (found by a kill -9 of the embedded daemon with a campaign scheduled)."""
-    await _start(rig, nursery)
-    rig.pipeline._far.far_ahead = 0.2
+    await _start_far(rig, nursery)
     base = NewMessage(partner="p1", source_addr="ACME", destination_addr="8491", body=b"x")
     [later] = await rig.store.journal_accept([replace(base, next_attempt_at=time.time() + 0.6)])
     await trio.sleep(0.05)  # the release task is waiting, with nothing to wait for
@@ -221,6 +218,12 @@ async def test_a_restart_sends_a_far_ahead_message_when_due(
     await wait_for(lambda: len(rig.smsc.accepted) == 1, within=5)
     await rig.pipeline.flush()
     assert await _states(rig, [later]) == ["sent"]
+
+
+async def _start_far(setup: Rig, nursery: trio.Nursery) -> None:
+    """The carrier bound, and "far ahead" at 0.2 s: a test's time."""
+    await _start(setup, nursery)
+    setup.pipeline._far.far_ahead = 0.2
 
 
 async def _states(setup: Rig, ids: list[int]) -> list[str]:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 from carrier_fixtures import wait_for
-from partner_fixtures import esme, partner_daemon
+from partner_fixtures import esme, mo_to_receiver, partner_daemon
 from test_partner_commands import _accepted, _scheduling, _sent_to, _state
 
 from smppgw.app.admin import admin_request
@@ -83,12 +83,6 @@ async def test_tc_on_a_partner_s_short_code_is_the_list_s_and_the_rest_the_partn
 ) -> None:
     """The opt-out scenario may list a short code a partner owns: its keywords are the
     list's, every other MO still goes to the partner."""
-    from functools import partial
-
-    from partner_fixtures import smpplib_partner
-
-    from smppgw.sim.smsc import SimulatedSmsc
-
     folder = tmp_path / "scenarios"
     folder.mkdir()
     (folder / "optout.yaml").write_text(
@@ -96,13 +90,8 @@ async def test_tc_on_a_partner_s_short_code_is_the_list_s_and_the_rest_the_partn
         "commands: {stop: {keywords: [TC]}, start: {keywords: [NHANQC]}}\n"
     )
     async with partner_daemon(tmp_path) as (daemon, port):
-        sim = daemon.simulator
-        assert isinstance(sim, SimulatedSmsc)
-        await wait_for(lambda: sum(r.client.binds_up for r in daemon.carriers.values()) == 1)
-        sim.inject_mo("84912345678", "8055", "TC")
-        sim.inject_mo("84912345678", "8055", "HELLO")
-        run = await trio.to_thread.run_sync(
-            partial(smpplib_partner, port, bind="receiver", receipts=1, within=5)
+        sim, run = await mo_to_receiver(
+            daemon, port, ("84912345678", "8055", "TC"), ("84912345678", "8055", "HELLO")
         )
         assert [mo.short_message for mo in run.receipts] == [b"HELLO"]
         assert daemon.store is not None

@@ -12,7 +12,14 @@ import smpplib.client
 import smpplib.consts
 import trio
 from carrier_fixtures import wait_for
-from partner_fixtures import PASSWORD, PartnerRun, esme, partner_daemon, smpplib_partner
+from partner_fixtures import (
+    PASSWORD,
+    PartnerRun,
+    esme,
+    mo_to_receiver,
+    partner_daemon,
+    smpplib_partner,
+)
 from test_partner_commands import _submit
 
 from smppgw.net.link import SmppLink
@@ -154,13 +161,11 @@ async def test_receipts_wait_for_an_unbound_partner(tmp_path: Path) -> None:
 
 async def test_mo_to_a_partners_short_code_reaches_the_partner(tmp_path: Path) -> None:
     async with partner_daemon(tmp_path) as (daemon, port):
-        sim = daemon.simulator
-        assert isinstance(sim, SimulatedSmsc)
-        await wait_for(lambda: sum(r.client.binds_up for r in daemon.carriers.values()) == 1)
-        sim.inject_mo("84912345678", "8055", "DK Nguyen Ha Noi")
-        sim.inject_mo("84912345678", "9999", "nobody owns this short code")
-        run = await trio.to_thread.run_sync(
-            partial(smpplib_partner, port, bind="receiver", receipts=1, within=5)
+        _, run = await mo_to_receiver(
+            daemon,
+            port,
+            ("84912345678", "8055", "DK Nguyen Ha Noi"),
+            ("84912345678", "9999", "nobody owns this short code"),
         )
         (mo,) = run.receipts
         assert mo.esm_class == 0
