@@ -34,6 +34,7 @@ operations = st.lists(
         st.tuples(st.just("push"), st.integers(0, 5)),
         st.tuples(st.just("pop"), st.integers(0, 6), st.integers(1, 4)),
         st.tuples(st.just("remove"), st.integers(0, 40)),
+        st.tuples(st.just("remove_many"), st.sets(st.integers(0, 40), max_size=8)),
     ),
     max_size=60,
 )
@@ -42,7 +43,8 @@ operations = st.lists(
 @given(operations)
 def test_ids_come_out_by_due_time_then_arrival_and_can_be_removed(ops: list[tuple]) -> None:
     """Against a plain list: pop_due gives up to ``limit`` ids due at ``now``, earliest
-    due first and in arrival order within one due time; remove finds any id still in."""
+    due first and in arrival order within one due time; remove and remove_many find any
+    id still in."""
     ids = ScheduledIds()
     model: list[tuple[float, int, int]] = []  # (due, arrival, id)
     serial = 0
@@ -56,6 +58,10 @@ def test_ids_come_out_by_due_time_then_arrival_and_can_be_removed(ops: list[tupl
             due = sorted(m for m in model if m[0] <= now)[:limit]
             assert ids.pop_due(float(now), limit) == [(d, i) for d, _, i in due]
             model = [m for m in model if m not in due]
+        elif op[0] == "remove_many":
+            here = {m[2] for m in model} & op[1]
+            assert ids.remove_many(op[1]) == here
+            model = [m for m in model if m[2] not in here]
         else:
             found = next((m for m in model if m[2] == op[1]), None)
             assert ids.remove(op[1]) == (None if found is None else found[0])

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, cast
 
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from smppgw.gateway.admission import Admission, Admitted, Refused
 from smppgw.gateway.mt import MtPipeline
@@ -45,6 +47,28 @@ def test_queue_remove_takes_only_untouched_messages() -> None:
     assert removed is not None
     assert removed.id == 4
     assert [m.id for m in queue.drain()] == [1, 2, 3]
+
+
+@given(
+    st.lists(st.tuples(st.booleans(), st.booleans()), max_size=30),
+    st.sets(st.integers(0, 35), max_size=12),
+)
+def test_queue_remove_many_takes_the_untouched_ones_and_keeps_the_order(
+    shapes: list[tuple[bool, bool]], wanted: set[int]
+) -> None:
+    """Against a list: the untouched messages among ``wanted`` come out, the rest stay
+    in the order a sender would take them (transactional lane first)."""
+    queue = CarrierQueue("c1")
+    messages = [
+        _outbound(i, priority=int(urgent), attempts=int(tried))
+        for i, (urgent, tried) in enumerate(shapes)
+    ]
+    for message in messages:
+        queue.put(message)
+    taken = queue.remove_many(wanted)
+    assert set(taken) == {m.id for m in messages if m.id in wanted and m.untouched}
+    order = [m for m in messages if m.lane == 1] + [m for m in messages if m.lane == 0]
+    assert [m.id for m in queue.drain()] == [m.id for m in order if m.id not in taken]
 
 
 async def test_every_waiting_sender_gets_messages_not_only_the_last_one() -> None:

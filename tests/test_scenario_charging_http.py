@@ -4,6 +4,7 @@ server (port 0, a thread owned by the test), settles, retries, and compensates."
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ import trio
 from scenario_fixtures import SUBSCRIBER, ScenarioRig, scenario, scenario_rig
 from test_scenario_airtime import COMMANDS, OTHER, advances, profile
 
+from smppgw.scenarios import charging_http
 from smppgw.scenarios.charging_http import (
     ChargingStatistics,
     deliver_pending,
@@ -223,7 +225,22 @@ async def test_no_server_means_retry_later(tmp_path: Path) -> None:
         assert [r[4:] for r in await requests(rig)] == [("done", True)]
 
 
-async def test_the_task_posts_what_steps_queue(tmp_path: Path) -> None:
+@pytest.mark.parametrize("failed_reads", [0, 2])
+async def test_the_task_posts_what_steps_queue(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failed_reads: int
+) -> None:
+    """Also when its first reads of the journal fail: it tries again (it used to end,
+    and the daemon with it)."""
+    real = charging_http.pending_charge_requests
+    calls = {"n": 0}
+
+    def pending(*args: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= failed_reads:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(charging_http, "pending_charge_requests", pending)
     with charging_server() as charging:
         async with scenario_rig(tmp_path, airtime_http(charging.url)) as rig:
             await profile(rig, registered=True)
@@ -231,7 +248,11 @@ async def test_the_task_posts_what_steps_queue(tmp_path: Path) -> None:
             async with trio.open_nursery() as nursery:
                 await nursery.start(
                     lambda task_status: run_http_charging(
-                        rig.store, poll_interval=0.01, stats=stats, task_status=task_status
+                        rig.store,
+                        poll_interval=0.01,
+                        max_backoff=0.05,
+                        stats=stats,
+                        task_status=task_status,
                     )
                 )
                 await rig.mo("UNG 10000", short_code="9090")
@@ -241,6 +262,7 @@ async def test_the_task_posts_what_steps_queue(tmp_path: Path) -> None:
                     await trio.sleep(0.01)
                 nursery.cancel_scope.cancel()
             assert [key for _, key, _ in charging.seen] == ["advance:1:credit"]
+            assert calls["n"] > failed_reads
 
 
 @pytest.mark.parametrize(

@@ -146,7 +146,7 @@ async def test_a_full_disk_under_an_inline_commit_refuses_then_recovers(tmp_path
     async with open_store(path, config=config) as store:
         await store.journal_accept([msg(0)])
         with sqlite3.connect(path) as conn:
-            limit["pages"] = conn.execute("PRAGMA page_count").fetchone()[0] + 2
+            limit["pages"] = conn.execute("PRAGMA page_count").fetchone()[0] + 4
 
         def cap(conn: sqlite3.Connection) -> None:
             conn.execute(f"PRAGMA max_page_count = {limit['pages']}")

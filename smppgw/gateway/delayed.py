@@ -23,6 +23,8 @@ import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Set
+
     from smppgw.gateway.outbound import OutboundMessage
 
 __all__ = ["DelayedMessages"]
@@ -64,15 +66,22 @@ class DelayedMessages:
 
     def remove(self, message_id: int) -> OutboundMessage | None:
         """Take out message ``message_id`` if it waits here untouched (scheduled, no part
-        sent, never tried): a partner cancels or replaces it. A linear scan, as
-        ``CarrierQueue.remove``: cancels are rare."""
-        for index, (_, _, scheduled, message) in enumerate(self._heap):
-            if message.id == message_id:
-                if not message.untouched:
-                    return None
-                self.scheduled -= scheduled
-                self._heap[index] = self._heap[-1]
-                self._heap.pop()
-                heapq.heapify(self._heap)
-                return message
-        return None
+        sent, never tried): a partner cancels or replaces it."""
+        return self.remove_many({message_id}).get(message_id)
+
+    def remove_many(self, message_ids: Set[int]) -> dict[int, OutboundMessage]:
+        """Take out those of ``message_ids`` that wait here untouched. A linear scan, as
+        ``CarrierQueue.remove_many``: cancels are rare."""
+        out: dict[int, OutboundMessage] = {}
+        keep = []
+        for entry in self._heap:
+            message = entry[3]
+            if message.id in message_ids and message.untouched:
+                out[message.id] = message
+                self.scheduled -= entry[2]
+            else:
+                keep.append(entry)
+        if out:
+            heapq.heapify(keep)
+            self._heap = keep
+        return out

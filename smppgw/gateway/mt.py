@@ -301,14 +301,19 @@ class MtPipeline:
         or for its schedule: being sent, waiting for a retry, or gone. Synchronous, so
         no sender can take it between the look and the removal. ``stored``: its journal
         row, which is what one scheduled far ahead was kept as."""
+        return self.withdraw_many([stored]).get(stored.id)
+
+    def withdraw_many(self, stored: Sequence[StoredMessage]) -> dict[int, OutboundMessage]:
+        """:meth:`withdraw` of several messages at once (a cancel by addresses), each
+        queue scanned once: those taken out, by id."""
+        out: dict[int, OutboundMessage] = {}
+        wanted = {s.id for s in stored}
         for queue in self.queues.values():
-            message = queue.remove(stored.id)
-            if message is not None:
-                return message
-        message = self._delayed.remove(stored.id)
-        if message is None and self._far.remove(stored.id):
-            message = outbound_from_stored(stored)
-        return message
+            out.update(queue.remove_many(wanted - out.keys()))
+        out.update(self._delayed.remove_many(wanted - out.keys()))
+        far = self._far.remove_many(wanted - out.keys())
+        out.update((s.id, outbound_from_stored(s)) for s in stored if s.id in far)
+        return out
 
     # -- receipts ----------------------------------------------------------------------
 
@@ -427,7 +432,10 @@ class MtPipeline:
         while True:
             await trio.sleep(STALE_SWEEP_INTERVAL)
             self.expire_queued()
-            await self.expire_stale()
+            try:
+                await self.expire_stale()
+            except StoreError as exc:  # the journal unreadable now: the next sweep
+                log.warning("cannot look for messages without a receipt", error=str(exc))
 
     def expire_queued(self) -> int:
         """Make final the queued messages whose validity passed before any part was

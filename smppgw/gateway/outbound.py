@@ -23,6 +23,8 @@ import trio
 from smppgw.protocol.codec import unpack_tlvs
 
 if TYPE_CHECKING:
+    from collections.abc import Set
+
     from smppgw.protocol.tlv import Tlv
     from smppgw.store import NewMessage, StoredMessage
 
@@ -170,19 +172,28 @@ class CarrierQueue:
 
     def remove(self, message_id: int) -> OutboundMessage | None:
         """Take message ``message_id`` out of its lane if it waits here untouched (no part
-        sent, never tried): a partner cancelled or replaces it. None otherwise.
+        sent, never tried): a partner cancelled or replaces it. None otherwise."""
+        return self.remove_many({message_id}).get(message_id)
+
+    def remove_many(self, message_ids: Set[int]) -> dict[int, OutboundMessage]:
+        """Take out those of ``message_ids`` that wait here untouched (a partner's cancel
+        of every message to one number); the others stay.
 
         A linear scan: cancels are rare and a queue is bounded by
         ``max_pending_messages``, so this is cheaper than an index kept per message.
         """
+        out: dict[int, OutboundMessage] = {}
         for lane in self._lanes:
-            for index, message in enumerate(lane):
-                if message.id == message_id:
-                    if not message.untouched:
-                        return None
-                    del lane[index]
-                    return message
-        return None
+            if any(m.id in message_ids and m.untouched for m in lane):
+                keep = []
+                for message in lane:
+                    if message.id in message_ids and message.untouched:
+                        out[message.id] = message
+                    else:
+                        keep.append(message)
+                lane.clear()
+                lane.extend(keep)
+        return out
 
     def take_expired(self, now: float) -> list[OutboundMessage]:
         """Take out the messages no part of which was sent whose validity has passed

@@ -182,7 +182,7 @@ class CarrierInbound:
                 continue
             if receipt is not None:
                 key, _stat, state, error = receipt
-                if await self._apply_receipt(key, state, error):
+                if await self._try_receipt(key, state, error):
                     applied.append(result.inbound_id)
                 else:
                     self.pipeline.receipt_held()
@@ -262,6 +262,17 @@ class CarrierInbound:
     async def _apply_receipt(self, key: str, state: int, error: str | None) -> bool:
         return await self.pipeline.match_receipt(self.name, key, ReceiptState(state), error)
 
+    async def _try_receipt(self, key: str, state: int, error: str | None) -> bool:
+        """:meth:`_apply_receipt` on a live bind: False also when the journal could not
+        be read now (the receipt is held and tried again, as one that came too early).
+        A restart's replay uses the raising one: a receipt it cannot apply stays
+        unprocessed for the next start rather than being counted unmatched."""
+        try:
+            return await self._apply_receipt(key, state, error)
+        except StoreError as exc:
+            self.log.warning("cannot match a receipt now; holding it", error=str(exc))
+            return False
+
     async def replay_unapplied(self, rows: Sequence[StoredInbound]) -> int:
         """Apply this carrier's receipts among ``rows`` (the journal's unprocessed
         inbound, read at start-up before the carriers bind): journaled and answered
@@ -314,7 +325,7 @@ class CarrierInbound:
                     key = (resp_key if info.from_tlv else receipt_key)(info.carrier_id, fmt)
                 except MessageIdError:
                     key = info.carrier_id
-                if await self._apply_receipt(key, int(info.state), info.error):
+                if await self._try_receipt(key, int(info.state), info.error):
                     done.append(inbound_id)
                 elif tries < HELD_RECEIPT_TRIES:
                     self._held.append((now + HELD_RECEIPT_DELAY, tries + 1, pdu, inbound_id))

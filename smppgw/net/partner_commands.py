@@ -22,8 +22,14 @@ id is as unknown as a missing one: ``ESME_RINVMSGID``). When ``source_addr`` or
   answers DELETED), its quota reservation is released, and no receipt is sent: the
   ``cancel_sm_resp`` is the partner's confirmation. Otherwise ``ESME_RCANCELFAIL``: a
   message being sent, retried after a failed attempt (the carrier may hold a copy), at
-  a carrier or final. Cancels are not forwarded to carriers. Cancelling by addresses
-  (empty ``message_id``) is not offered: ``ESME_RINVMSGID``.
+  a carrier or final. Cancels are not forwarded to carriers. With an empty
+  ``message_id``, every one of the partner's messages from ``source_addr`` to
+  ``destination_addr`` that could be cancelled by its id is (both addresses required:
+  ``ESME_RINVSRCADR`` / ``ESME_RINVDSTADR``; at most 10,000 a PDU, oldest first: send
+  it again for more), answered ``ESME_ROK`` when at least one was, else
+  ``ESME_RCANCELFAIL``. A ``service_type`` given with it is refused
+  (``ESME_RINVSERTYP``): it is not kept with a message (carriers get their own), so the
+  cancel could not be held to it.
 - ``replace_sm``: under the same conditions (``ESME_RREPLACEFAIL`` otherwise), the new
   text passes admission's checks (not its throttle) with the original message's
   addresses and data_coding, and replaces body, parts and receipt request; empty
@@ -92,6 +98,8 @@ _QUERY_STATE = {
     "rejected": ReceiptState.REJECTED,
 }
 _QUEUED = (MessageState.ACCEPTED, MessageState.HELD)
+#: The most messages one ``cancel_sm`` by addresses cancels: each is read whole first.
+CANCEL_BY_ADDRESSES_LIMIT = 10_000
 
 
 # -- submits in other shapes ---------------------------------------------------------
@@ -277,6 +285,8 @@ class MessageCommands:
 
     async def cancel(self, system_id: str, pdu: CancelSm) -> Pdu:
         """``cancel_sm`` of one message still waiting here (SMPP 3.4 4.9)."""
+        if not pdu.message_id:
+            return await self._cancel_by_addresses(system_id, pdu)
         stored = await self._own(system_id, pdu, S.ESME_RCANCELFAIL)
         if isinstance(stored, Pdu):
             return stored
@@ -298,6 +308,46 @@ class MessageCommands:
                 self.pipeline.put_back(outbound)
             return make_response(pdu, status)
         log.info("message cancelled by partner", system_id=system_id, message_id=stored.id)
+        return make_response(pdu)
+
+    async def _cancel_by_addresses(self, system_id: str, pdu: CancelSm) -> Pdu:
+        """``cancel_sm`` without a message id: the partner's messages between the two
+        addresses still waiting here, each as :meth:`cancel` would one (4.9.1)."""
+        if not pdu.source_addr:
+            return make_response(pdu, S.ESME_RINVSRCADR)
+        if not pdu.destination_addr:
+            return make_response(pdu, S.ESME_RINVDSTADR)
+        if pdu.service_type:
+            return make_response(pdu, S.ESME_RINVSERTYP)
+        try:
+            found = await self.store.queued_by_addresses(
+                system_id,
+                pdu.source_addr,
+                pdu.destination_addr.removeprefix("+"),
+                CANCEL_BY_ADDRESSES_LIMIT,
+            )
+        except StoreError:
+            return make_response(pdu, S.ESME_RCANCELFAIL)
+        withdrawn = self.pipeline.withdraw_many(
+            [m for m in found if m.state is MessageState.ACCEPTED]
+        )
+        items = [
+            (m.id, m.state) for m in found if m.id in withdrawn or m.state is MessageState.HELD
+        ]
+        status: int = S.ESME_RCANCELFAIL
+        done = [False] * len(items)
+        if items:
+            try:
+                done = await self.store.cancel_queued_many(items, CANCELLED)
+            except StoreError as exc:
+                status = exc.command_status
+        # Back in their order: each goes to the front of its queue.
+        for (message_id, _), cancelled in reversed(list(zip(items, done, strict=True))):
+            if not cancelled and message_id in withdrawn:
+                self.pipeline.put_back(withdrawn[message_id])
+        if not any(done):
+            return make_response(pdu, status)
+        log.info("messages cancelled by partner", system_id=system_id, count=sum(done))
         return make_response(pdu)
 
     async def replace(self, system_id: str, pdu: ReplaceSm) -> Pdu:

@@ -53,6 +53,8 @@ log = structlog.get_logger("smppgw.partners")
 RECEIPT_BATCH = 500
 #: Receipts held in memory per bound partner before the rest wait in the outbox.
 MAX_FRESH = 10_000
+#: Seconds before the outbox is read again after a read failed.
+READ_RETRY = 1.0
 #: After a partner answers a receipt with an error (or not at all), the outbox is read
 #: again only after a pause: this long the first time, twice as long each time after,
 #: at most :data:`RETRY_MAX`. Without it a partner that refuses a receipt got it back
@@ -212,6 +214,16 @@ class ReceiptDelivery:
         live.reading = True
         try:
             pending = await self.store.pending_receipts(live.system_id, limit=RECEIPT_BATCH)
+        except StoreError as exc:
+            log.warning(
+                "cannot read waiting receipts; trying again",
+                system_id=live.system_id,
+                error=str(exc),
+            )
+            live.backlog = True
+            await trio.sleep(READ_RETRY)
+            live.wake.set()
+            return []
         finally:
             live.reading = False
         if pending:

@@ -42,6 +42,7 @@ from urllib.parse import urlsplit
 import structlog
 import trio
 
+from smppgw.store import StoreError
 from smppgw.store.airtime import (
     ChargeRequest,
     finish_charge_request,
@@ -222,9 +223,15 @@ async def run_http_charging(
     backoff = poll_interval
     task_status.started()
     while True:
-        result = await deliver_pending(
-            store, url, clock=clock, http_timeout=http_timeout, stats=stats
-        )
+        try:
+            result = await deliver_pending(
+                store, url, clock=clock, http_timeout=http_timeout, stats=stats
+            )
+        except StoreError as exc:  # the journal refuses work now: a failed pass
+            log.warning("charge requests not read or settled; trying again", error=str(exc))
+            backoff = min(max_backoff, backoff * 2)
+            await trio.sleep(backoff * random.uniform(0.5, 1.0))
+            continue
         if result.retried:
             backoff = min(max_backoff, backoff * 2)
             await trio.sleep(backoff * random.uniform(0.5, 1.0))  # jitter only

@@ -13,6 +13,7 @@ from smppgw.store.errors import (
     StoreBusy,
     StoreCorrupt,
     StoreError,
+    StoreReadFailed,
     StoreUnavailable,
 )
 from smppgw.store.health import StoreStatistics
@@ -72,6 +73,7 @@ __all__ = [
     "StoreConfig",
     "StoreCorrupt",
     "StoreError",
+    "StoreReadFailed",
     "StoreStatistics",
     "StoreUnavailable",
     "StoredInbound",

@@ -9,6 +9,10 @@ failure into a response without knowing why the store failed:
 * :class:`StoreUnavailable`: the store cannot make anything durable right now (disk
   full, file locked by another process, I/O error, shutting down). Answer
   ``ESME_RX_T_APPN``: a temporary failure; the store probes and comes back by itself.
+* :class:`StoreReadFailed`: a read failed (I/O error, a lock held past the busy
+  timeout). Answer as for a failure of the command (``ESME_RQUERYFAIL`` for a
+  ``query_sm``); background readers try again later. Never a crash: a read is on a
+  path a partner or a carrier drives.
 * :class:`StoreCorrupt` and :class:`SchemaTooNew` are raised at open only: the daemon
   must not start on such a file, an operator has to look at it.
 """
@@ -22,6 +26,7 @@ __all__ = [
     "StoreBusy",
     "StoreCorrupt",
     "StoreError",
+    "StoreReadFailed",
     "StoreUnavailable",
 ]
 
@@ -41,6 +46,12 @@ class StoreBusy(StoreError):
     """The writer's queue is full and the caller used ``nowait=True``."""
 
     command_status = CommandStatus.ESME_RMSGQFUL
+
+
+class StoreReadFailed(StoreError):
+    """A read on one of the store's reader connections failed; the message says why."""
+
+    command_status = CommandStatus.ESME_RSYSERR
 
 
 class StoreUnavailable(StoreError):

@@ -380,6 +380,17 @@ def cancel_queued(
     return True
 
 
+def cancel_queued_many(
+    conn: sqlite3.Connection,
+    items: Sequence[tuple[int, MessageState]],
+    error: str,
+    now: float,
+) -> list[bool]:
+    """:func:`cancel_queued` of each ``(message id, state seen)`` in one transaction (a
+    cancel by addresses); per item: cancelled?"""
+    return [cancel_queued(conn, message_id, state, error, now) for message_id, state in items]
+
+
 def replace_queued(
     conn: sqlite3.Connection,
     message_id: int,

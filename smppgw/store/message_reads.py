@@ -25,6 +25,7 @@ __all__ = [
     "lookup_carrier",
     "messages_by_id",
     "part_states",
+    "queued_by_addresses",
     "stale_submitted",
     "unfinished_messages",
 ]
@@ -187,9 +188,40 @@ def part_states(
 
 
 def held_messages(conn: sqlite3.Connection, limit: int) -> list[StoredMessage]:
-    """Messages waiting for moderation, oldest first."""
+    """Messages waiting for moderation, oldest first (through their own index: left to
+    itself, the planner scans the whole journal for them in id order)."""
     rows = conn.execute(
-        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m WHERE m.state = 'held' ORDER BY m.id LIMIT ?",
+        f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m INDEXED BY mt_message_held"
+        " WHERE m.state = 'held' ORDER BY m.id LIMIT ?",
         (limit,),
     ).fetchall()
     return [_message(conn, r) for r in rows]
+
+
+def queued_by_addresses(
+    conn: sqlite3.Connection, partner: str, source_addr: str, destination_addr: str, limit: int
+) -> list[StoredMessage]:
+    """A partner's messages from ``source_addr`` (any case) to ``destination_addr`` that
+    no carrier was given yet (``accepted`` and never tried, or ``held``), oldest first,
+    at most ``limit``: what a ``cancel_sm`` without a message id cancels.
+
+    Each state through its own partial index (``INDEXED BY``, so the planner cannot take
+    the partner's whole history instead): the unfinished messages and the held ones."""
+    found: list[StoredMessage] = []
+    # Each WHERE repeats its index's own condition: SQLite takes a partial index only
+    # for a query whose terms include the index's as written.
+    unfinished = "m.state IN ('accepted', 'submitted') AND m.state = 'accepted'"
+    for index, state in (
+        ("mt_message_unfinished", unfinished),
+        ("mt_message_held", "m.state = 'held'"),
+    ):
+        rows = conn.execute(
+            f"SELECT {_MESSAGE_COLUMNS} FROM mt_message m INDEXED BY {index}"
+            f" WHERE {state} AND m.attempts = 0 AND m.partner = ?"
+            " AND m.source_addr = ? COLLATE NOCASE AND m.destination_addr = ?"
+            " ORDER BY m.id LIMIT ?",
+            (partner, source_addr, destination_addr, limit),
+        ).fetchall()
+        found.extend(_message(conn, r) for r in rows)
+    found.sort(key=lambda m: m.id)
+    return found[:limit]

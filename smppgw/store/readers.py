@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
+from smppgw.store.errors import StoreReadFailed
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -65,12 +67,19 @@ class ReaderPool:
                 self._slots.release()
 
     async def run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` on a free reader connection in a worker thread."""
+        """Run ``fn(conn)`` on a free reader connection in a worker thread.
+
+        Raises:
+            StoreReadFailed: SQLite failed the read (the callers, on paths a partner or
+                a carrier drives, answer or retry; a bare ``sqlite3.Error`` ended them).
+        """
         async with self._slots:
             if not self._free:
                 raise RuntimeError("store readers are closed")
             conn = self._free.pop()
             try:
                 return await trio.to_thread.run_sync(fn, conn)
+            except sqlite3.Error as exc:
+                raise StoreReadFailed(f"{self._path}: {exc}") from exc
             finally:
                 self._free.append(conn)

@@ -451,6 +451,13 @@ CREATE TABLE opt_out (
 ) WITHOUT ROWID;
 """
 
+# A partner's cancel_sm by addresses (no message id) finds its messages held for
+# moderation through this one; the moderation listing too. Partial: admission and the
+# carrier's outcomes write nothing to it, and it holds only what waits for a moderator.
+_V14_HELD_INDEX = """
+CREATE INDEX mt_message_held ON mt_message (partner) WHERE state = 'held';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "core: MT journal, carrier ids, inbound dedup, receipts, orders", _V1_CORE),
     Migration(2, "scenario tables: members, codes, points, gifts, advances, logs", _V2_SCENARIOS),
@@ -467,6 +474,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(11, "drop mt_message_by_order, an index no query uses", _V11_DROP_ORDER_INDEX),
     Migration(12, "MT keeps protocol_id and user_message_reference", _V12_PROTOCOL_ID_USER_REF),
     Migration(13, "the opt-out list of marketing messages", _V13_OPT_OUT),
+    Migration(14, "an index of the messages held for moderation", _V14_HELD_INDEX),
 )
 
 #: The version this code writes; a file above it is refused.

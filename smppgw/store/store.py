@@ -259,6 +259,27 @@ class Store:
         )
         return await self._writer.submit(fn, nowait=nowait)
 
+    async def cancel_queued_many(
+        self, items: Sequence[tuple[int, MessageState]], error: str, *, nowait: bool = False
+    ) -> list[bool]:
+        """:meth:`cancel_queued` of each ``(message id, state seen)``, one transaction."""
+        fn = partial(journal.cancel_queued_many, items=list(items), error=error, now=self._clock())
+        return await self._writer.submit(fn, rows=len(items) or 1, nowait=nowait)
+
+    async def queued_by_addresses(
+        self, partner: str, source_addr: str, destination_addr: str, limit: int
+    ) -> list[StoredMessage]:
+        """A partner's messages between two addresses not yet given to a carrier (see
+        ``message_reads.queued_by_addresses``)."""
+        fn = partial(
+            message_reads.queued_by_addresses,
+            partner=partner,
+            source_addr=source_addr,
+            destination_addr=destination_addr,
+            limit=limit,
+        )
+        return await self._readers.run(fn)
+
     async def replace_queued(
         self,
         message_id: int,

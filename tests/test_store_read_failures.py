@@ -1,0 +1,127 @@
+"""A read of the journal that fails (an I/O error, a lock held past the busy timeout)
+is a :class:`StoreReadFailed` the caller answers or retries, not an exception that ends
+the partner's session or the daemon. Made to fail by replacing the read function the
+store calls with one that raises what SQLite raises."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import trio
+from carrier_fixtures import wait_for
+from partner_fixtures import esme, partner_daemon
+from test_partner_receipt_refusals import _receive, _submit_with_receipt
+
+from smppgw.gateway import mt
+from smppgw.net import carrier_inbound
+from smppgw.protocol.pdus import CancelSm, EnquireLink, QuerySm
+from smppgw.protocol.receipt import parse_receipt
+from smppgw.protocol.status import CommandStatus as S
+from smppgw.store import StoreReadFailed, inbound, message_reads, open_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+
+def _failing(times: int, real: Callable[..., Any]) -> Callable[..., Any]:
+    """``real``, but the first ``times`` calls raise SQLite's disk I/O error."""
+    calls = {"n": 0}
+
+    def read(*args: Any, **kw: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] <= times:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(*args, **kw)
+
+    return read
+
+
+async def test_a_failed_read_is_a_store_error_and_the_connection_serves_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_store(tmp_path / "r.db") as store:
+        monkeypatch.setattr(message_reads, "get_message", _failing(1, message_reads.get_message))
+        with pytest.raises(StoreReadFailed, match="disk I/O error") as raised:
+            await store.get_message(1)
+        assert raised.value.command_status == S.ESME_RSYSERR
+        assert await store.get_message(1) is None  # the pool still lends its connection
+
+
+async def test_a_partner_command_whose_read_fails_is_refused_and_the_session_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with partner_daemon(tmp_path, carrier_down=True) as (_daemon, port):
+        monkeypatch.setattr(message_reads, "get_message", _failing(9, message_reads.get_message))
+        monkeypatch.setattr(
+            message_reads, "queued_by_addresses", _failing(9, message_reads.queued_by_addresses)
+        )
+        async with esme(port) as link:
+            query = await link.request(QuerySm(message_id="1", source_addr="ACME"))
+            assert query.command_status == S.ESME_RQUERYFAIL
+            cancel = await link.request(CancelSm(source_addr="ACME", destination_addr="8491"))
+            assert cancel.command_status == S.ESME_RCANCELFAIL
+            assert (await link.request(EnquireLink())).command_status == 0  # still bound
+
+
+async def test_receipts_waiting_for_a_partner_are_sent_when_the_outbox_reads_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with partner_daemon(tmp_path) as (daemon, port):
+        message_id = await _submit_with_receipt(daemon, port)
+        assert daemon.store is not None
+        for _ in range(500):  # until the carrier's receipt came
+            if await daemon.store.pending_receipts("acme"):
+                break
+            await trio.sleep(0.02)
+        monkeypatch.setattr(inbound, "pending_receipts", _failing(1, inbound.pending_receipts))
+        got = await _receive(port, S.ESME_ROK, 2.5)  # the first read fails, 1 s later again
+        assert [parse_receipt(d.short_message).message_id for d in got] == [message_id]
+
+
+async def test_a_receipt_whose_lookup_fails_is_held_and_applied_later(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(carrier_inbound, "HELD_RECEIPT_DELAY", 0.2)
+    async with partner_daemon(tmp_path) as (daemon, port):
+        pipeline = daemon.pipeline
+        assert pipeline is not None
+        assert daemon.store is not None
+        real = pipeline.match_receipt
+        failed: list[str] = []
+
+        async def match_receipt(carrier: str, key: str, *args: Any) -> bool:
+            if not failed:
+                failed.append(key)
+                raise StoreReadFailed("disk I/O error")
+            return await real(carrier, key, *args)
+
+        monkeypatch.setattr(pipeline, "match_receipt", match_receipt)
+        message_id = int(await _submit_with_receipt(daemon, port))
+        for _ in range(200):
+            stored = await daemon.store.get_message(message_id)
+            if stored is not None and stored.state.value == "delivered":
+                break
+            await trio.sleep(0.02)
+        assert failed  # the first try raised
+        assert stored is not None
+        assert stored.state.value == "delivered"
+
+
+async def test_the_receipt_timeout_sweep_survives_a_failed_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mt, "STALE_SWEEP_INTERVAL", 0.05)
+    calls: list[int] = []
+
+    def stale_submitted(*args: Any, **kw: Any) -> Any:
+        calls.append(1)
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(message_reads, "stale_submitted", stale_submitted)
+    async with partner_daemon(tmp_path) as (daemon, port):
+        await wait_for(lambda: len(calls) >= 3)  # swept, failed, and swept again
+        message_id = await _submit_with_receipt(daemon, port)  # the daemon still serves
+        assert message_id
