@@ -4,7 +4,6 @@ server (port 0, a thread owned by the test), settles, retries, and compensates."
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,6 +14,7 @@ import pytest
 import trio
 from scenario_fixtures import SUBSCRIBER, ScenarioRig, scenario, scenario_rig
 from test_scenario_airtime import COMMANDS, OTHER, advances, profile
+from test_store_read_failures import FailingRead
 
 from smppgw.scenarios import charging_http
 from smppgw.scenarios.charging_http import (
@@ -23,6 +23,7 @@ from smppgw.scenarios.charging_http import (
     run_http_charging,
     settle_kind,
 )
+from smppgw.store import airtime
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -231,15 +232,7 @@ async def test_the_task_posts_what_steps_queue(
 ) -> None:
     """Also when its first reads of the journal fail: it tries again (it used to end,
     and the daemon with it)."""
-    real = charging_http.pending_charge_requests
-    calls = {"n": 0}
-
-    def pending(*args: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] <= failed_reads:
-            raise sqlite3.OperationalError("disk I/O error")
-        return real(*args, **kw)
-
+    pending = FailingRead(failed_reads, airtime.pending_charge_requests)
     monkeypatch.setattr(charging_http, "pending_charge_requests", pending)
     with charging_server() as charging:
         async with scenario_rig(tmp_path, airtime_http(charging.url)) as rig:
@@ -262,7 +255,7 @@ async def test_the_task_posts_what_steps_queue(
                     await trio.sleep(0.01)
                 nursery.cancel_scope.cancel()
             assert [key for _, key, _ in charging.seen] == ["advance:1:credit"]
-            assert calls["n"] > failed_reads
+            assert pending.calls > failed_reads
 
 
 @pytest.mark.parametrize(

@@ -26,24 +26,27 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 
-def _failing(times: int, real: Callable[..., Any]) -> Callable[..., Any]:
-    """``real``, but the first ``times`` calls raise SQLite's disk I/O error."""
-    calls = {"n": 0}
+class FailingRead:
+    """``real``, but the first ``times`` calls raise SQLite's disk I/O error; counts
+    the calls."""
 
-    def read(*args: Any, **kw: Any) -> Any:
-        calls["n"] += 1
-        if calls["n"] <= times:
+    def __init__(self, times: int, real: Callable[..., Any]) -> None:
+        self.times = times
+        self.real = real
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        self.calls += 1
+        if self.calls <= self.times:
             raise sqlite3.OperationalError("disk I/O error")
-        return real(*args, **kw)
-
-    return read
+        return self.real(*args, **kw)
 
 
 async def test_a_failed_read_is_a_store_error_and_the_connection_serves_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with open_store(tmp_path / "r.db") as store:
-        monkeypatch.setattr(message_reads, "get_message", _failing(1, message_reads.get_message))
+        monkeypatch.setattr(message_reads, "get_message", FailingRead(1, message_reads.get_message))
         with pytest.raises(StoreReadFailed, match="disk I/O error") as raised:
             await store.get_message(1)
         assert raised.value.command_status == S.ESME_RSYSERR
@@ -54,9 +57,9 @@ async def test_a_partner_command_whose_read_fails_is_refused_and_the_session_goe
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async with partner_daemon(tmp_path, carrier_down=True) as (_daemon, port):
-        monkeypatch.setattr(message_reads, "get_message", _failing(9, message_reads.get_message))
+        monkeypatch.setattr(message_reads, "get_message", FailingRead(9, message_reads.get_message))
         monkeypatch.setattr(
-            message_reads, "queued_by_addresses", _failing(9, message_reads.queued_by_addresses)
+            message_reads, "queued_by_addresses", FailingRead(9, message_reads.queued_by_addresses)
         )
         async with esme(port) as link:
             query = await link.request(QuerySm(message_id="1", source_addr="ACME"))
@@ -76,7 +79,7 @@ async def test_receipts_waiting_for_a_partner_are_sent_when_the_outbox_reads_aga
             if await daemon.store.pending_receipts("acme"):
                 break
             await trio.sleep(0.02)
-        monkeypatch.setattr(inbound, "pending_receipts", _failing(1, inbound.pending_receipts))
+        monkeypatch.setattr(inbound, "pending_receipts", FailingRead(1, inbound.pending_receipts))
         got = await _receive(port, S.ESME_ROK, 2.5)  # the first read fails, 1 s later again
         assert [parse_receipt(d.short_message).message_id for d in got] == [message_id]
 
