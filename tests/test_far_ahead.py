@@ -155,6 +155,46 @@ async def test_release_reads_back_only_what_the_queues_have_room_for() -> None:
     assert len(far) == 0
 
 
+async def test_a_message_taken_out_while_being_read_back_is_not_released() -> None:
+    """A cancel that comes during the read back of its message (a few milliseconds)
+    takes it out: its row is dropped when the read comes back, or left out when the
+    read failed and the others go back to wait."""
+    rows = {i: _row(i) for i in range(1, 6)}
+    journal = _Journal(rows)
+    reading, go_on = trio.Event(), trio.Event()
+    plain_read = journal.read
+
+    async def slow_read(message_ids: Sequence[int]) -> list[StoredMessage]:
+        reading.set()
+        await go_on.wait()
+        return await plain_read(message_ids)
+
+    far = FarAhead(slow_read, journal.release, lambda: journal.room, lambda: 1_000.0)
+    for message_id in rows:
+        far.keep(1_000.0, message_id)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(far.release_due)
+        await reading.wait()
+        assert far.remove(2)
+        assert not far.remove(2)  # once only
+        assert far.remove_many({3, 99}) == {3}
+        go_on.set()
+    assert journal.released == [1, 4, 5]
+
+    for message_id in (6, 7):
+        rows[message_id] = _row(message_id)
+        far.keep(1_000.0, message_id)
+    journal.fail = True
+    reading, go_on = trio.Event(), trio.Event()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(far.release_due)
+        await reading.wait()
+        assert far.remove(6)
+        go_on.set()
+    assert len(far) == 1  # 7 waits to be read again, 6 is gone
+    assert far.remove_many({6, 7}) == {7}
+
+
 async def test_a_campaign_admitted_over_a_second_shares_one_due_time() -> None:
     """Due times are rounded up to the second: "in a day" from each arrival is one array
     a second, not one per message (sent at most a second late)."""

@@ -20,8 +20,9 @@ campaign of a million admitted over 100 seconds, 196 if each has a second of its
   untouched (final, held) is skipped. A failed read puts the ids back and tries again
   :data:`RELEASE_RETRY` later.
 - **Cancel and replace**: :meth:`FarAhead.remove` takes an id out synchronously, as the
-  queues do; one being read back at that moment is not found (the partner is told it
-  is being sent), so a message is never both cancelled and sent.
+  queues do, also one being read back at that moment (its row is dropped when the read
+  comes back), so a message is never both cancelled and sent, and one that is due is
+  not refused a cancel for the few milliseconds of its read.
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ class FarAhead:
         self._room = room
         self._clock = clock
         self._retry_at = -math.inf  # wall clock: not before this after a failed read
+        self._reading: set[int] = set()  # the ids being read back now
+        self._withdrawn: set[int] = set()  # of those, the ones taken out meanwhile
         #: Seconds ahead beyond which a message waits here (tests shorten it).
         self.far_ahead = FAR_AHEAD
 
@@ -177,12 +180,23 @@ class FarAhead:
         self.ids.push(float(math.ceil(due)), message_id)
 
     def remove(self, message_id: int) -> bool:
-        """Take a message out (a partner's cancel or replace): True when it was here."""
-        return self.ids.remove(message_id) is not None
+        """Take a message out (a partner's cancel or replace): True when it was here,
+        waiting or being read back."""
+        if self.ids.remove(message_id) is not None:
+            return True
+        return bool(self._withdraw_reading({message_id}))
 
     def remove_many(self, message_ids: Set[int]) -> set[int]:
         """Take out those of ``message_ids`` that are here; the ones taken."""
-        return self.ids.remove_many(message_ids)
+        taken = self.ids.remove_many(message_ids)
+        taken |= self._withdraw_reading(message_ids - taken)
+        return taken
+
+    def _withdraw_reading(self, message_ids: Set[int]) -> set[int]:
+        """Those of ``message_ids`` being read back now, marked to be dropped."""
+        hits = (self._reading & message_ids) - self._withdrawn
+        self._withdrawn |= hits
+        return hits
 
     def next_look(self) -> float:
         """Wall-clock seconds when :meth:`release_due` has something to do (infinity:
@@ -205,18 +219,22 @@ class FarAhead:
         due = self.ids.pop_due(now, int(room))
         if not due:
             return 0
+        self._reading = {message_id for _, message_id in due}
         try:
             stored = await self._read([message_id for _, message_id in due])
         except StoreError as exc:
             for when, message_id in due:
-                self.ids.push(when, message_id)
+                if message_id not in self._withdrawn:
+                    self.ids.push(when, message_id)
             self._retry_at = self._clock() + RELEASE_RETRY
             log.warning("scheduled messages not read back; trying again", error=str(exc))
             return 0
+        finally:
+            withdrawn, self._withdrawn, self._reading = self._withdrawn, set(), set()
         messages = []
         for row in stored:
-            if row.state is not MessageState.ACCEPTED or row.attempts:
-                continue  # made final, or held, since it was scheduled
+            if row.state is not MessageState.ACCEPTED or row.attempts or row.id in withdrawn:
+                continue  # made final, held, or taken out, since it was scheduled
             message = outbound_from_stored(row)
             message.not_before = None  # its time has come
             messages.append(message)
