@@ -318,7 +318,11 @@ async def test_parts_accepted_without_an_id_are_counted_and_said_once(
 ) -> None:
     """A broken SMSC answers submit_sm with an empty message_id: no receipt can match
     those parts. Said once (not per message), counted, and no carrier reference row
-    that the next such part would overwrite."""
+    that the next such part would overwrite. The messages, which asked for receipts,
+    are final ``sent`` at once and their partner told UNKNOWN (they waited for
+    ``receipt_timeout_hours`` and were then guessed EXPIRED)."""
+    owed: list[tuple[int, NewReceipt]] = []
+    rig.pipeline.on_receipts = owed.extend
     rig.smsc.empty_ids = True
     rig.smsc.receipts = False
     await _start(rig, nursery)
@@ -326,7 +330,12 @@ async def test_parts_accepted_without_an_id_are_counted_and_said_once(
         ids = await rig.send(3)
         await wait_for(lambda: len(rig.smsc.accepted) == 3)
         await rig.pipeline.flush()
-    assert await store_states(rig.store, ids) == ["submitted"] * 3
+    assert await store_states(rig.store, ids) == ["sent"] * 3
+    stored = await rig.store.get_message(ids[0])
+    assert stored is not None
+    assert stored.error == "c1 gave no message id: its receipt cannot be matched"
+    assert sorted(r.message_id for _, r in owed) == ids
+    assert {r.stat for _, r in owed} == {"UNKNOWN"}
     assert rig.client.statistics().empty_ids == 3
     said = [e for e in logs if "without a message id" in e["event"]]
     assert len(said) == 1

@@ -182,3 +182,41 @@ async def test_a_message_resumed_after_a_restart_counts_the_receipts_of_earlier_
         stored = await store.get_message(mid)
         assert stored is not None
         assert str(stored.state) == "delivered"
+
+
+async def test_a_part_accepted_without_an_id_makes_the_message_final_when_all_are_taken(
+    tmp_path: Path,
+) -> None:
+    """Whichever part came back without a carrier id (the first or the last of two),
+    the message is final ``sent`` once both are taken, charged for both parts, nothing
+    left waiting for a receipt, and its partner owed an UNKNOWN receipt."""
+    async with open_store(tmp_path / "j.db") as store, trio.open_nursery() as nursery:
+        pipeline = MtPipeline(store, PrefixRouter({}, default=["c"]), ["c"])
+        owed: list[tuple[int, object]] = []
+        pipeline.on_receipts = owed.extend
+        await nursery.start(pipeline.run)
+        await store.create_order(NewOrder(partner="acme", kind=OrderKind.PREPAID, limit=100))
+        two_parts = [replace(_message(n, 1), parts=(b"one", b"two")) for n in range(2)]
+        ids = await store.admit(two_parts, [2, 2])
+        for (first, second), message_id, message in zip(
+            [("C1", ""), ("", "C2")], ids, two_parts, strict=True
+        ):
+            outbound = OutboundMessage.of(message_id, message)
+            outbound.carrier = "c"
+            pipeline.part_accepted(outbound, 0, first)
+            assert pipeline.statistics().in_flight_receipts <= 1  # the first waits, if any
+            pipeline.part_accepted(outbound, 1, second)
+        await pipeline.flush()
+        for message_id in ids:
+            stored = await store.get_message(message_id)
+            assert stored is not None
+            assert (stored.state.value, stored.error) == (
+                "sent",
+                "c gave no message id: its receipt cannot be matched",
+            )
+        assert pipeline.statistics().in_flight_receipts == 0
+        assert sorted(r.message_id for _, r in owed) == sorted(ids)  # type: ignore[attr-defined]
+        assert {r.stat for _, r in owed} == {"UNKNOWN"}  # type: ignore[attr-defined]
+        [order] = await store.orders("acme")
+        assert (order.spent, order.reserved) == (4, 0)
+        nursery.cancel_scope.cancel()

@@ -35,7 +35,7 @@ import trio
 
 from smppgw.gateway.delayed import DelayedMessages
 from smppgw.gateway.far_ahead import FarAhead
-from smppgw.gateway.mt_statistics import MtStatistics
+from smppgw.gateway.mt_statistics import COUNTS, MtStatistics
 from smppgw.gateway.opt_out import OPTED_OUT_ERROR, refused_on_release
 from smppgw.gateway.outbound import CarrierQueue, OutboundMessage
 from smppgw.gateway.pending_outcomes import PendingOutcomes
@@ -75,11 +75,6 @@ log = structlog.get_logger("smppgw.mt")
 #: Messages awaiting a carrier receipt kept in memory at most (about 300 bytes each).
 TRACKED_MAX = 200_000
 FINALIZED_MAX = 50_000
-#: What the pipeline counts (:meth:`MtPipeline.statistics`).
-_COUNTS = (
-    *("submitted", "failed", "retried", "dups", "matched", "unmatched", "held"),
-    *("unroutable", "flush_errors", "receipt_timeouts", "expired_unsent", "opted_out"),
-)
 #: How often messages past their carrier's receipt timeout are looked for.
 STALE_SWEEP_INTERVAL = 60.0
 
@@ -148,7 +143,7 @@ class MtPipeline:
         self.receipt_timeouts: dict[str, float] = {}
         #: One flush at a time: flush() must not return while another is mid-write.
         self._flush_lock = trio.Lock()
-        self._counts = dict.fromkeys(_COUNTS, 0)
+        self._counts = dict.fromkeys(COUNTS, 0)
         #: ``check(messages)``: the ids of those that must not go after all, a
         #: marketing message whose number opted out while it waited for its schedule or
         #: a moderator (admission checked it when it came). None: none is checked. The
@@ -223,6 +218,11 @@ class MtPipeline:
                     ),
                     None,
                 )
+        elif not carrier_key or message.no_carrier_id:
+            # No id for this part or an earlier one: its receipt can never be matched.
+            message.no_carrier_id = True
+            if part_no == len(message.parts) - 1:
+                self._final_without_carrier_id(message, carrier)
         elif part_no == 0 and message.id not in self._tracked:
             # Only at the first part: one resumed after a restart (or dropped from
             # memory) may have parts whose receipts are journaled already, and a blank
@@ -236,6 +236,17 @@ class MtPipeline:
                 # goes; a late receipt finds its message in the journal again.
                 tracked.popitem(last=False)
         self._dirty.set()
+
+    def _final_without_carrier_id(self, message: OutboundMessage, carrier: str) -> None:
+        """The carrier took every part, some without an id (SMPP 3.4 4.4.2 says it gives
+        one): no receipt can match them. Final ``sent`` (charged) and the partner told
+        ``UNKNOWN`` now, not ``EXPIRED`` after ``receipt_timeout_hours``."""
+        self._tracked.pop(message.id, None)
+        error = f"{carrier} gave no message id: its receipt cannot be matched"
+        outcome = FinalOutcome(
+            message.id, MessageState.SENT, None, error, charge_parts=len(message.parts)
+        )
+        self._add_final(outcome, info_from_outbound(message, self._clock()))
 
     def fail(self, message: OutboundMessage, status: int, error: str) -> None:
         """The message cannot be sent (permanent refusal or out of attempts)."""
@@ -580,20 +591,9 @@ class MtPipeline:
         return sum(q.depth(0) for q in self.queues.values())
 
     def statistics(self) -> MtStatistics:
-        c = self._counts
-        return MtStatistics(
+        return MtStatistics.of(
+            self._counts,
             queued=self.queued,
             delayed=len(self._delayed) + len(self._far),
             in_flight_receipts=len(self._tracked),
-            submitted_parts=c["submitted"],
-            failed=c["failed"],
-            retried=c["retried"],
-            possible_duplicates=c["dups"],
-            receipts_matched=c["matched"],
-            receipts_unmatched=c["unmatched"],
-            receipts_held=c["held"],
-            unroutable=c["unroutable"],
-            flush_errors=c["flush_errors"],
-            expired_unsent=c["expired_unsent"],
-            opted_out=c["opted_out"],
         )

@@ -15,7 +15,7 @@ the *front* of its lane.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import trio
@@ -63,8 +63,8 @@ class OutboundMessage:
     attempts: int = 0
     next_part: int = 0
     carrier: str | None = None
-    #: Carrier ids of the parts acknowledged so far (index = part number).
-    carrier_ids: list[str] = field(default_factory=list)
+    #: A carrier accepted a part of it without a message id: no receipt can match it.
+    no_carrier_id: bool = False
 
     @classmethod
     def of(cls, message_id: int, m: NewMessage | StoredMessage) -> OutboundMessage:
@@ -94,7 +94,7 @@ class OutboundMessage:
     @property
     def untouched(self) -> bool:
         """No part sent, never tried: a partner may still cancel or replace it."""
-        return not (self.next_part or self.attempts or self.carrier_ids)
+        return not (self.next_part or self.attempts)
 
     def expired(self, now: float) -> bool:
         """Its validity passed (``now``: wall clock) before any part was sent."""

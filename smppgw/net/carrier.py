@@ -506,14 +506,16 @@ class CarrierClient:
 
     def _empty_id(self, now: float) -> None:
         """The carrier accepted a part without an id (SMPP 3.4 4.4.2 says it gives one):
-        no receipt can ever be matched to it, so the message waits for its receipt until
-        ``receipt_timeout_hours``. Said at most once a minute (a carrier that does it
-        does it to every message), counted in :meth:`statistics`."""
+        no receipt can ever be matched to it, so a message that asked for one is final
+        ``sent`` once all its parts are taken, its partner told ``UNKNOWN``
+        (``MtPipeline.part_accepted``). Said at most once a minute (a carrier that does
+        it does it to every message), counted in :meth:`statistics`."""
         self._counts["empty_ids"] += 1
         if self._empty_id_logged_at is None or now - self._empty_id_logged_at >= 60.0:
             self._empty_id_logged_at = now
             self.log.warning(
-                "carrier accepted a part without a message id: its receipt cannot be matched",
+                "carrier accepted a part without a message id: its receipt cannot be matched,"
+                " the message is final 'sent' (receipt UNKNOWN)",
                 so_far=self._counts["empty_ids"],
             )
 
