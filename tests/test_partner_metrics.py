@@ -22,6 +22,7 @@ from smppgw.net.partner_stats import (
 from smppgw.protocol.pdus import CancelSm, SubmitSm
 from smppgw.protocol.status import CommandStatus as S
 from smppgw.store import NewOrder, OrderKind
+from smppgw.store.opt_out import add_opt_outs
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -127,11 +128,22 @@ async def test_daemon_exposes_binds_outcomes_quota_and_receipt_latency(tmp_path:
         run = await trio.to_thread.run_sync(partial(smpplib_partner, port, count=3, receipts=3))
         assert [r.status for r in run.responses] == [0, 0, 0]
         assert daemon.server is not None
+        assert daemon.store is not None
+        await daemon.store.run_in_transaction(
+            partial(
+                add_opt_outs,
+                entries=[("84911111111", ""), ("84922222222", ""), ("84911111111", "acme")],
+                source="cli",
+                now=0.0,
+            )
+        )
         await daemon.server.refresh_quota()
         lines = _lines(daemon)
         assert (
             'smppgw_partner_submit_outcomes_total{outcome="accepted",partner="acme"} 3.0' in lines
         )
+        assert 'smppgw_opt_out_numbers{scope="all"} 2.0' in lines
+        assert 'smppgw_opt_out_numbers{scope="acme"} 1.0' in lines
         assert f'smppgw_partner_quota_remaining{{order="{order}",partner="acme"}} 7.0' in lines
         assert 'smppgw_partner_receipt_latency_seconds_count{partner="acme"} 3.0' in lines
         # Unbound again once the server has seen the session end.

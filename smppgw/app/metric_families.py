@@ -314,6 +314,7 @@ _PARTNER_OPTED_OUT: Final = "smppgw_partner_opted_out"
 _PARTNER_CONTENT: Final = "smppgw_partner_content_filtered"
 _PARTNER_COMMANDS: Final = "smppgw_partner_commands"
 _PARTNER_QUOTA: Final = "smppgw_partner_quota_remaining"
+_OPT_OUT_NUMBERS: Final = "smppgw_opt_out_numbers"
 _PARTNER_LATENCY: Final = "smppgw_partner_receipt_latency_seconds"
 _PARTNER_ANSWER: Final = "smppgw_partner_submit_answer_seconds"
 _PARTNER_ANSWER_HELP: Final = (
@@ -388,17 +389,27 @@ def _partner_families(s: ServerStatistics) -> Iterator[Metric]:
     )
     for (partner, order), remaining in sorted(s.quota_remaining.items()):
         quota.add_metric([partner, str(order)], remaining)
+    opt_outs = GaugeMetricFamily(
+        _OPT_OUT_NUMBERS,
+        "Numbers on the opt-out list, by scope (all: every partner's marketing; else the"
+        " one partner's), as of the last read of the journal (every minute).",
+        labels=["scope"],
+    )
+    for scope, numbers in sorted(s.opt_out_numbers.items()):
+        opt_outs.add_metric([scope or "all"], numbers)
     answer = HistogramMetricFamily(_PARTNER_ANSWER, _PARTNER_ANSWER_HELP)
     if s.answer_latency:
         buckets = cumulative_buckets(ANSWER_LATENCY_BUCKETS, s.answer_latency)
         answer.add_metric([], buckets, s.answer_latency_sum)
-    yield from (binds, outcomes, throttled, opted_out, content, commands, quota, latency, answer)
+    yield from (binds, outcomes, throttled, opted_out, content, commands, quota, opt_outs)
+    yield from (latency, answer)
 
 
 def _partner_descriptions() -> Iterator[Metric]:
     """The per-partner families without samples (for ``describe``)."""
     yield GaugeMetricFamily(_PARTNER_BINDS, "")
     yield GaugeMetricFamily(_PARTNER_QUOTA, "")
+    yield GaugeMetricFamily(_OPT_OUT_NUMBERS, "")
     for name in (
         _PARTNER_OUTCOMES,
         _PARTNER_THROTTLED,

@@ -107,6 +107,7 @@ and ``transactional`` (priority >= 1).
 | partner_content_filtered_total    | counter   | partner, action | content policy: rejected/held  |
 | partner_commands_total            | counter   | partner, command, result | query/cancel/replace  |
 | partner_quota_remaining           | gauge     | partner, order | an active order's remaining     |
+| opt_out_numbers                   | gauge     | scope         | numbers on the opt-out list      |
 | partner_receipt_latency_seconds   | histogram | partner       | accept to receipt sent           |
 | partner_submit_answer_seconds     | histogram |               | submit read to submit_sm_resp    |
 """

@@ -62,7 +62,12 @@ from smppgw.net.partner_commands import (
     multi_destinations,
 )
 from smppgw.net.partner_delivery import ReceiptDelivery
-from smppgw.net.partner_stats import ServerCounters, ServerStatistics
+from smppgw.net.partner_stats import (
+    ServerCounters,
+    ServerStatistics,
+    refresh_gauges,
+    refresh_gauges_every,
+)
 from smppgw.protocol.codec import encode_pdu
 from smppgw.protocol.fields import UnsuccessSme
 from smppgw.protocol.pdus import (
@@ -200,7 +205,7 @@ class PartnerServer:
                     )
 
             await nursery.start(accept)
-            nursery.start_soon(self._refresh_quota_loop)
+            nursery.start_soon(refresh_gauges_every, self.store, self.counters, self.quota_refresh)
             log.info(
                 "partner server listening", host=listen.host, port=self.port, tls_port=self.tls_port
             )
@@ -531,17 +536,8 @@ class PartnerServer:
         self.counters.receipt_sent(system_id, message_id, trio.current_time())
 
     async def refresh_quota(self) -> None:
-        """Read every active order's remaining quota for :meth:`statistics`."""
-        orders = await self.store.active_orders()
-        self.counters.quota = {(o.partner, o.id): o.remaining for o in orders}
-
-    async def _refresh_quota_loop(self) -> None:
-        while True:
-            try:
-                await self.refresh_quota()
-            except StoreError as exc:
-                log.debug("quota gauges not refreshed", error=str(exc))
-            await trio.sleep(self.quota_refresh)
+        """Read the journal's figures behind :meth:`statistics`' gauges now."""
+        await refresh_gauges(self.store, self.counters)
 
     def statistics(self) -> ServerStatistics:
         binds: dict[str, int] = dict.fromkeys(self.partners, 0)

@@ -1,4 +1,5 @@
-"""The partner server's counters and their snapshot (``PartnerServer.statistics()``).
+"""The partner server's counters and their snapshot (``PartnerServer.statistics()``),
+and the reads of the journal behind its gauges (quota, the opt-out list).
 
 Plain ints bumped on the hot path, a frozen snapshot read by the Prometheus collector at
 scrape time (lesson 11): nothing here formats a label or takes a lock. Per-partner
@@ -17,10 +18,23 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
+import structlog
+import trio
+
 from smppgw.protocol.status import CommandStatus
+from smppgw.store import StoreError
+from smppgw.store.opt_out import count_opt_outs
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from smppgw.store import Store
+
+log = structlog.get_logger("smppgw.partners")
+
+#: The opt-out list is counted at every this many reads of the quota (each count is a
+#: scan of the list: a regulator's do-not-call list may hold millions).
+OPT_OUT_REFRESH_EVERY = 4
 
 __all__ = [
     "ANSWER_LATENCY_BUCKETS",
@@ -97,6 +111,9 @@ class ServerStatistics:
     #: when the error says never).
     receipts_refused: int = 0
     quota_remaining: Mapping[tuple[str, int], int] = field(default_factory=dict)
+    #: Numbers on the opt-out list by scope ("": every partner's marketing, else one
+    #: partner's), as of the last read.
+    opt_out_numbers: Mapping[str, int] = field(default_factory=dict)
     #: Accepted submits by :data:`ANSWER_LATENCY_BUCKETS` plus ``+Inf`` (not cumulative).
     answer_latency: tuple[int, ...] = ()
     answer_latency_sum: float = 0.0
@@ -158,6 +175,8 @@ class ServerCounters:
         self.refused: dict[int, int] = {}
         #: (partner, order id) -> remaining, replaced whole by each refresh.
         self.quota: dict[tuple[str, int], int] = {}
+        #: scope -> numbers on the opt-out list, replaced whole by each refresh.
+        self.opt_outs: dict[str, int] = {}
         self._per: dict[str, PartnerCounts] = {}
         self._receipt_due: OrderedDict[int, float] = OrderedDict()
         self._answers = [0] * (len(ANSWER_LATENCY_BUCKETS) + 1)
@@ -219,6 +238,30 @@ class ServerCounters:
             receipts_refused=receipts_refused,
             partners={name: self.partner(name).snapshot(binds.get(name, 0)) for name in names},
             quota_remaining=dict(self.quota),
+            opt_out_numbers=dict(self.opt_outs),
             answer_latency=tuple(self._answers),
             answer_latency_sum=self._answers_sum,
         )
+
+
+async def refresh_gauges(store: Store, counters: ServerCounters, *, opt_outs: bool = True) -> None:
+    """Read what the gauges show of the journal (a scrape cannot await): every active
+    order's remaining quota, and with ``opt_outs`` the size of the opt-out list."""
+    orders = await store.active_orders()
+    counters.quota = {(o.partner, o.id): o.remaining for o in orders}
+    if opt_outs:
+        counters.opt_outs = await store.read(count_opt_outs)
+
+
+async def refresh_gauges_every(store: Store, counters: ServerCounters, seconds: float) -> None:
+    """:func:`refresh_gauges` every ``seconds`` (the opt-out list every
+    :data:`OPT_OUT_REFRESH_EVERY` times), until cancelled; a failed read waits for the
+    next."""
+    serial = 0
+    while True:
+        try:
+            await refresh_gauges(store, counters, opt_outs=serial % OPT_OUT_REFRESH_EVERY == 0)
+        except StoreError as exc:
+            log.debug("quota gauges not refreshed", error=str(exc))
+        serial += 1
+        await trio.sleep(seconds)
