@@ -14,6 +14,7 @@ from carrier_fixtures import wait_for
 from partner_fixtures import esme, partner_daemon
 from test_partner_receipt_refusals import _receive, _submit_with_receipt
 
+from smppgw.app.admin import admin_request
 from smppgw.gateway import mt
 from smppgw.net import carrier_inbound
 from smppgw.protocol.pdus import CancelSm, EnquireLink, QuerySm
@@ -128,3 +129,32 @@ async def test_the_receipt_timeout_sweep_survives_a_failed_read(
         await wait_for(lambda: len(calls) >= 3)  # swept, failed, and swept again
         message_id = await _submit_with_receipt(daemon, port)  # the daemon still serves
         assert message_id
+
+
+async def test_an_admin_command_the_journal_refuses_is_answered_and_the_daemon_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An operator's `smppgw moderation list` while the journal cannot be read gets the
+    error, as does a command that fails for any other reason (a bug); the admin socket
+    and the daemon serve on (the error ended the admin server, and the daemon with it)."""
+    async with partner_daemon(tmp_path) as (daemon, port):
+        monkeypatch.setattr(
+            message_reads, "held_messages", FailingRead(1, message_reads.held_messages)
+        )
+        request = {"cmd": "moderation.list"}
+        path = tmp_path / "admin.sock"
+        failed = await trio.to_thread.run_sync(admin_request, path, request)
+        assert failed["ok"] is False
+        assert "disk I/O error" in failed["error"]
+        assert (await trio.to_thread.run_sync(admin_request, path, request))["ok"] is True
+        assert daemon.store is not None
+
+        async def bug(limit: int = 100) -> list[object]:
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(daemon.store, "held_messages", bug)
+        buggy = await trio.to_thread.run_sync(admin_request, path, request)
+        assert buggy["ok"] is False
+        assert "a bug" in buggy["error"]
+        async with esme(port) as link:  # the daemon still serves partners
+            assert (await link.request(EnquireLink())).command_status == 0

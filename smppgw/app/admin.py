@@ -28,6 +28,7 @@ import trio
 from smppgw.gateway.recovery import outbound_from_stored
 from smppgw.protocol.text import decode_text
 from smppgw.protocol.udh import UdhError, parse_udh
+from smppgw.store import StoreError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -167,6 +168,7 @@ async def _serve_one(stream: trio.SocketStream, commands: AdminCommands) -> None
                 if not chunk:
                     break
                 data += chunk
+            request: Any = {}
             try:
                 request = json.loads(data.split(b"\n", 1)[0] or b"{}")
                 if not isinstance(request, dict):
@@ -174,6 +176,11 @@ async def _serve_one(stream: trio.SocketStream, commands: AdminCommands) -> None
                 answer = await commands.run(request)
             except (ValueError, TypeError) as exc:
                 answer = {"ok": False, "error": str(exc)}
+            except StoreError as exc:  # the journal refuses now: the operator is told
+                answer = {"ok": False, "error": f"the journal refused: {exc}"}
+            except Exception as exc:  # a bug in one command must not end the daemon
+                log.exception("admin command failed", cmd=str(request.get("cmd")))
+                answer = {"ok": False, "error": f"the command failed: {exc!r} (see the log)"}
             await stream.send_all(json.dumps(answer).encode() + b"\n")
     except (trio.TooSlowError, trio.BrokenResourceError):
         pass
