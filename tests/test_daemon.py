@@ -151,6 +151,11 @@ def test_smppgw_run_process_binds_serves_health_and_stops_on_sigterm(tmp_path: P
             assert b"binds_up=1" in r.read()
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
             assert b'smppgw_carrier_binds_up{carrier="sim"} 1.0' in r.read()
+        # systemctl reload: RELOADING=1, then READY=1 once done (else the unit stays
+        # "reloading": a successful reload never said it was done).
+        proc.send_signal(signal.SIGHUP)
+        assert b"RELOADING=1" in notify.recv(4096)
+        assert b"READY=1" in notify.recv(4096)
         proc.send_signal(signal.SIGTERM)
         assert b"STOPPING=1" in notify.recv(4096)
         assert proc.wait(timeout=15) == 0

@@ -14,13 +14,14 @@ from carrier_fixtures import wait_for
 from partner_fixtures import esme, partner_daemon
 from test_partner_receipt_refusals import _receive, _submit_with_receipt
 
+from smppgw.app import partner_accounts
 from smppgw.app.admin import admin_request
 from smppgw.gateway import mt
 from smppgw.net import carrier_inbound
 from smppgw.protocol.pdus import CancelSm, EnquireLink, QuerySm
 from smppgw.protocol.receipt import parse_receipt
 from smppgw.protocol.status import CommandStatus as S
-from smppgw.store import StoreReadFailed, inbound, message_reads, open_store
+from smppgw.store import StoreReadFailed, admin_queries, inbound, message_reads, open_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -157,4 +158,20 @@ async def test_an_admin_command_the_journal_refuses_is_answered_and_the_daemon_g
         assert buggy["ok"] is False
         assert "a bug" in buggy["error"]
         async with esme(port) as link:  # the daemon still serves partners
+            assert (await link.request(EnquireLink())).command_status == 0
+
+
+async def test_a_reload_that_cannot_read_the_partner_accounts_changes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGHUP while the journal cannot be read: refused whole (the reload read the
+    accounts half-way through applying the new config, and the error ended the daemon)."""
+    async with partner_daemon(tmp_path) as (daemon, port):
+        before = daemon.config
+        reads = FailingRead(1, admin_queries.partner_accounts)
+        monkeypatch.setattr(partner_accounts, "partner_accounts", reads)
+        assert await daemon.reload() is False
+        assert daemon.config is before
+        assert await daemon.reload() is True  # the journal reads again
+        async with esme(port) as link:
             assert (await link.request(EnquireLink())).command_status == 0

@@ -68,7 +68,7 @@ from smppgw.gateway.routing import PrefixRouter
 from smppgw.net.carrier import CarrierClient
 from smppgw.net.partner_server import PartnerServer
 from smppgw.scenarios.builtin.optout import partner_scopes
-from smppgw.store import Store
+from smppgw.store import Store, StoreError
 from smppgw.store.inbound import unprocessed_inbound
 
 if TYPE_CHECKING:
@@ -450,6 +450,13 @@ class Daemon:
             await self.notifier.ready("reload refused: invalid config")
             return False
         assert self.pipeline is not None
+        assert self.store is not None
+        try:  # read before anything changes: a journal that fails now leaves all as it was
+            partners = await load_partners(self.store, new.partners)
+        except StoreError as exc:
+            log.error("reload refused: the journal's partner accounts unread", error=str(exc))
+            await self.notifier.ready("reload refused: journal unreadable")
+            return False
         old = {c.name: c for c in self.config.carriers}
         fresh = {c.name: c for c in new.carriers}
         changed = [n for n in old if n in fresh and fresh[n] != old[n]]
@@ -458,10 +465,9 @@ class Daemon:
         self.pipeline.router = PrefixRouter(new.route_table(), new.default_route)
         self.pipeline.max_pending = new.server.max_pending_messages
         self.config = new
-        assert self.store is not None
         # Partners: the new config's, with the accounts changed from the CLI; the
         # server's settings come along (self.config is the new one already).
-        await self._apply_partners(await load_partners(self.store, new.partners))
+        await self._apply_partners(partners)
         if self.server is not None:
             self.server.admission.vendor_tags = new.vendor_tlv_tags()
             self.server.admission.cut_room = new.cut_room()
@@ -487,6 +493,7 @@ class Daemon:
             removed=removed,
             unchanged=[n for n in old if n in fresh and n not in changed],
         )
+        await self.notifier.ready(self._readiness()[1])  # systemd: the reload is done
         return True
 
     async def _signals(self) -> None:
