@@ -41,7 +41,7 @@ from smppgw.scenarios.engine import ScenarioEngine
 from smppgw.scenarios.handler import Event, Extra, Outcome
 from smppgw.scenarios.member_id import MemberIdFormat
 from smppgw.scenarios.mo_parts import MoAssembler, WholeMo, part_of
-from smppgw.store import InboundKind
+from smppgw.store import InboundKind, StoreError
 from smppgw.store.airtime import pending_charge_requests
 from smppgw.store.inbound import unprocessed_inbound
 
@@ -81,6 +81,8 @@ def statement_due(local: datetime, day: str | int, at: str) -> str | None:
 #: Seconds the parts of an MO wait for the missing ones before the message is handled
 #: with what came.
 MO_PARTS_TIMEOUT = 60.0
+#: Seconds before an MO the journal refused to handle is handled again.
+RETRY_DELAY = 2.0
 
 
 class ScenarioService:
@@ -100,6 +102,8 @@ class ScenarioService:
         self.charging = ChargingStatistics()
         self.parts = MoAssembler(timeout=MO_PARTS_TIMEOUT)
         self._parts_changed = trio.Event()
+        #: Whole messages the journal refused to handle: tried again (``_expire_parts``).
+        self._wholes_retry: list[WholeMo] = []
         self._nursery: trio.Nursery | None = None
         self._charging_started = False
         table = load_scenarios(settings.directory)  # ConfigError: refuse to start
@@ -123,8 +127,7 @@ class ScenarioService:
             if part is not None:
                 ready = self.parts.add(inbound_id, pdu, part, trio.current_time())
                 self._parts_changed.set()
-                for whole in ready:
-                    await self._on_whole(whole)
+                await self._handle_wholes(ready)
                 return True
         return await self.engine.on_mo(inbound_id, pdu, help_if_unmatched=not partner_owned)
 
@@ -141,15 +144,36 @@ class ScenarioService:
             )
         await self.engine.on_mo(whole.inbound_ids[0], whole.pdu, also_inbound=whole.inbound_ids[1:])
 
+    async def _handle_wholes(self, wholes: list[WholeMo]) -> None:
+        """Handle put-together messages in order; from the first the journal refuses
+        on, they wait in :attr:`_wholes_retry` (their parts have left the assembler, so
+        handing a part on again would find it a repeat)."""
+        for index, whole in enumerate(wholes):
+            try:
+                await self._on_whole(whole)
+            except StoreError as exc:
+                log.warning(
+                    "MO in parts not handled now (the journal refused); trying again",
+                    inbound_ids=list(whole.inbound_ids),
+                    error=str(exc),
+                )
+                self._wholes_retry.extend(wholes[index:])
+                self._parts_changed.set()
+                return
+
     async def _expire_parts(self) -> None:
-        """Messages whose missing parts did not come within ``MO_PARTS_TIMEOUT``."""
+        """Messages whose missing parts did not come within ``MO_PARTS_TIMEOUT``, and
+        those the journal refused to handle (every ``RETRY_DELAY``)."""
         while True:
             deadline = self.parts.next_deadline()
+            if self._wholes_retry:
+                retry_at = trio.current_time() + RETRY_DELAY
+                deadline = retry_at if deadline is None else min(deadline, retry_at)
             with trio.move_on_at(math.inf if deadline is None else deadline):
                 await self._parts_changed.wait()
             self._parts_changed = trio.Event()
-            for whole in self.parts.expire(trio.current_time()):
-                await self._on_whole(whole)
+            retry, self._wholes_retry = self._wholes_retry, []
+            await self._handle_wholes([*retry, *self.parts.expire(trio.current_time())])
 
     # -- reload ----------------------------------------------------------------------
 
@@ -204,11 +228,17 @@ class ScenarioService:
         return await self.engine.on_event(event)
 
     async def _watch_events_dir(self) -> None:
+        """Poll the events directory. A file the journal (or the disk) refuses now stays
+        where it is and is read again at the next poll: each event's key makes a second
+        reading harmless."""
         while True:
             directory = self.settings.events_dir
             if directory is not None:
-                for path in await trio.to_thread.run_sync(_event_files, directory):
-                    await self._process_event_file(path)
+                try:
+                    for path in await trio.to_thread.run_sync(_event_files, directory):
+                        await self._process_event_file(path)
+                except (StoreError, OSError) as exc:
+                    log.warning("events not read now; trying again", error=str(exc))
             await trio.sleep(EVENTS_POLL)
 
     async def _process_event_file(self, path: Path) -> None:
@@ -243,7 +273,16 @@ class ScenarioService:
                 if month is not None:
                     for scenario in list(self.engine.table.scenarios.values()):
                         if scenario.file.enabled and hasattr(scenario.handler, "statement"):
-                            await self.send_statement(scenario, month)
+                            try:
+                                await self.send_statement(scenario, month)
+                            except StoreError as exc:  # sent at the next poll (its key)
+                                log.warning(
+                                    "statement not sent now; trying again",
+                                    scenario=scenario.name,
+                                    error=str(exc),
+                                )
+                            except Exception:  # a handler's bug must not end the daemon
+                                log.exception("statement failed", scenario=scenario.name)
             await trio.sleep(STATEMENT_POLL)
 
     async def send_statement(self, scenario: LoadedScenario, month: str) -> str:

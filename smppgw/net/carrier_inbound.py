@@ -89,6 +89,8 @@ class CarrierInbound:
         self._mo_sink = mo_sink
         self._clock = clock
         self._held: list[tuple[float, int, DeliverSm, int]] = []
+        #: (when, one sender's MO from the first that failed on): handed on again then.
+        self._mo_retry: list[tuple[float, list[tuple[int, DeliverSm]]]] = []
         self._sessions: weakref.WeakKeyDictionary[SmppLink, str] = weakref.WeakKeyDictionary()
         self._session_serial = 0
         # Per bind, the last MO serial whose answer the carrier read (MoKey); the
@@ -229,9 +231,22 @@ class CarrierInbound:
         return frozenset(s for link, s in self._sessions.items() if not link.closed)
 
     async def _sink_in_order(self, items: list[tuple[int, DeliverSm]]) -> None:
+        """Hand one sender's MO on in order. One the journal refuses now (a scenario's
+        step or the partner's outbox cannot be written) is handed on again a little
+        later, with those behind it: it is journaled and answered already, so nothing
+        is lost, and the error must not end the bind (nor, through it, the daemon)."""
         assert self._mo_sink is not None
-        for inbound_id, pdu in items:
-            await self._mo_sink(inbound_id, pdu, self.name)
+        for index, (inbound_id, pdu) in enumerate(items):
+            try:
+                await self._mo_sink(inbound_id, pdu, self.name)
+            except StoreError as exc:
+                self.log.warning(
+                    "MO not handled now (the journal refused); trying again",
+                    inbound_id=inbound_id,
+                    error=str(exc),
+                )
+                self._mo_retry.append((trio.current_time() + HELD_RECEIPT_DELAY, items[index:]))
+                return
 
     def _inbound(
         self,
@@ -309,10 +324,16 @@ class CarrierInbound:
 
     async def retry_held_receipts(self) -> None:
         """Receipts that came before their submit_sm_resp was known: try again a few
-        times, then count them unmatched (they stay in the journal for reconciliation)."""
+        times, then count them unmatched (they stay in the journal for reconciliation).
+        And MO the journal refused to handle (:meth:`_sink_in_order`): again, as long
+        as it takes."""
         while True:
             await trio.sleep(HELD_RECEIPT_DELAY / 2)
             now = trio.current_time()
+            mo_due = [items for when, items in self._mo_retry if when <= now]
+            self._mo_retry = [(w, items) for w, items in self._mo_retry if w > now]
+            for items in mo_due:
+                await self._sink_in_order(items)
             due = [h for h in self._held if h[0] <= now]
             if not due:
                 continue
