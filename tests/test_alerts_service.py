@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from email.message import Message
     from pathlib import Path
 
+    import pytest
+
 NOW = 1_790_000_000.0
 PARTNER_MAIL = "ops@acme.example"
 OPERATOR_MAIL = "noc@gw.example"
@@ -408,3 +410,26 @@ async def test_alert_sms_owe_no_partner_receipt_and_long_texts_split(tmp_path: P
         )
         for state in (MessageState.DELIVERED, MessageState.FAILED):
             assert partner_receipt(info, state, status=None, error=None, now=NOW) is None
+
+
+async def test_a_check_that_fails_is_counted_and_the_next_pass_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug in one check (or a store error that is not a disk one) is logged and
+    counted; it used to leave the task and end the daemon."""
+    async with rig(tmp_path) as r:
+        service = r.service(check_interval=0.01)
+        passes: list[int] = []
+
+        async def broken(now: float) -> None:
+            passes.append(1)
+            raise RuntimeError("a bug")
+
+        monkeypatch.setattr(service, "_check_orders", broken)
+        async with trio.open_nursery() as nursery:
+            await nursery.start(service.run)
+            with trio.fail_after(5):
+                while len(passes) < 3:  # noqa: ASYNC110 - the passes go on
+                    await trio.sleep(0.01)
+            nursery.cancel_scope.cancel()
+        assert service.statistics().check_errors >= 3

@@ -14,7 +14,7 @@ import pytest
 import trio
 from scenario_fixtures import SUBSCRIBER, ScenarioRig, scenario, scenario_rig
 from test_scenario_airtime import COMMANDS, OTHER, advances, profile
-from test_store_read_failures import FailingRead
+from test_store_failures import FailingRead
 
 from smppgw.scenarios import charging_http
 from smppgw.scenarios.charging_http import (

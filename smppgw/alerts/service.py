@@ -147,6 +147,9 @@ class AlertService:
         except StoreError as exc:
             self._check_errors += 1
             log.warning("alert check failed", error=str(exc))
+        except Exception:  # a bug in one check must not end the daemon: the next pass
+            self._check_errors += 1
+            log.exception("alert check failed")
 
     # -- what is due ---------------------------------------------------------------
 

@@ -182,7 +182,15 @@ class Daemon:
                     services.cancel_scope.cancel()
             with trio.move_on_after(self.stop_timeout), trio.CancelScope(shield=True):
                 assert self.pipeline is not None
-                await self.pipeline.flush()
+                try:
+                    await self.pipeline.flush()
+                except StoreError as exc:  # said plainly, not as a traceback on the way out
+                    log.error(
+                        "carrier outcomes not written at stop: messages the carriers took"
+                        " are sent again after the next start (possible duplicates), their"
+                        " receipts replayed from the journal",
+                        error=str(exc),
+                    )
             if bounded.cancelled_caught:
                 log.warning("stop took longer than allowed; pending work stays journaled")
             root.cancel_scope.cancel()

@@ -1,7 +1,8 @@
-"""A read of the journal that fails (an I/O error, a lock held past the busy timeout)
-is a :class:`StoreReadFailed` the caller answers or retries, not an exception that ends
-the partner's session or the daemon. Made to fail by replacing the read function the
-store calls with one that raises what SQLite raises."""
+"""The journal failing under a running daemon: a read that fails (an I/O error, a lock
+held past the busy timeout) is a :class:`StoreReadFailed` the caller answers or
+retries, and no store error (nor a bug) in a partner command, an admin command, a
+reload or the stop ends the partner's session or the daemon. Made to fail by replacing
+the read function the store calls with one that raises what SQLite raises."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pytest
 import trio
 from carrier_fixtures import wait_for
 from partner_fixtures import esme, partner_daemon
+from test_opt_out import _Log
 from test_partner_receipt_refusals import _receive, _submit_with_receipt
 
+from smppgw.app import daemon as daemon_module
 from smppgw.app import partner_accounts
 from smppgw.app.admin import admin_request
 from smppgw.gateway import mt
@@ -21,7 +24,14 @@ from smppgw.net import carrier_inbound
 from smppgw.protocol.pdus import CancelSm, EnquireLink, QuerySm
 from smppgw.protocol.receipt import parse_receipt
 from smppgw.protocol.status import CommandStatus as S
-from smppgw.store import StoreReadFailed, admin_queries, inbound, message_reads, open_store
+from smppgw.store import (
+    StoreReadFailed,
+    StoreUnavailable,
+    admin_queries,
+    inbound,
+    message_reads,
+    open_store,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -175,3 +185,21 @@ async def test_a_reload_that_cannot_read_the_partner_accounts_changes_nothing(
         assert await daemon.reload() is True  # the journal reads again
         async with esme(port) as link:
             assert (await link.request(EnquireLink())).command_status == 0
+
+
+async def test_a_stop_whose_last_flush_the_journal_refuses_still_stops_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Said as one error line (what happens to those messages), not a traceback."""
+    logged = _Log()
+    monkeypatch.setattr(daemon_module, "log", logged)
+    async with partner_daemon(tmp_path) as (daemon, _port):
+        assert daemon.pipeline is not None
+
+        async def flush() -> None:
+            raise StoreUnavailable("disk full")
+
+        monkeypatch.setattr(daemon.pipeline, "flush", flush)
+    said = [level for level, event, _ in logged.calls if event.startswith("carrier outcomes not")]
+    assert said == ["error"]
+    assert any(event == "smppgw stopped" for _, event, _ in logged.calls)
