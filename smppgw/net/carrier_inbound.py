@@ -277,16 +277,17 @@ class CarrierInbound:
     async def _apply_receipt(self, key: str, state: int, error: str | None) -> bool:
         return await self.pipeline.match_receipt(self.name, key, ReceiptState(state), error)
 
-    async def _try_receipt(self, key: str, state: int, error: str | None) -> bool:
-        """:meth:`_apply_receipt` on a live bind: False also when the journal could not
-        be read now (the receipt is held and tried again, as one that came too early).
-        A restart's replay uses the raising one: a receipt it cannot apply stays
-        unprocessed for the next start rather than being counted unmatched."""
+    async def _try_receipt(self, key: str, state: int, error: str | None) -> bool | None:
+        """:meth:`_apply_receipt` on a live bind; None when the journal could not be
+        read now: the receipt is held and tried again, as one that came too early, but
+        such a try does not count towards giving up on it (it is not unmatched). A
+        restart's replay uses the raising one: a receipt it cannot apply stays
+        unprocessed for the next start."""
         try:
             return await self._apply_receipt(key, state, error)
         except StoreError as exc:
             self.log.warning("cannot match a receipt now; holding it", error=str(exc))
-            return False
+            return None
 
     async def replay_unapplied(self, rows: Sequence[StoredInbound]) -> int:
         """Apply this carrier's receipts among ``rows`` (the journal's unprocessed
@@ -346,10 +347,12 @@ class CarrierInbound:
                     key = (resp_key if info.from_tlv else receipt_key)(info.carrier_id, fmt)
                 except MessageIdError:
                     key = info.carrier_id
-                if await self._try_receipt(key, int(info.state), info.error):
+                applied = await self._try_receipt(key, int(info.state), info.error)
+                if applied:
                     done.append(inbound_id)
-                elif tries < HELD_RECEIPT_TRIES:
-                    self._held.append((now + HELD_RECEIPT_DELAY, tries + 1, pdu, inbound_id))
+                elif applied is None or tries < HELD_RECEIPT_TRIES:
+                    tries += applied is not None  # a journal that failed: not a try
+                    self._held.append((now + HELD_RECEIPT_DELAY, tries, pdu, inbound_id))
                 else:
                     self.pipeline.receipt_unmatched()
                     self.log.warning("receipt matches no message", carrier_id=info.carrier_id)
