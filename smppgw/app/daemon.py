@@ -462,7 +462,7 @@ class Daemon:
         try:  # read before anything changes: a journal that fails now leaves all as it was
             partners = await load_partners(self.store, new.partners)
         except StoreError as exc:
-            log.error("reload refused: the journal's partner accounts unread", error=str(exc))
+            log.error("reload refused: cannot read the partner accounts", error=str(exc))
             await self.notifier.ready("reload refused: journal unreadable")
             return False
         old = {c.name: c for c in self.config.carriers}
