@@ -74,7 +74,8 @@ async def test_an_event_file_the_journal_refuses_is_read_again(
         lines = [{"kind": "topup", "msisdn": f"8490000000{n}", "amount": 10} for n in (1, 2)]
         (events / "batch.jsonl").write_text("\n".join(json.dumps(x) for x in lines) + "\n")
         await wait_for(lambda: any((events / "done").glob("*")), within=15)
-        for n in (1, 2):
+        for n in (1, 2):  # the replies go out after the file is done: waited for
+            await wait_for(lambda n=n: bool(_replies_to(sim, f"8490000000{n}")), within=10)
             assert _replies_to(sim, f"8490000000{n}") == ["Thank you for your top-up of 10."]
         assert len(tries) == 3  # the first line refused, then both written
         daemon.request_stop()
