@@ -189,7 +189,7 @@ class CarrierClient:
         async with trio.open_nursery() as nursery:
             for index in range(self.settings.binds):
                 nursery.start_soon(self._bind_loop, index)
-            nursery.start_soon(self.inbound.retry_held_receipts)
+            nursery.start_soon(self.inbound.retry_held)
             if self.settings.outbind_listen is not None:
                 endpoint = self.settings.outbind_listen
                 await nursery.start(

@@ -323,7 +323,7 @@ class CarrierInbound:
             self.log.info("replayed receipts journaled before the last stop", count=len(done))
         return len(done)
 
-    async def retry_held_receipts(self) -> None:
+    async def retry_held(self) -> None:
         """Receipts that came before their submit_sm_resp was known: try again a few
         times, then count them unmatched (they stay in the journal for reconciliation).
         And MO the journal refused to handle (:meth:`_sink_in_order`): again, as long

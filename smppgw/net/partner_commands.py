@@ -62,7 +62,7 @@ from smppgw.protocol.tlv import Tag
 from smppgw.store import MessageState, QuotaRefusal, StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from smppgw.gateway.admission import Admission
     from smppgw.gateway.mt import MtPipeline
@@ -284,35 +284,17 @@ class MessageCommands:
         )
 
     async def cancel(self, system_id: str, pdu: CancelSm) -> Pdu:
-        """``cancel_sm`` of one message still waiting here (SMPP 3.4 4.9)."""
+        """``cancel_sm`` of one message still waiting here (SMPP 3.4 4.9), or, without
+        a message id, of the partner's messages between the two addresses (4.9.1)."""
         if not pdu.message_id:
             return await self._cancel_by_addresses(system_id, pdu)
         stored = await self._own(system_id, pdu, S.ESME_RCANCELFAIL)
         if isinstance(stored, Pdu):
             return stored
-        if stored.state not in _QUEUED:
-            return make_response(pdu, S.ESME_RCANCELFAIL)
-        outbound = None
-        if stored.state is MessageState.ACCEPTED:
-            outbound = self.pipeline.withdraw(stored)
-            if outbound is None:  # being sent, tried already, or not queued
-                return make_response(pdu, S.ESME_RCANCELFAIL)
-        try:
-            done = await self.store.cancel_queued(stored.id, stored.state, CANCELLED)
-        except StoreError as exc:
-            done, status = False, exc.command_status
-        else:
-            status = S.ESME_RCANCELFAIL
-        if not done:
-            if outbound is not None:
-                self.pipeline.put_back(outbound)
-            return make_response(pdu, status)
-        log.info("message cancelled by partner", system_id=system_id, message_id=stored.id)
-        return make_response(pdu)
+        status = await self._cancel_found(system_id, [stored])
+        return make_response(pdu, status)
 
     async def _cancel_by_addresses(self, system_id: str, pdu: CancelSm) -> Pdu:
-        """``cancel_sm`` without a message id: the partner's messages between the two
-        addresses still waiting here, each as :meth:`cancel` would one (4.9.1)."""
         if not pdu.source_addr:
             return make_response(pdu, S.ESME_RINVSRCADR)
         if not pdu.destination_addr:
@@ -328,6 +310,13 @@ class MessageCommands:
             )
         except StoreError:
             return make_response(pdu, S.ESME_RCANCELFAIL)
+        return make_response(pdu, await self._cancel_found(system_id, found))
+
+    async def _cancel_found(self, system_id: str, found: Sequence[StoredMessage]) -> int:
+        """Cancel those of ``found`` still waiting here (held, or queued untouched:
+        taken out of the carrier queues first, synchronously); the status to answer:
+        ``ESME_ROK`` when at least one was, else why not. One that the journal did not
+        cancel goes back in its place."""
         withdrawn = self.pipeline.withdraw_many(
             [m for m in found if m.state is MessageState.ACCEPTED]
         )
@@ -341,14 +330,18 @@ class MessageCommands:
                 done = await self.store.cancel_queued_many(items, CANCELLED)
             except StoreError as exc:
                 status = exc.command_status
+        ids: list[int] = []
         # Back in their order: each goes to the front of its queue.
         for (message_id, _), cancelled in reversed(list(zip(items, done, strict=True))):
-            if not cancelled and message_id in withdrawn:
+            if cancelled:
+                ids.append(message_id)
+            elif message_id in withdrawn:
                 self.pipeline.put_back(withdrawn[message_id])
-        if not any(done):
-            return make_response(pdu, status)
-        log.info("messages cancelled by partner", system_id=system_id, count=sum(done))
-        return make_response(pdu)
+        if not ids:
+            return status
+        ids.reverse()
+        log.info("cancelled by partner", system_id=system_id, message_ids=ids[:20], count=len(ids))
+        return S.ESME_ROK
 
     async def replace(self, system_id: str, pdu: ReplaceSm) -> Pdu:
         """``replace_sm`` of one message still waiting here (SMPP 3.4 4.10)."""

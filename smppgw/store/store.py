@@ -250,14 +250,8 @@ class Store:
     ) -> bool:
         """A partner's cancel: ``from_state`` -> ``rejected``, quota released; False when
         the message has left ``from_state`` (see ``journal.cancel_queued``)."""
-        fn = partial(
-            journal.cancel_queued,
-            message_id=message_id,
-            from_state=from_state,
-            error=error,
-            now=self._clock(),
-        )
-        return await self._writer.submit(fn, nowait=nowait)
+        [done] = await self.cancel_queued_many([(message_id, from_state)], error, nowait=nowait)
+        return done
 
     async def cancel_queued_many(
         self, items: Sequence[tuple[int, MessageState]], error: str, *, nowait: bool = False
